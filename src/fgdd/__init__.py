@@ -1,0 +1,3 @@
+"""fgdd: foreground-aware dataset distillation."""
+
+__version__ = "0.1.0"
