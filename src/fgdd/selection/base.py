@@ -1,0 +1,77 @@
+"""What every selector shares: the selector interface and tolerant image loading."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import torch
+from PIL import Image
+from torch import nn
+
+from fgdd.errors import CorruptImageError, FgddError
+from fgdd.selection.distilled_set import Patch
+
+log = logging.getLogger(__name__)
+
+Selection = dict[int, list[Patch]]  # label -> the class's patches, ranked best first
+
+
+class ImageSource(Protocol):
+    classes: list[str]
+
+    def load_rgb(self, index: int) -> Image.Image: ...
+    def relpath(self, index: int) -> str: ...
+    def indices_of_class(self, label: int) -> list[int]: ...
+
+
+class Selector(Protocol):
+    factor: int
+
+    def select(
+        self,
+        split: ImageSource,
+        observer: nn.Module | None,
+        *,
+        ipc: int,
+        seed: int,
+        input_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: torch.device,
+    ) -> Selection: ...
+
+
+class TolerantLoader:
+    """Loads source images, skipping unreadable ones with a warning; too many failures stop the run."""
+
+    def __init__(self, split: ImageSource, max_bad_fraction: float) -> None:
+        self.split = split
+        self.max_bad_fraction = max_bad_fraction
+        self.seen = 0
+        self.bad: list[str] = []
+
+    def __call__(self, indices: Sequence[int]) -> Iterator[tuple[int, Image.Image]]:
+        for index in indices:
+            self.seen += 1
+            try:
+                image = self.split.load_rgb(index)
+            except CorruptImageError as error:
+                self.bad.append(self.split.relpath(index))
+                log.warning("skipping unreadable image: %s", error)
+                if len(self.bad) > self.max_bad_fraction * max(self.seen, 1) and len(self.bad) > 1:
+                    raise FgddError(
+                        f"{len(self.bad)} of {self.seen} images could not be read (more than "
+                        f"max_bad_fraction={self.max_bad_fraction}); first: {self.bad[:5]}"
+                    ) from error
+                continue
+            yield index, image
+
+
+def require_enough(class_id: str, available: int, needed: int, what: str) -> None:
+    if available < needed:
+        raise FgddError(
+            f"class {class_id!r} has {available} usable images but {what} needs {needed}; "
+            "lower ipc, or use a dataset with more images per class"
+        )

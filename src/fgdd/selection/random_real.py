@@ -1,0 +1,52 @@
+"""Baseline: ipc random real images per class, each resized to the full input (no mosaic, no teacher)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from fgdd.selection.base import ImageSource, Selection, TolerantLoader, require_enough
+from fgdd.selection.candidates import crop_to_patch, draw_images, whole_image_box
+from fgdd.selection.distilled_set import Patch
+
+
+class RandomRealSelector:
+    factor = 1
+
+    def __init__(self, max_bad_fraction: float = 0.01) -> None:
+        self.max_bad_fraction = max_bad_fraction
+
+    def select(
+        self,
+        split: ImageSource,
+        observer: nn.Module | None,
+        *,
+        ipc: int,
+        seed: int,
+        input_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: torch.device,
+    ) -> Selection:
+        load = TolerantLoader(split, self.max_bad_fraction)
+        selection: Selection = {}
+        for label, class_id in enumerate(split.classes):
+            # draw a few spares so an unreadable image is replaced, not a short class
+            drawn = draw_images(split.indices_of_class(label), ipc + max(2, ipc // 10), seed, label)
+            patches = [
+                Patch(
+                    label=label,
+                    source=split.relpath(index),
+                    box=whole_image_box(image),
+                    source_size=image.size,
+                    score=None,
+                    pixels=crop_to_patch(image, whole_image_box(image), input_size),
+                    path="resize",
+                )
+                for index, image in load(drawn)
+            ][:ipc]
+            require_enough(class_id, len(patches), ipc, f"ipc={ipc}")
+            selection[label] = patches
+        return selection
