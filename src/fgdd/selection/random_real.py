@@ -15,7 +15,8 @@ from fgdd.selection.distilled_set import Patch
 class RandomRealSelector:
     factor = 1
 
-    def __init__(self, max_bad_fraction: float = 0.01) -> None:
+    def __init__(self, name: str = "random_real", max_bad_fraction: float = 0.01) -> None:
+        self.name = name
         self.max_bad_fraction = max_bad_fraction
 
     def select(

@@ -24,6 +24,7 @@ class RDEDSelector:
     def __init__(
         self,
         factor: int,
+        name: str = "rded",
         num_candidates: int = 5,
         mipc: int = 300,
         crop_scale: Sequence[float] = (0.08, 1.0),
@@ -33,6 +34,7 @@ class RDEDSelector:
     ) -> None:
         if factor < 1 or num_candidates < 1 or mipc < 1:
             raise ConfigError(f"selector needs factor, num_candidates, mipc >= 1; got {factor}, {num_candidates}, {mipc}")
+        self.name = name
         self.factor = factor
         self.num_candidates = num_candidates
         self.mipc = mipc

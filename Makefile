@@ -1,0 +1,37 @@
+# fgdd: `make help` lists the targets. `make demo` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export WANDB_MODE ?= disabled
+DEMO_DIR ?= outputs/sweeps/demo
+
+.PHONY: help install demo test test-slow clean-venv
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --no-build-isolation -e '.[dev,segment]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)  ## create .venv (if missing) and install fgdd with its dev and segmentation extras
+
+demo: $(STAMP)  ## offline demo: shapes dataset, rded vs random_real, prints a table (~minutes on 2 CPUs)
+	$(PY) -m fgdd.run -m experiment=demo selector=rded,random_real
+	$(PY) -m fgdd.report $(DEMO_DIR)
+
+test: $(STAMP)  ## the test suite (offline; slow tests excluded)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)  ## only the slow end-to-end tests on real data
+	$(PY) -m pytest -q -m slow
+
+clean-venv:  ## remove .venv (nothing else is ever deleted)
+	rm -rf $(VENV)

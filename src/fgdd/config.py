@@ -1,0 +1,54 @@
+"""OmegaConf resolvers used by conf/ and the checks that run before any work starts."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+from omegaconf import DictConfig, OmegaConf
+
+from fgdd.errors import ConfigError
+
+
+def _accelerator(device: str) -> str:
+    return "auto" if device == "auto" else ("gpu" if str(device).startswith("cuda") else "cpu")
+
+
+def _devices(device: str) -> int | list[int]:
+    device = str(device)
+    return [int(device.split(":")[1])] if device.startswith("cuda:") else 1
+
+
+def _convnet_depth(input_size: int) -> int:
+    # RDED's ConvNet-D halves the map D times and ends at 4x4: 32 px -> 3, 64 -> 4, 128 -> 5, 256 -> 6
+    depth = math.log2(int(input_size) / 4)
+    if depth != int(depth) or depth < 1:
+        raise ConfigError(f"no ConvNet depth ends at 4x4 for input_size={input_size}; set model.net.depth")
+    return int(depth)
+
+
+def _short_hash(text: str) -> str:
+    # run folders are named by a hash of the command-line overrides: stable across reruns (so they resume),
+    # different for different settings (so parallel jobs never share a folder)
+    return hashlib.sha256(str(text).encode()).hexdigest()[:8]
+
+
+def register_resolvers() -> None:
+    resolvers = {
+        "accelerator": _accelerator, "devices": _devices, "convnet_depth": _convnet_depth, "short_hash": _short_hash,
+    }
+    for name, fn in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Type checks for the top-level settings (YAML and the command line give strings where ints are meant)."""
+    for key in ("ipc", "seed"):
+        value = cfg[key]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{key} must be an integer, got {value!r} ({type(value).__name__})")
+    if cfg.ipc < 1:
+        raise ConfigError(f"ipc must be at least 1, got {cfg.ipc}")
+    if not isinstance(cfg.device, str):
+        raise ConfigError(f"device must be a string like auto, cpu or cuda:0; got {cfg.device!r}")

@@ -1,0 +1,50 @@
+"""Fetching public archives with torchvision's downloader; every failure becomes one DownloadUnavailableError."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+from fgdd.errors import DownloadUnavailableError
+
+# Seconds before a silent connection counts as offline (urllib's default is to wait forever).
+NETWORK_TIMEOUT_S = 20.0
+
+
+def _download_and_extract(url: str, download_root: Path, filename: str | None, md5: str | None) -> None:
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    download_and_extract_archive(url, str(download_root), filename=filename, md5=md5)
+
+
+def fetch_folder(url: str, md5: str | None, folder: str, dest: Path, *, what: str, layout: str) -> Path:
+    """Download the archive at `url` and move the `folder` it holds to `dest` (atomically; no partial data)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".download-{folder}-", dir=dest.parent))
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(NETWORK_TIMEOUT_S)
+    try:
+        _download_and_extract(url, tmp, Path(url).name, md5)
+        extracted = tmp / folder
+        if not extracted.is_dir():
+            raise RuntimeError(f"the archive did not contain the folder {folder!r}")
+        extracted.rename(dest)
+    except Exception as error:  # any failure (offline, DNS, HTTP, checksum, disk) means: place the files by hand
+        raise DownloadUnavailableError(
+            f"{what}: download failed ({type(error).__name__}: {error}). Without network access, obtain the "
+            f"archive {Path(url).name} elsewhere and unpack it so that {dest} holds {layout}; then run with "
+            "download=false."
+        ) from error
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder, never user data
+    return dest
+
+
+def no_download(what: str, dest: Path, layout: str) -> DownloadUnavailableError:
+    return DownloadUnavailableError(
+        f"{what}: fgdd cannot download this dataset. Place the files so that {dest} holds {layout}, "
+        "then run with download=false."
+    )

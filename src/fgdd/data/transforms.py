@@ -1,0 +1,32 @@
+"""The image transforms of RDED's protocol (evaluation, teacher training) and a plain resize."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torchvision import transforms as T
+
+
+def eval_transform(input_size: int, mean: Sequence[float], std: Sequence[float]) -> T.Compose:
+    # RDED's test transform: resize the short side to input * 8/7 (256 for 224), then centre-crop.
+    return T.Compose([
+        T.Resize(int(input_size * 8 / 7)),
+        T.CenterCrop(input_size),
+        T.ToTensor(),
+        T.Normalize(mean, std),
+    ])
+
+
+def teacher_train_transform(input_size: int, mean: Sequence[float], std: Sequence[float]) -> T.Compose:
+    # The CIFAR recipe (pad by 1/8 and crop, flip) at any input size; reflect padding avoids black borders.
+    return T.Compose([
+        T.Resize((input_size, input_size)),
+        T.RandomCrop(input_size, padding=input_size // 8, padding_mode="reflect"),
+        T.RandomHorizontalFlip(),
+        T.ToTensor(),
+        T.Normalize(mean, std),
+    ])
+
+
+def resize_to_tensor(size: int) -> T.Compose:
+    return T.Compose([T.Resize((size, size)), T.ToTensor()])

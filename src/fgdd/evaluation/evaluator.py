@@ -1,0 +1,207 @@
+"""RDED's relabel + eval protocol: train a fresh student on the distilled set with the teacher's soft labels,
+test it on the full val split."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from fgdd.errors import ConfigError, FgddError
+from fgdd.evaluation.augment import StudentTrainTransform, student_eval_transform
+from fgdd.evaluation.loaders import AugmentedDistilledSet, SeededEpochSampler, seed_worker
+from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, validation_epochs
+from fgdd.utils.seeding import derive_seed, seed_everything
+
+# Trainer arguments the evaluator owns; a trainer config that sets them would silently lose
+_OWNED_TRAINER_KEYS = ("max_epochs", "min_epochs", "max_steps", "check_val_every_n_epoch", "logger")
+
+# RDED (argument.py): batch size by IPC, for the three IPCs it defines
+_RDED_IPC_BATCH = {1: 10, 10: 50, 50: 100}
+
+
+def rded_batch_size(ipc: int, num_classes: int) -> int:
+    if ipc < 1 or num_classes < 1:
+        raise ConfigError(f"ipc and num_classes must be positive, got ipc={ipc}, num_classes={num_classes}")
+    if num_classes == 200:
+        batch = 100  # RDED special-cases Tiny-ImageNet (200 classes): 100 at every IPC
+    else:
+        # RDED defines only IPC 1, 10 and 50; any other IPC takes the rule of the nearest of those on a log scale
+        # (IPC 2-3 -> IPC 1's 10, IPC 4-22 -> IPC 10's 50, IPC 23+ -> IPC 50's 100), since batch size tracks the
+        # order of magnitude of the set size
+        nearest = min(_RDED_IPC_BATCH, key=lambda k: (abs(math.log(ipc / k)), k))
+        batch = _RDED_IPC_BATCH[nearest] * (2 if num_classes >= 100 else 1)  # RDED doubles for 100 and 1000 classes
+    return min(batch, ipc * num_classes)  # RDED caps the batch at the set size
+
+
+def _teacher_state(teacher: nn.Module | None) -> Callable[[], None]:
+    # Lightning moves the whole module (teacher included) to the CPU at teardown and the student module freezes
+    # the teacher; the caller gets its teacher back where and as it was (it may still score other sets)
+    if teacher is None:
+        return lambda: None
+    params = list(teacher.parameters())
+    device = params[0].device if params else None
+    flags = [p.requires_grad for p in params]
+    training = teacher.training
+
+    def restore() -> None:
+        if device is not None:
+            teacher.to(device)
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+        teacher.train(training)
+
+    return restore
+
+
+class SoftLabelEvaluator:
+    def __init__(
+        self,
+        epochs: int = 300,
+        batch_size: int | None = None,  # None: RDED's rule from ipc and num_classes
+        temperature: float = 20.0,  # RDED's T for CutMix
+        weight_decay: float = 0.01,
+        eval_every: int = 10,
+        tail_fraction: float = 0.2,  # validate only in the last 20 % of epochs (plus the final epoch)
+        num_workers: int = 0,
+        cutmix: bool = True,
+        hard_labels: bool = False,  # True: CE on the (CutMix-mixed) distilled labels, no teacher
+        val_batch_size: int = 256,  # inference only; does not change any number
+    ) -> None:
+        if epochs < 1 or eval_every < 1 or val_batch_size < 1 or num_workers < 0:
+            raise ConfigError(
+                f"evaluator needs epochs, eval_every, val_batch_size >= 1 and num_workers >= 0; got epochs={epochs}, "
+                f"eval_every={eval_every}, val_batch_size={val_batch_size}, num_workers={num_workers}"
+            )
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"evaluator.batch_size must be >= 1 or null (RDED's rule), got {batch_size}")
+        if not 0.0 <= tail_fraction <= 1.0:
+            raise ConfigError(f"evaluator.tail_fraction must be in [0, 1], got {tail_fraction}")
+        if temperature <= 0:
+            raise ConfigError(f"evaluator.temperature must be > 0, got {temperature}")
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.temperature = temperature
+        self.weight_decay = weight_decay
+        self.eval_every = eval_every
+        self.tail_fraction = tail_fraction
+        self.num_workers = num_workers
+        self.cutmix = cutmix
+        self.hard_labels = hard_labels
+        self.val_batch_size = val_batch_size
+
+    def evaluate(
+        self,
+        distilled: Dataset,
+        val: Any,  # fgdd.data.ImageSplit yielding PIL images; its transform is replaced via with_transform
+        student: nn.Module,
+        teacher: nn.Module | None,
+        *,
+        lr: float,
+        ipc: int,
+        num_classes: int,
+        factor: int,
+        input_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        seed: int,
+        trainer_kwargs: Mapping[str, Any],
+        logger: Any = None,
+    ) -> dict[str, float]:
+        if self.hard_labels:
+            teacher = None  # the hard-label baseline trains on the distilled labels only; the run's teacher is unused
+        elif teacher is None:
+            raise ConfigError("soft-label evaluation needs a teacher; use evaluator=hard_label to train without one")
+        owned = [k for k in _OWNED_TRAINER_KEYS if k in trainer_kwargs]
+        if owned:
+            raise ConfigError(
+                f"trainer config sets {owned}, which the evaluator controls (evaluator.epochs, eval_every, the "
+                "logger group); remove them from the trainer config"
+            )
+        batch_size = self.batch_size if self.batch_size is not None else rded_batch_size(ipc, num_classes)
+        seed_everything(derive_seed(seed, "student-init"))  # dropout and anything else on the global RNG
+
+        train_set = AugmentedDistilledSet.preload(
+            distilled, num_classes, StudentTrainTransform(input_size, factor, mean, std)
+        )
+        pin = torch.cuda.is_available()
+        train_loader = DataLoader(
+            train_set,
+            batch_size=batch_size,
+            sampler=SeededEpochSampler(len(train_set), derive_seed(seed, "student-data")),
+            num_workers=self.num_workers,
+            worker_init_fn=seed_worker,
+            generator=torch.Generator().manual_seed(derive_seed(seed, "student-workers")),
+            persistent_workers=self.num_workers > 0,
+            pin_memory=pin,
+        )
+        val_loader = DataLoader(
+            val.with_transform(student_eval_transform(input_size, mean, std)),
+            batch_size=self.val_batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            worker_init_fn=seed_worker,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=pin,
+        )
+
+        restore = _teacher_state(teacher)  # before the module freezes it
+        module = SoftLabelStudent(
+            student,
+            teacher,
+            temperature=self.temperature,
+            lr=lr,
+            weight_decay=self.weight_decay,
+            epochs=self.epochs,
+            seed=seed,
+            use_cutmix=self.cutmix,
+            hard_labels=self.hard_labels,
+        )
+        module.hparams.update({"batch_size": batch_size, "ipc": ipc, "factor": factor, "input_size": input_size})
+        schedule = validation_epochs(self.epochs, self.eval_every, self.tail_fraction)
+        kwargs: dict[str, Any] = {
+            "num_sanity_val_steps": 0,  # the first validation is in the tail anyway
+            "enable_checkpointing": False,  # a student is cheap to retrain; the metrics are the output
+            "enable_model_summary": False,
+        }
+        kwargs.update(trainer_kwargs)
+        kwargs["callbacks"] = [*list(kwargs.get("callbacks") or []), TailValidationSchedule(schedule)]
+        trainer = L.Trainer(max_epochs=self.epochs, check_val_every_n_epoch=1,
+                            logger=logger if logger is not None else False, **kwargs)
+
+        start = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                # Lightning suggests more workers for tiny in-memory sets; the worker count is a config setting
+                warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+                # the frozen teacher is in eval mode on purpose
+                warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+                trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+        finally:
+            restore()
+        seconds = time.perf_counter() - start
+        return self._results(module.val_history, seconds)
+
+    def _results(self, history: list[dict[str, float]], seconds: float) -> dict[str, float]:
+        if not history or int(history[-1]["epoch"]) != self.epochs - 1:
+            last = int(history[-1]["epoch"]) if history else None
+            raise FgddError(
+                f"student training stopped before its final epoch {self.epochs - 1} (last validated epoch: {last}); "
+                "the final-epoch accuracy is the primary number, so the run cannot report it. Check max_time or "
+                "an interrupt in the trainer config; with strategy=ddp_spawn results stay in the workers (use ddp)"
+            )
+        final = history[-1]
+        return {
+            "student/top1_final": final["top1"],
+            "student/top5_final": final["top5"],
+            "student/top1_best_tail": max(h["top1"] for h in history),  # RDED's reported number: max over the tail
+            "student/train_seconds": float(seconds),
+            "student/epochs": float(self.epochs),
+        }

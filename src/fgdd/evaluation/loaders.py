@@ -1,0 +1,80 @@
+"""Loading the distilled set for student training so that every augmentation is a function of (seed, epoch, index),
+whatever the number of workers."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset, Sampler
+
+from fgdd.errors import ConfigError
+from fgdd.evaluation.augment import StudentTrainTransform, pil_to_uint8
+from fgdd.utils.seeding import generator
+
+
+class SeededEpochSampler(Sampler[tuple[int, int]]):
+    """Yields (index, augmentation seed): a fresh shuffle and fresh per-sample seeds each epoch, all drawn from
+    the run seed, so the augmentations do not depend on worker count or on which worker loads a sample."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        g = generator(self.seed, "student-epoch", self.epoch)
+        self.epoch += 1
+        order = torch.randperm(self.size, generator=g)
+        seeds = torch.randint(0, 2**62, (self.size,), generator=g)
+        return iter(zip(order.tolist(), seeds.tolist()))
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class AugmentedDistilledSet(Dataset):
+    """The distilled set held in memory as uint8 tensors (RDED loads it with mem=True as well)."""
+
+    def __init__(self, images: list[Tensor], labels: list[int], transform: StudentTrainTransform) -> None:
+        self.images = images  # each (3, h, w) uint8
+        self.labels = labels
+        self.transform = transform
+
+    @classmethod
+    def preload(cls, distilled: Dataset, num_classes: int, transform: StudentTrainTransform) -> AugmentedDistilledSet:
+        images, labels = [], []
+        for i in range(len(distilled)):  # type: ignore[arg-type]
+            image, label = distilled[i]
+            if not isinstance(image, Image.Image):
+                raise ConfigError(
+                    f"the distilled set must yield (PIL.Image, label); item {i} is {type(image).__name__}. "
+                    "Pass the DistilledSet without a transform."
+                )
+            if not 0 <= int(label) < num_classes:
+                raise ConfigError(f"distilled item {i} has label {label}, outside 0..{num_classes - 1}")
+            images.append(pil_to_uint8(image))
+            labels.append(int(label))
+        if not images:
+            raise ConfigError("the distilled set is empty; nothing to train the student on")
+        return cls(images, labels, transform)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, int]:
+        index, seed = key
+        g = torch.Generator().manual_seed(seed)
+        return self.transform(self.images[index], g), self.labels[index]
+
+
+def seed_worker(worker_id: int) -> None:
+    # torch already seeds each worker from the loader's generator; python and numpy get the same seed so any
+    # third-party transform added later stays reproducible too
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)

@@ -1,0 +1,166 @@
+"""The student side of RDED's relabel + eval: soft labels from the frozen teacher on every CutMix batch."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from torch import Tensor, nn
+
+from fgdd.errors import ConfigError
+from fgdd.evaluation.augment import cutmix
+from fgdd.utils.seeding import generator
+
+
+def rded_lr_factor(epoch: int, epochs: int) -> float:
+    # RDED's cosine covers only a quarter period: the LR falls from 1x to 0.5x at the last epoch, never to 0
+    if epoch > epochs:
+        return 0.0
+    return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs / 2))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    # RDED's get_parameters: decay only multi-dimensional "weight" tensors (conv / linear kernels); biases and
+    # norm scales (1-d) are not decayed
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if "weight" in name and p.ndim > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def soft_label_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    # (n, k) each. KL(teacher || student) at temperature T, batchmean, no T^2 factor: exactly RDED's loss
+    log_p = F.log_softmax(student_logits.float() / temperature, dim=1)
+    q = F.softmax(teacher_logits.float() / temperature, dim=1)
+    return F.kl_div(log_p, q, reduction="batchmean")
+
+
+def mixed_label_ce(logits: Tensor, labels: Tensor, perm: Tensor, lam: float) -> Tensor:
+    # standard CutMix hard-label loss: each source label weighted by the area it keeps
+    return lam * F.cross_entropy(logits, labels) + (1.0 - lam) * F.cross_entropy(logits, labels[perm])
+
+
+def validation_epochs(epochs: int, eval_every: int, tail_fraction: float) -> list[int]:
+    # 0-based epochs, RDED's rule: every eval_every-th epoch strictly after (1 - tail_fraction) of training
+    # (epoch > 0.8 * epochs for 300 epochs: 249, 259, ..., 299), plus always the final epoch (the primary number)
+    start = epochs - epochs * tail_fraction
+    tail = {e for e in range(epochs) if (e + 1) % eval_every == 0 and e > start}
+    return sorted(tail | {epochs - 1})
+
+
+class TailValidationSchedule(Callback):
+    """Runs Lightning's validation loop only on the given epochs, so early epochs pay no val-set loading."""
+
+    def __init__(self, epochs: list[int]) -> None:
+        self.epochs = set(epochs)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning checks (current_epoch + 1) % check_val_every_n_epoch == 0 at each epoch end; current_epoch + 2
+        # never divides current_epoch + 1
+        epoch = trainer.current_epoch
+        trainer.check_val_every_n_epoch = 1 if epoch in self.epochs else epoch + 2
+
+
+class SoftLabelStudent(L.LightningModule):
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module | None,
+        *,
+        temperature: float,
+        lr: float,
+        weight_decay: float,
+        epochs: int,
+        seed: int,
+        use_cutmix: bool = True,
+        hard_labels: bool = False,
+    ) -> None:
+        super().__init__()
+        if hard_labels and teacher is not None:
+            raise ConfigError("hard_labels=True trains on the distilled labels; pass teacher=None")
+        if not hard_labels and teacher is None:
+            raise ConfigError("soft-label training needs a teacher (or set hard_labels=True)")
+        self.student = student
+        self.teacher = teacher
+        if teacher is not None:
+            teacher.requires_grad_(False)
+            teacher.eval()
+        self.temperature = temperature
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.seed = seed
+        self.use_cutmix = use_cutmix
+        self.hard_labels = hard_labels
+        self.save_hyperparameters(ignore=["student", "teacher"])
+        self.val_history: list[dict[str, float]] = []  # one entry per validation: epoch, top1, top5 (fractions)
+        self._mix_generator: torch.Generator | None = None
+        self._val_counts: Tensor | None = None
+
+    def train(self, mode: bool = True) -> SoftLabelStudent:
+        # Lightning switches the whole module to train mode each epoch; the teacher must stay in eval mode
+        # (frozen batch-norm statistics, as RDED's teacher_model.eval())
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.student(images)
+
+    def on_fit_start(self) -> None:
+        # one CutMix stream per rank, so ranks do not draw identical boxes
+        self._mix_generator = generator(self.seed, "student-cutmix", self.global_rank)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, labels = batch  # (n, c, h, w), (n,)
+        assert self._mix_generator is not None
+        if self.use_cutmix:
+            images, perm, lam = cutmix(images, self._mix_generator)
+        else:
+            perm, lam = torch.arange(len(labels), device=labels.device), 1.0
+        logits = self.student(images)  # (n, k)
+        if self.hard_labels:
+            loss = mixed_label_ce(logits, labels, perm, lam)
+        else:
+            assert self.teacher is not None
+            with torch.no_grad():
+                teacher_logits = self.teacher(images)  # (n, k), computed online on the mixed batch
+            loss = soft_label_kl(logits, teacher_logits, self.temperature)
+        self.log("student/train_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=len(labels), sync_dist=True)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("student/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_counts = torch.zeros(3, device=self.device, dtype=torch.float64)  # top-1 hits, top-5 hits, seen
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        logits = self.student(images)  # (n, k)
+        k = min(5, logits.shape[1])
+        hits = logits.topk(k, dim=1).indices.eq(labels[:, None])  # (n, k)
+        assert self._val_counts is not None
+        seen = torch.tensor(len(labels), device=hits.device)
+        self._val_counts += torch.stack([hits[:, 0].sum(), hits.any(dim=1).sum(), seen]).to(self._val_counts)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        assert self._val_counts is not None
+        counts = self.trainer.strategy.reduce(self._val_counts, reduce_op="sum")
+        top1, top5 = (counts[0] / counts[2]).item(), (counts[1] / counts[2]).item()
+        self.val_history.append({"epoch": float(self.current_epoch), "top1": top1, "top5": top5})
+        self.log("student/val_top1", top1, prog_bar=True)
+        self.log("student/val_top5", top5)
+
+    def configure_optimizers(self) -> dict:
+        optimizer = torch.optim.AdamW(param_groups(self.student, self.weight_decay), lr=self.lr, betas=(0.9, 0.999))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(rded_lr_factor, epochs=self.epochs))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

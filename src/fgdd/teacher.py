@@ -1,0 +1,246 @@
+"""The observer/teacher: load a checkpoint (fgdd, RDED or bare), or train one with a fixed recipe and cache it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import DataLoader
+
+from fgdd.data.base import ImageDataset, ImageSplit
+from fgdd.data.transforms import eval_transform, teacher_train_transform
+from fgdd.errors import CheckpointError, ClassMismatchError, ConfigError, FgddError
+from fgdd.models.checkpoint import (
+    ModelMeta,
+    build_model,
+    load_checkpoint,
+    load_state_dict_strict,
+    plain_arch,
+    save_checkpoint,
+)
+from fgdd.training.callbacks import LastCheckpoint
+from fgdd.training.classifier import TRAINING_CODE_VERSION, ClassifierModule
+from fgdd.utils.io import atomic_write_json
+from fgdd.utils.seeding import derive_seed, generator, seed_everything
+
+log = logging.getLogger(__name__)
+
+TEACHER_FILE = "teacher.pth"
+LAST_CKPT = "last.ckpt"
+
+
+def _same_stats(a: Any, b: Any) -> bool:
+    # sidecars store float32-rounded ImageNet stats (0.48500001...), so compare with a tolerance
+    return len(a) == len(b) and all(math.isclose(float(x), float(y), abs_tol=1e-4) for x, y in zip(a, b))
+
+
+def load_teacher(
+    path: str | Path, arch: dict[str, Any] | DictConfig | None, dataset: ImageDataset, device: torch.device | str
+) -> tuple[nn.Module, ModelMeta]:
+    """Strict load, in eval mode on ``device``. The checkpoint's own arch (fgdd meta or sidecar) wins over ``arch``."""
+    state_dict, meta = load_checkpoint(path)
+    if meta is None:
+        if arch is None:
+            raise CheckpointError(
+                f"{path} carries no metadata (no fgdd_meta, no {Path(path).with_suffix('.json').name} sidecar): "
+                "set the teacher arch config (e.g. teacher.arch={_target_: fgdd.models.convnet.ConvNet, depth: 3})"
+            )
+        meta = ModelMeta(
+            arch=plain_arch(arch),
+            input_size=dataset.input_size,
+            mean=tuple(dataset.mean),
+            std=tuple(dataset.std),
+            classes=[],
+        )
+    elif arch is not None and plain_arch(arch) != plain_arch(meta.arch):
+        log.warning("teacher %s: using the arch stored with it, %s, not %s", path, meta.arch, plain_arch(arch))
+
+    if meta.classes and list(meta.classes) != list(dataset.classes):
+        raise ClassMismatchError(
+            f"teacher checkpoint {path} vs dataset {dataset.name}", list(dataset.classes), list(meta.classes)
+        )
+    if not meta.classes:  # RDED's own checkpoints: the class count is checked by the strict load, the order cannot be
+        log.warning(
+            "teacher %s has no class list: its label order cannot be verified against dataset %s; "
+            "add a sidecar JSON with 'classes' beside it to check it",
+            path,
+            dataset.name,
+        )
+    if meta.input_size != dataset.input_size:
+        raise CheckpointError(
+            f"teacher {path} was trained at {meta.input_size} px but dataset {dataset.name} uses input_size "
+            f"{dataset.input_size}; use a teacher for this resolution or train one (teacher=train)"
+        )
+    if not (_same_stats(meta.mean, dataset.mean) and _same_stats(meta.std, dataset.std)):
+        raise CheckpointError(
+            f"teacher {path} expects mean/std {meta.mean}/{meta.std} but dataset {dataset.name} normalises with "
+            f"{dataset.mean}/{dataset.std}"
+        )
+    model = build_model(meta.arch, num_classes=len(dataset.classes), input_size=dataset.input_size)
+    load_state_dict_strict(model, state_dict, str(path), meta.arch)
+    return model.to(device).eval(), meta
+
+
+def arch_name(arch: dict[str, Any]) -> str:
+    name = str(arch.get("name") or arch["_target_"].rsplit(".", 1)[-1]).lower()
+    return f"{name}{arch['depth']}" if "depth" in arch else name
+
+
+def teacher_cache_key(
+    dataset: ImageDataset, train_root: Path, arch: dict[str, Any], recipe: dict[str, Any], seed: int
+) -> tuple[str, dict[str, Any]]:
+    inputs = {
+        "dataset": dataset.name,
+        "classes": list(dataset.classes),
+        "train_root": str(Path(train_root).resolve()),
+        "arch": arch,
+        "recipe": recipe,
+        "seed": seed,
+        "code": TRAINING_CODE_VERSION,
+    }
+    blob = json.dumps(inputs, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest(), inputs
+
+
+def _usable_last_ckpt(path: Path) -> Path | None:
+    if not path.is_file():
+        return None
+    try:  # a run killed while Lightning wrote it leaves a truncated file
+        torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        aside = path.with_name(f"{path.name}.unreadable")
+        path.replace(aside)
+        log.warning("cannot resume from %s (%s); moved it to %s and training from scratch", path, error, aside)
+        return None
+    return path
+
+
+def train_teacher(
+    arch: dict[str, Any] | DictConfig,
+    dataset: ImageDataset,
+    cache_dir: str | Path,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float = 5e-4,
+    momentum: float = 0.9,
+    label_smoothing: float = 0.1,
+    seed: int = 0,
+    num_workers: int = 0,
+    eval_batch_size: int = 256,
+    trainer_kwargs: dict[str, Any] | None = None,
+    logger: Any = None,
+) -> tuple[nn.Module, ModelMeta]:
+    """Returns the teacher in eval mode on CPU. Cached under ``<cache_dir>/teachers/<dataset>-<arch>-<key>/``;
+    a killed run resumes from ``last.ckpt`` (written every epoch); ``teacher.pth`` is written last, atomically."""
+    trainer_kwargs = dict(trainer_kwargs or {})
+    for key in ("max_epochs", "callbacks", "logger", "default_root_dir", "enable_checkpointing"):
+        if key in trainer_kwargs:
+            raise ConfigError(f"trainer_kwargs.{key} is set by train_teacher (epochs, its checkpointing); remove it")
+    arch = plain_arch(arch)
+    recipe = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "momentum": momentum,
+        "nesterov": True,
+        "label_smoothing": label_smoothing,
+        "schedule": "onecycle",
+        "augment": "teacher_train_transform",
+    }
+    train_split = dataset.train()
+    key, key_inputs = teacher_cache_key(dataset, train_split.root, arch, recipe, seed)
+    folder = Path(cache_dir) / "teachers" / f"{dataset.name}-{arch_name(arch)}-{key[:12]}"
+    final = folder / TEACHER_FILE
+    if final.is_file():
+        log.info("reusing cached teacher %s", final)
+        model, meta = load_teacher(final, None, dataset, "cpu")
+        return model, meta
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "cache_key.json", {"sha256": key, **key_inputs})
+
+    seed_everything(derive_seed(seed, "teacher", "init"))
+    model = build_model(arch, num_classes=len(dataset.classes), input_size=dataset.input_size)
+    size, mean, std = dataset.input_size, tuple(dataset.mean), tuple(dataset.std)
+    train_split = train_split.with_transform(teacher_train_transform(size, mean, std))
+    val_split = dataset.val()
+    train_loader = DataLoader(
+        train_split,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=num_workers,
+        generator=generator(seed, "teacher", "loader"),
+        persistent_workers=num_workers > 0,
+    )
+    val_loader = DataLoader(
+        val_split.with_transform(eval_transform(size, mean, std)), batch_size=eval_batch_size, num_workers=num_workers
+    )
+    module = ClassifierModule(model, lr, weight_decay, momentum, label_smoothing)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        callbacks=[LastCheckpoint(folder / LAST_CKPT)],
+        enable_checkpointing=False,  # LastCheckpoint is the only checkpointing
+        logger=logger if logger is not None else False,
+        default_root_dir=folder,
+        **{"enable_model_summary": False, **trainer_kwargs},
+    )
+    resume = _usable_last_ckpt(folder / LAST_CKPT)
+    if resume is not None:
+        log.info("resuming teacher training from %s", resume)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
+    if trainer.current_epoch < epochs:  # e.g. max_time in trainer_kwargs: never cache a partly trained teacher
+        raise FgddError(
+            f"teacher training stopped after {trainer.current_epoch} of {epochs} epochs; "
+            f"rerun to resume from {folder / LAST_CKPT}"
+        )
+
+    device = trainer.strategy.root_device
+    val_top1 = teacher_accuracy(model, val_split, size, mean, std, device, eval_batch_size, num_workers)
+    meta = ModelMeta(
+        arch=arch,
+        input_size=size,
+        mean=mean,
+        std=std,
+        classes=list(dataset.classes),
+        val_top1=val_top1,
+        dataset=dataset.name,
+        recipe={**recipe, "seed": seed, "cache_key": key, "code": TRAINING_CODE_VERSION},
+    )
+    save_checkpoint(final, model.state_dict(), meta)
+    log.info("teacher %s: val top-1 %.4f, saved %s", arch_name(arch), val_top1, final)
+    return model.cpu().eval(), meta
+
+
+@torch.inference_mode()
+def teacher_accuracy(
+    model: nn.Module,
+    split: ImageSplit,
+    input_size: int,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    device: torch.device | str,
+    batch_size: int = 256,
+    num_workers: int = 0,
+) -> float:
+    """Top-1 (fraction) on ``split`` with the evaluation transform; moves ``model`` to ``device``, leaves it in eval."""
+    evaluated = split.with_transform(eval_transform(input_size, mean, std))
+    loader = DataLoader(evaluated, batch_size=batch_size, num_workers=num_workers)
+    model.to(device).eval()
+    correct = total = 0
+    for images, labels in loader:  # (n, 3, s, s), (n,)
+        logits = model(images.to(device, non_blocking=True))
+        correct += int((logits.argmax(1).cpu() == labels).sum())
+        total += labels.numel()
+    if total == 0:
+        raise ConfigError(f"cannot measure accuracy on an empty split ({getattr(split, 'root', split)})")
+    return correct / total

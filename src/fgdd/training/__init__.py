@@ -1,0 +1,1 @@
+"""Lightning modules for supervised training (the teacher)."""

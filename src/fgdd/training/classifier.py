@@ -1,0 +1,62 @@
+"""Supervised classifier training, the recipe of the reference teachers (/work/shared/teachers/README.md):
+CE with label smoothing, SGD nesterov, one-cycle LR stepped per batch."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# Bump when the training code changes what a given recipe produces: it is part of the teacher cache key.
+TRAINING_CODE_VERSION = "classifier-v1"
+
+
+class ClassifierModule(L.LightningModule):
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float = 0.05,  # one-cycle peak
+        weight_decay: float = 5e-4,
+        momentum: float = 0.9,
+        label_smoothing: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.label_smoothing = label_smoothing
+        self.save_hyperparameters(ignore=["model"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch  # (n, 3, s, s), (n,)
+        logits = self.model(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        n = labels.numel()
+        self.log("teacher/train_loss", loss, on_step=False, on_epoch=True, batch_size=n)
+        self.log("teacher/train_top1", (logits.argmax(1) == labels).float().mean(), on_epoch=True, batch_size=n)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        logits = self.model(images)
+        # weighted by batch_size, the epoch mean is the exact top-1 over the split
+        correct = (logits.argmax(1) == labels).float().mean()
+        self.log("teacher/val_top1", correct, on_epoch=True, prog_bar=True, batch_size=labels.numel(), sync_dist=True)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=self.lr,
+            momentum=self.momentum,
+            nesterov=True,
+            weight_decay=self.weight_decay,
+        )
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=self.lr, total_steps=int(self.trainer.estimated_stepping_batches)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,69 @@
+"""Every YAML in every config group composes and instantiates; unknown keys and bad values are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from fgdd.config import register_resolvers, validate
+from fgdd.errors import ConfigError
+from fgdd.run import CONF_DIR
+
+register_resolvers()
+CONF = Path(CONF_DIR)
+GROUPS = ["dataset", "model", "teacher", "selector", "evaluator", "logger", "trainer", "experiment", "debug"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def compose_run(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="run", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_option_composes_and_instantiates(group: str, option: str, tmp_path) -> None:
+    overrides = [f"{group}={option}", f"data_root={tmp_path}"]
+    if group == "teacher" and option == "checkpoint":
+        overrides.append("teacher.checkpoint=/nonexistent.pth")
+    cfg = compose_run(*overrides)
+    OmegaConf.resolve(cfg)  # every interpolation resolves
+    validate(cfg)
+    if group in ("dataset", "selector", "evaluator"):
+        instantiate(cfg[group], _convert_="all")
+    if group == "model":
+        instantiate(cfg.model.net, num_classes=10, input_size=cfg.dataset.input_size)
+    if group == "logger" and cfg.logger is not None:
+        assert callable(instantiate(cfg.logger))
+
+
+def test_teacher_arch_is_chosen_separately_from_the_student() -> None:
+    cfg = compose_run("model=resnet18_modified", "model@teacher.arch=convnet")
+    assert cfg.model.name == "resnet18_modified"
+    assert cfg.teacher.arch.name == "convnet"
+
+
+def test_unknown_key_is_an_error() -> None:
+    with pytest.raises(ConfigCompositionException, match="ipcc"):
+        compose_run("ipcc=10")
+    with pytest.raises(ConfigCompositionException, match="num_candidatez"):
+        compose_run("selector.num_candidatez=3")
+
+
+def test_unknown_group_option_is_an_error() -> None:
+    with pytest.raises(ConfigCompositionException, match="nosuchset"):
+        compose_run("dataset=nosuchset")
+
+
+@pytest.mark.parametrize("override,message", [("ipc=ten", "ipc must be an integer"), ("ipc=0", "at least 1"),
+                                              ("seed=1.5", "seed must be an integer")])
+def test_wrong_types_are_errors(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate(compose_run(override))

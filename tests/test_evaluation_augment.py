@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from fgdd.evaluation.augment import (
+    StudentTrainTransform,
+    cutmix,
+    resized_crop_box,
+    shuffle_tiles,
+    student_eval_transform,
+)
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _tile_image() -> torch.Tensor:
+    # 1 x 1 x 4 x 4 image whose 2x2 tiles are constant 0 (top-left), 1 (top-right), 2 (bottom-left), 3 (bottom-right)
+    tiles = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    return tiles.repeat_interleave(2, 0).repeat_interleave(2, 1)[None, None]
+
+
+def test_shuffle_tiles_factor1_is_identity() -> None:
+    images = torch.rand(3, 3, 8, 8)
+    assert torch.equal(shuffle_tiles(images, 1, torch.Generator().manual_seed(0)), images)
+
+
+def test_shuffle_tiles_moves_whole_tiles_as_row_and_column_swaps() -> None:
+    image = _tile_image()
+    # RDED permutes column strips and row strips: 4 reachable arrangements for factor 2
+    allowed = {(0.0, 1.0, 2.0, 3.0), (1.0, 0.0, 3.0, 2.0), (2.0, 3.0, 0.0, 1.0), (3.0, 2.0, 1.0, 0.0)}
+    seen = set()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(40):
+        out = shuffle_tiles(image, 2, g)[0, 0]  # (4, 4)
+        blocks = out.unfold(0, 2, 2).unfold(1, 2, 2)  # (2, 2, 2, 2): tile grid x tile pixels
+        # every tile is still constant, i.e. whole tiles moved
+        assert torch.equal(blocks, blocks[..., :1, :1].expand_as(blocks))
+        arrangement = tuple(blocks[..., 0, 0].flatten().tolist())
+        assert sorted(arrangement) == [0.0, 1.0, 2.0, 3.0]
+        seen.add(arrangement)
+    assert seen == allowed
+
+
+def test_shuffle_tiles_keeps_odd_sizes_and_pixels() -> None:
+    images = torch.arange(2 * 3 * 7 * 5, dtype=torch.float32).view(2, 3, 7, 5)
+    out = shuffle_tiles(images, 2, torch.Generator().manual_seed(3))
+    assert out.shape == images.shape
+    assert torch.equal(out.flatten().sort().values, images.flatten().sort().values)
+
+
+def test_shuffle_tiles_is_seeded() -> None:
+    images = torch.rand(4, 3, 8, 8)
+    a = shuffle_tiles(images, 2, torch.Generator().manual_seed(7))
+    b = shuffle_tiles(images, 2, torch.Generator().manual_seed(7))
+    assert torch.equal(a, b)
+
+
+def test_cutmix_box_area_matches_lambda() -> None:
+    g = torch.Generator().manual_seed(0)
+    n, h, w = 6, 20, 30
+    images = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 3, h, w).contiguous()
+    for _ in range(30):
+        mixed, perm, lam = cutmix(images, g)
+        assert mixed.shape == images.shape and sorted(perm.tolist()) == list(range(n))
+        assert 0.0 <= lam <= 1.0
+        for i in range(n):
+            pasted = mixed[i, 0] == perm[i].float()
+            if perm[i] != i:
+                # the pasted region is exactly the box: its area fraction is 1 - lam
+                assert abs(pasted.sum().item() / (h * w) - (1.0 - lam)) < 1e-9
+                assert torch.all(mixed[i, 0][~pasted] == i)
+    assert torch.equal(images[:, 0, 0, 0], torch.arange(n, dtype=torch.float32))  # input untouched
+
+
+def test_cutmix_is_seeded() -> None:
+    images = torch.rand(5, 3, 16, 16)
+    a = cutmix(images, torch.Generator().manual_seed(1))
+    b = cutmix(images, torch.Generator().manual_seed(1))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2]
+
+
+def test_resized_crop_box_respects_scale() -> None:
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        i, j, h, w = resized_crop_box(64, 64, (0.25, 1.0), (3 / 4, 4 / 3), g)
+        assert 0 <= i and 0 <= j and i + h <= 64 and j + w <= 64
+        assert 0.2 <= h * w / 64**2 <= 1.0
+    # factor 1 (scale (1, 1)): no crop with a non-square aspect fits, so the whole image is kept, as in RDED
+    assert resized_crop_box(32, 32, (1.0, 1.0), (3 / 4, 4 / 3), g) == (0, 0, 32, 32)
+
+
+def test_train_transform_shape_and_seed() -> None:
+    image = torch.randint(0, 256, (3, 24, 24), dtype=torch.uint8)
+    transform = StudentTrainTransform(16, 2, MEAN, STD)
+    a = transform(image, torch.Generator().manual_seed(5))
+    b = transform(image, torch.Generator().manual_seed(5))
+    assert a.shape == (3, 16, 16) and a.dtype == torch.float32
+    assert torch.equal(a, b)
+
+
+def test_train_transform_factor1_only_flips() -> None:
+    image = torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8)
+    transform = StudentTrainTransform(8, 1, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    plain = image.float() / 255
+    for seed in range(10):
+        out = transform(image, torch.Generator().manual_seed(seed))
+        assert torch.allclose(out, plain) or torch.allclose(out, plain.flip(-1))
+
+
+def test_eval_transform_uses_rded_resize() -> None:
+    # RDED resizes to input // 7 * 8: a 32 px image is kept whole (no border cropped)
+    image = Image.new("RGB", (32, 32))
+    image.putpixel((0, 0), (255, 0, 0))
+    out = student_eval_transform(32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))(image)
+    assert out.shape == (3, 32, 32) and out[0, 0, 0] == 1.0
+    assert student_eval_transform(128, MEAN, STD)(Image.new("RGB", (200, 160))).shape == (3, 128, 128)

@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+from PIL import Image
+from torch import nn
+from torch.utils.data import Dataset
+
+from fgdd.errors import ConfigError
+from fgdd.evaluation import SoftLabelEvaluator
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CPU = {"accelerator": "cpu", "devices": 1, "deterministic": True, "enable_progress_bar": False}
+KEYS = {"student/top1_final", "student/top5_final", "student/top1_best_tail", "student/train_seconds",
+        "student/epochs"}
+
+
+def colour_images(per_class: int, size: int, seed: int) -> list[tuple[Image.Image, int]]:
+    # class 0 = reddish, class 1 = bluish, with noise and a random dark square so images differ
+    g = torch.Generator().manual_seed(seed)
+    items = []
+    for label, (r, b) in enumerate([(200, 40), (40, 200)]):
+        for _ in range(per_class):
+            base = torch.tensor([r, 90, b], dtype=torch.float32).view(3, 1, 1)
+            pixels = (base + 30 * torch.randn(3, size, size, generator=g)).clamp(0, 255)
+            y, x = torch.randint(0, size // 2, (2,), generator=g).tolist()
+            pixels[:, y : y + size // 4, x : x + size // 4] = 0
+            items.append((Image.fromarray(pixels.byte().permute(1, 2, 0).numpy()), label))
+    return items
+
+
+class ListDataset(Dataset):
+    def __init__(self, items: list[tuple[Image.Image, int]]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        return self.items[i]
+
+
+class FakeSplit(ListDataset):
+    """Stands in for fgdd.data.ImageSplit: PIL images, with_transform."""
+
+    def __init__(self, items: list[tuple[Image.Image, int]], transform: Callable | None = None) -> None:
+        super().__init__(items)
+        self.transform = transform
+
+    def with_transform(self, transform: Callable) -> FakeSplit:
+        return FakeSplit(self.items, transform)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        image, label = self.items[i]
+        return (self.transform(image) if self.transform else image), label
+
+
+class ColourTeacher(nn.Module):
+    """A good teacher by construction: red minus blue of the mean colour. The batch norm has identity statistics,
+    so it changes nothing in eval mode but would drift if training ever put it in train mode."""
+
+    def __init__(self, scale: float = 10.0) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(3)
+        self.head = nn.Linear(3, 2)
+        with torch.no_grad():
+            self.head.weight.copy_(scale * torch.tensor([[1.0, 0.0, -1.0], [-1.0, 0.0, 1.0]]))
+            self.head.bias.zero_()
+        self.modes: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.modes.append(self.training)
+        return self.head(self.norm(x).mean(dim=(2, 3)))  # (n, 3) mean colour -> (n, 2)
+
+
+def tiny_student(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(8, 2),
+    )
+
+
+def run(evaluator: SoftLabelEvaluator, teacher: nn.Module | None, seed: int = 0, lr: float = 0.02,
+        logger: Any = None, trainer_kwargs: dict | None = None, student: nn.Module | None = None) -> dict[str, float]:
+    return evaluator.evaluate(
+        ListDataset(colour_images(8, 16, seed=1)),
+        FakeSplit(colour_images(10, 16, seed=2)),
+        tiny_student() if student is None else student,
+        teacher,
+        lr=lr, ipc=8, num_classes=2, factor=2, input_size=16, mean=MEAN, std=STD, seed=seed,
+        trainer_kwargs=CPU if trainer_kwargs is None else trainer_kwargs, logger=logger,
+    )
+
+
+def check_metrics(metrics: dict[str, float], epochs: int) -> None:
+    assert set(metrics) == KEYS
+    assert all(isinstance(v, float) for v in metrics.values())
+    for key in ("student/top1_final", "student/top5_final", "student/top1_best_tail"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["student/top1_best_tail"] >= metrics["student/top1_final"]
+    assert metrics["student/top5_final"] == 1.0  # 2 classes: the top 5 hold both
+    assert metrics["student/epochs"] == epochs and metrics["student/train_seconds"] > 0
+
+
+def test_same_seed_same_student() -> None:
+    # accuracy on this easy task saturates, so compare the trained weights: they pin every random draw
+    # (shuffle, tile shuffle, crop, flip, CutMix) and must not depend on the number of loader workers
+    evaluator = SoftLabelEvaluator(epochs=2, batch_size=4)
+    students = [tiny_student() for _ in range(3)]
+    a, b = run(evaluator, ColourTeacher(), student=students[0]), run(evaluator, ColourTeacher(), student=students[1])
+    check_metrics(a, 2)
+    a.pop("student/train_seconds"), b.pop("student/train_seconds")
+    assert a == b
+    weights = [s.state_dict() for s in students]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not torch.equal(weights[0]["0.weight"], tiny_student().state_dict()["0.weight"])  # it did train
+    run(evaluator, ColourTeacher(), seed=1, student=students[2])
+    assert not torch.equal(weights[0]["0.weight"], weights[2]["0.weight"])  # another seed, other draws
+
+
+def test_loader_workers_do_not_change_the_result() -> None:
+    evaluator = SoftLabelEvaluator(epochs=1, batch_size=4, num_workers=2)
+    single, multi = tiny_student(), tiny_student()
+    run(SoftLabelEvaluator(epochs=1, batch_size=4), ColourTeacher(), student=single)
+    run(evaluator, ColourTeacher(), student=multi)
+    assert all(torch.equal(v, multi.state_dict()[k]) for k, v in single.state_dict().items())
+
+
+def test_student_learns_from_good_teacher(tmp_path: Path) -> None:
+    teacher = ColourTeacher().eval()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    evaluator = SoftLabelEvaluator(epochs=12, batch_size=8, eval_every=2, tail_fraction=0.5)
+    metrics = run(evaluator, teacher, logger=CSVLogger(tmp_path, name="student"))
+    check_metrics(metrics, 12)
+    assert metrics["student/top1_final"] >= 0.9
+    # a random student can already split red from blue, so check the student follows the teacher:
+    # with the teacher's classes swapped it must learn the swapped rule
+    swapped = run(evaluator, ColourTeacher(scale=-10.0))
+    assert swapped["student/top1_final"] <= 0.1
+    # the teacher ran in eval mode on every batch and is unchanged (batch-norm statistics included)
+    assert teacher.modes and not any(teacher.modes)
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert not teacher.training and all(p.requires_grad for p in teacher.parameters())  # handed back as it came
+    # per-epoch metrics went to the logger; validation only ran in the tail (epochs 7, 9, 11 0-based)
+    rows = list(csv.DictReader(open(next(tmp_path.rglob("metrics.csv")))))
+    val_epochs = [int(r["epoch"]) for r in rows if r.get("student/val_top1")]
+    assert val_epochs == [7, 9, 11]
+    assert len([r for r in rows if r.get("student/train_loss")]) == 12
+
+
+def test_hard_label_mode_runs_without_teacher() -> None:
+    metrics = run(SoftLabelEvaluator(epochs=3, batch_size=8, hard_labels=True), None, lr=0.05)
+    check_metrics(metrics, 3)
+
+
+def test_soft_labels_need_a_teacher() -> None:
+    with pytest.raises(ConfigError, match="needs a teacher"):
+        run(SoftLabelEvaluator(epochs=1), None)
+
+
+def test_evaluator_owns_epochs_and_logger() -> None:
+    with pytest.raises(ConfigError, match="max_epochs"):
+        run(SoftLabelEvaluator(epochs=1), ColourTeacher(), trainer_kwargs={**CPU, "max_epochs": 5})
+
+
+def test_bad_settings_are_errors() -> None:
+    with pytest.raises(ConfigError):
+        SoftLabelEvaluator(epochs=0)
+    with pytest.raises(ConfigError):
+        SoftLabelEvaluator(tail_fraction=1.5)
+    with pytest.raises(ConfigError):
+        SoftLabelEvaluator(batch_size=0)
+
+
+def test_distilled_set_must_yield_pil_images() -> None:
+    bad = ListDataset([(torch.zeros(3, 16, 16), 0)])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match="PIL"):
+        SoftLabelEvaluator(epochs=1).evaluate(
+            bad, FakeSplit(colour_images(1, 16, 0)), tiny_student(), ColourTeacher(), lr=1e-3, ipc=1,
+            num_classes=2, factor=1, input_size=16, mean=MEAN, std=STD, seed=0, trainer_kwargs=CPU,
+        )
