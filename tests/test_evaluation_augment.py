@@ -8,8 +8,8 @@ from fgdd.evaluation.augment import (
     cutmix,
     resized_crop_box,
     shuffle_tiles,
-    student_eval_transform,
 )
+from fgdd.data.transforms import eval_transform
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -112,6 +112,6 @@ def test_eval_transform_uses_rded_resize() -> None:
     # RDED resizes to input // 7 * 8: a 32 px image is kept whole (no border cropped)
     image = Image.new("RGB", (32, 32))
     image.putpixel((0, 0), (255, 0, 0))
-    out = student_eval_transform(32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))(image)
+    out = eval_transform(32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))(image)
     assert out.shape == (3, 32, 32) and out[0, 0, 0] == 1.0
-    assert student_eval_transform(128, MEAN, STD)(Image.new("RGB", (200, 160))).shape == (3, 128, 128)
+    assert eval_transform(128, MEAN, STD)(Image.new("RGB", (200, 160))).shape == (3, 128, 128)

@@ -139,9 +139,11 @@ def train_teacher(
     eval_batch_size: int = 256,
     trainer_kwargs: dict[str, Any] | None = None,
     logger: Any = None,
+    device: torch.device | str = "cpu",
 ) -> tuple[nn.Module, ModelMeta]:
-    """Returns the teacher in eval mode on CPU. Cached under ``<cache_dir>/teachers/<dataset>-<arch>-<key>/``;
-    a killed run resumes from ``last.ckpt`` (written every epoch); ``teacher.pth`` is written last, atomically."""
+    """Returns the teacher in eval mode on ``device`` (training itself runs where ``trainer_kwargs`` put it).
+    Cached under ``<cache_dir>/teachers/<dataset>-<arch>-<key>/``: a killed run resumes from ``last.ckpt``
+    (written every epoch); ``teacher.pth`` is written last, atomically, and reused by later calls."""
     trainer_kwargs = dict(trainer_kwargs or {})
     for key in ("max_epochs", "callbacks", "logger", "default_root_dir", "enable_checkpointing"):
         if key in trainer_kwargs:
@@ -164,8 +166,7 @@ def train_teacher(
     final = folder / TEACHER_FILE
     if final.is_file():
         log.info("reusing cached teacher %s", final)
-        model, meta = load_teacher(final, None, dataset, "cpu")
-        return model, meta
+        return load_teacher(final, None, dataset, device)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / "cache_key.json", {"sha256": key, **key_inputs})
 
@@ -204,8 +205,8 @@ def train_teacher(
             f"rerun to resume from {folder / LAST_CKPT}"
         )
 
-    device = trainer.strategy.root_device
-    val_top1 = teacher_accuracy(model, val_split, size, mean, std, device, eval_batch_size, num_workers)
+    train_device = trainer.strategy.root_device
+    val_top1 = teacher_accuracy(model, val_split, size, mean, std, train_device, eval_batch_size, num_workers)
     meta = ModelMeta(
         arch=arch,
         input_size=size,
@@ -218,7 +219,7 @@ def train_teacher(
     )
     save_checkpoint(final, model.state_dict(), meta)
     log.info("teacher %s: val top-1 %.4f, saved %s", arch_name(arch), val_top1, final)
-    return model.cpu().eval(), meta
+    return model.to(device).eval(), meta
 
 
 @torch.inference_mode()

@@ -106,19 +106,6 @@ class StudentTrainTransform:
         return TF.normalize(x, self.mean, self.std)  # (c, input_size, input_size)
 
 
-def student_eval_transform(input_size: int, mean: Sequence[float], std: Sequence[float]) -> transforms.Compose:
-    # RDED's code resizes to input_size // 7 * 8 (not round(input * 8/7)): 32 -> 32 (no crop at all for CIFAR),
-    # 64 -> 72, 128 -> 144, 224 -> 256. Kept as in RDED so accuracies are comparable with its tables.
-    return transforms.Compose(
-        [
-            transforms.Resize(input_size // 7 * 8, antialias=True),
-            transforms.CenterCrop(input_size),
-            transforms.ToTensor(),
-            transforms.Normalize(list(mean), list(std)),
-        ]
-    )
-
-
 def pil_to_uint8(image: Image.Image) -> Tensor:
     # RDED's loader converts to RGB as well; kept as uint8 so a preloaded distilled set costs what its pixels cost
     return TF.pil_to_tensor(image.convert("RGB"))  # (3, h, w) uint8

@@ -15,7 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from fgdd.errors import ConfigError, FgddError
-from fgdd.evaluation.augment import StudentTrainTransform, student_eval_transform
+from fgdd.data.transforms import eval_transform
+from fgdd.evaluation.augment import StudentTrainTransform
 from fgdd.evaluation.loaders import AugmentedDistilledSet, SeededEpochSampler, seed_worker
 from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, validation_epochs
 from fgdd.utils.seeding import derive_seed, seed_everything
@@ -143,7 +144,7 @@ class SoftLabelEvaluator:
             pin_memory=pin,
         )
         val_loader = DataLoader(
-            val.with_transform(student_eval_transform(input_size, mean, std)),
+            val.with_transform(eval_transform(input_size, mean, std)),
             batch_size=self.val_batch_size,
             shuffle=False,
             num_workers=self.num_workers,
