@@ -20,11 +20,11 @@ def _devices(device: str) -> int | list[int]:
 
 
 def _convnet_depth(input_size: int) -> int:
-    # RDED's ConvNet-D halves the map D times and ends at 4x4: 32 px -> 3, 64 -> 4, 128 -> 5, 256 -> 6
-    depth = math.log2(int(input_size) / 4)
-    if depth != int(depth) or depth < 1:
-        raise ConfigError(f"no ConvNet depth ends at 4x4 for input_size={input_size}; set model.net.depth")
-    return int(depth)
+    # RDED's ConvNet-D halves the map D times and ends at 4x4: 32 px -> 3, 64 -> 4, 128 -> 5; other sizes get
+    # the deepest net whose last map is still at least 4x4 (224 -> 5, ending at 7x7)
+    if int(input_size) < 8:
+        raise ConfigError(f"input_size={input_size} is too small for a ConvNet; set model.net.depth")
+    return int(math.floor(math.log2(int(input_size) / 4)))
 
 
 def _short_hash(text: str) -> str:

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fgdd.config import register_resolvers, validate
+from fgdd.models.checkpoint import build_model
 from fgdd.errors import FgddError, TeacherTooWeakError
 from fgdd.provenance import resolved_yaml, run_record
 from fgdd.selection import DistilledSet, write_distilled_set
@@ -68,7 +69,7 @@ def obtain_teacher(cfg: DictConfig, dataset: Any, device: Any, trainer_kwargs: d
         return load_teacher(cfg.teacher.checkpoint, arch, dataset, device)
     recipe = OmegaConf.to_container(cfg.teacher.recipe, resolve=True)
     return train_teacher(
-        arch, dataset, Path(cfg.cache_dir), recipe=recipe, seed=cfg.seed, trainer_kwargs=trainer_kwargs, device=device
+        arch, dataset, Path(cfg.cache_dir), **recipe, seed=cfg.seed, trainer_kwargs=trainer_kwargs, device=device
     )
 
 
@@ -122,7 +123,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     distilled = DistilledSet(distilled_dir, classes=dataset.classes)
 
     with stage("student", timings):
-        student = instantiate(cfg.model.net, num_classes=len(dataset.classes), input_size=dataset.input_size)
+        student = build_model(cfg.model.net, num_classes=len(dataset.classes), input_size=dataset.input_size)
         logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger is not None else None
         evaluator = instantiate(cfg.evaluator, _convert_="all")
         results = evaluator.evaluate(
