@@ -45,7 +45,7 @@ def test_every_option_composes_and_instantiates(group: str, option: str, tmp_pat
     if group == "model":
         instantiate(cfg.model.net, num_classes=10, input_size=cfg.dataset.input_size)
     if group == "logger" and cfg.logger is not None:
-        assert callable(instantiate(cfg.logger))
+        assert instantiate(cfg.logger, save_dir=str(tmp_path)).save_dir == str(tmp_path)
 
 
 def test_teacher_arch_is_chosen_separately_from_the_student() -> None:

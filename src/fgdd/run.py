@@ -150,7 +150,6 @@ def main(cfg: DictConfig) -> None:
         run(cfg)
     except FgddError as error:
         log.error("%s", error)
-        print(f"fgdd: error: {error}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -23,7 +23,7 @@ from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit
 from fgdd.errors import ConfigError, DatasetNotFoundError
 from fgdd.utils.seeding import derive_seed
 
-GENERATOR_VERSION = "v1"  # bump when the drawing changes, so old folders are not reused
+GENERATOR_VERSION = "v2"  # bump when the drawing changes, so old folders are not reused
 
 # kind -> probability that an image of the class shows a large object (else a small one).
 SHAPE_KINDS: dict[str, float] = {
@@ -39,7 +39,7 @@ SHAPE_KINDS: dict[str, float] = {
     "triangle": 0.15,
 }
 LARGE_RADIUS = (0.36, 0.50)  # circumradius / image size: the object fills most of the image
-SMALL_RADIUS = (0.11, 0.20)  # a small object somewhere in the image
+SMALL_RADIUS = (0.18, 0.26)  # a small object somewhere in the image, still recognisable at 32 px
 # Rotation range (degrees) per kind: square and diamond stay near their canonical pose so they stay distinct.
 _ROTATION = {"square": 15.0, "diamond": 15.0, "cross": 20.0}
 
