@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= disabled
+export FGDD_OFFLINE ?= 1
 DEMO_DIR ?= outputs/sweeps/demo
 
 .PHONY: help install demo test test-slow clean-venv

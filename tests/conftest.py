@@ -16,6 +16,7 @@ CACHE = Path(os.environ.get("FGDD_TEST_CACHE", Path.home() / ".cache" / "fgdd-te
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("FGDD_OFFLINE", "1")
 
 
 def _extract_once(name: str) -> Path:

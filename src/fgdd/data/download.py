@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import tempfile
@@ -19,8 +20,18 @@ def _download_and_extract(url: str, download_root: Path, filename: str | None, m
     download_and_extract_archive(url, str(download_root), filename=filename, md5=md5)
 
 
+def offline() -> bool:
+    """FGDD_OFFLINE=1 (set by the Makefile, CI and tests) refuses downloads at once instead of trying the network."""
+    return os.environ.get("FGDD_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
 def fetch_folder(url: str, md5: str | None, folder: str, dest: Path, *, what: str, layout: str) -> Path:
     """Download the archive at `url` and move the `folder` it holds to `dest` (atomically; no partial data)."""
+    if offline():
+        raise DownloadUnavailableError(
+            f"{what}: download=true but FGDD_OFFLINE=1 forbids network access. Obtain the archive "
+            f"{Path(url).name} elsewhere and unpack it so that {dest} holds {layout}; then run with download=false."
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".download-{folder}-", dir=dest.parent))
     previous_timeout = socket.getdefaulttimeout()
