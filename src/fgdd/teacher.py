@@ -11,6 +11,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from tqdm.auto import tqdm
 from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader
@@ -238,7 +239,7 @@ def teacher_accuracy(
     loader = DataLoader(evaluated, batch_size=batch_size, num_workers=num_workers)
     model.to(device).eval()
     correct = total = 0
-    for images, labels in loader:  # (n, 3, s, s), (n,)
+    for images, labels in tqdm(loader, desc="teacher val", unit="batch", leave=False):  # (n, 3, s, s), (n,)
         logits = model(images.to(device, non_blocking=True))
         correct += int((logits.argmax(1).cpu() == labels).sum())
         total += labels.numel()
