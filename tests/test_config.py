@@ -16,7 +16,8 @@ from fgdd.run import CONF_DIR
 
 register_resolvers()
 CONF = Path(CONF_DIR)
-GROUPS = ["dataset", "model", "teacher", "selector", "evaluator", "logger", "trainer", "experiment", "debug"]
+GROUPS = ["dataset", "model", "teacher", "selector", "segmenter", "threshold", "evaluator", "logger", "trainer",
+          "experiment", "debug"]
 
 
 def options(group: str) -> list[str]:
@@ -40,7 +41,7 @@ def test_every_option_composes_and_instantiates(group: str, option: str, tmp_pat
     cfg = compose_run(*overrides)
     OmegaConf.resolve(cfg)  # every interpolation resolves
     validate(cfg)
-    if group in ("dataset", "selector", "evaluator"):
+    if group in ("dataset", "selector", "segmenter", "threshold", "evaluator"):
         instantiate(cfg[group], _convert_="all")
     if group == "model":
         instantiate(cfg.model.net, num_classes=10, input_size=cfg.dataset.input_size)

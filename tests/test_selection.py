@@ -25,7 +25,9 @@ class MemorySplit:
 
     def __init__(self, images: dict[int, list[Image.Image]], classes: list[str]) -> None:
         self.classes = classes
+        self.root = "memory"
         self.items = [(img, label) for label in sorted(images) for img in images[label]]
+        self.targets = [label for _, label in self.items]
 
     def load_rgb(self, index: int) -> Image.Image:
         return self.items[index][0]

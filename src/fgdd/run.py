@@ -113,7 +113,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
             selector = instantiate(cfg.selector, _convert_="all")
             selection = selector.select(
                 train_split, teacher, ipc=cfg.ipc, seed=cfg.seed, input_size=dataset.input_size,
-                mean=dataset.mean, std=dataset.std, device=device,
+                mean=dataset.mean, std=dataset.std, device=device, dataset=dataset,
             )
             write_distilled_set(
                 distilled_dir, selection, dataset.classes, ipc=cfg.ipc, factor=selector.factor,

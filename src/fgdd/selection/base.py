@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from PIL import Image
@@ -19,7 +19,9 @@ Selection = dict[int, list[Patch]]  # label -> the class's patches, ranked best 
 
 
 class ImageSource(Protocol):
+    root: Any  # where the split lives (keys caches)
     classes: list[str]
+    targets: list[int]
 
     def load_rgb(self, index: int) -> Image.Image: ...
     def relpath(self, index: int) -> str: ...
@@ -40,6 +42,7 @@ class Selector(Protocol):
         mean: Sequence[float],
         std: Sequence[float],
         device: torch.device,
+        dataset: Any = None,
     ) -> Selection: ...
 
 

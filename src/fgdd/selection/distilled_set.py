@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,15 @@ class Patch:
     score: float | None
     pixels: torch.Tensor
     path: str = "crop"  # "crop": best of K candidates (RDED); "resize": the whole image
-    extra: dict[str, Any] = field(default_factory=dict)
+    layout: str = "cell"  # "cell": one mosaic cell; "full": a distilled image of its own (no mosaic)
+    occupancy: float | None = None  # foreground fraction of the source image, where it was measured
+    threshold: float | None = None  # the class's patch-decision threshold, where one applies
 
 
 def _round(value: float | None) -> float | None:
-    # scores differ in the last bits between BLAS builds; 6 decimals keep manifests comparable and readable
-    return None if value is None else round(float(value), 6)
+    # scores differ in the last bits between BLAS builds; 6 decimals keep manifests comparable and readable;
+    # an infinite threshold (never / always resize) is written as null: JSON has no infinity
+    return None if value is None or not math.isfinite(value) else round(float(value), 6)
 
 
 def _encode(image: torch.Tensor, image_format: str, jpeg_quality: int) -> bytes:
@@ -55,6 +59,35 @@ def _encode(image: torch.Tensor, image_format: str, jpeg_quality: int) -> bytes:
     else:
         raise FgddError(f"unknown image_format {image_format!r}; use jpg or png")
     return buffer.getvalue()
+
+
+def _arrange(
+    class_id: str, patches: list[Patch], ipc: int, factor: int
+) -> tuple[list[torch.Tensor], list[tuple[Patch, int, int, int]]]:
+    """The class's distilled images and, per patch in rank order, (patch, image index, cell row, cell column).
+
+    Cell patches are stitched as RDED does (rank r -> image r mod m, cell r div m, m = number of mosaics);
+    whole images of layout "full" follow as images of their own.
+    """
+    cells = [p for p in patches if p.layout == "cell"]
+    fulls = [p for p in patches if p.layout == "full"]
+    per_image = factor * factor
+    mosaics_needed = ipc - len(fulls)
+    if mosaics_needed < 0 or len(cells) != mosaics_needed * per_image:
+        raise FgddError(
+            f"class {class_id!r}: {len(cells)} cell patches and {len(fulls)} whole images do not make ipc={ipc} "
+            f"images of {factor}x{factor} cells"
+        )
+    images: list[torch.Tensor] = []
+    if cells:
+        sizes = {tuple(p.pixels.shape) for p in cells}
+        if len(sizes) != 1:
+            raise FgddError(f"class {class_id!r}: patches of different shapes {sorted(sizes)} cannot be stitched")
+        images += list(stitch(torch.stack([p.pixels for p in cells]), mosaics_needed, factor))  # (c, f*p, f*p) each
+    images += [p.pixels for p in fulls]
+    position = {id(p): mosaic_position(rank, mosaics_needed, factor) for rank, p in enumerate(cells)}
+    position |= {id(p): (mosaics_needed + k, 0, 0) for k, p in enumerate(fulls)}
+    return images, [(p, *position[id(p)]) for p in patches]
 
 
 def write_distilled_set(
@@ -80,21 +113,12 @@ def write_distilled_set(
     try:
         records = []
         for label, class_id in enumerate(classes):
-            patches = list(selection[label])
-            cells = factor * factor
-            if len(patches) != ipc * cells:
-                raise FgddError(f"class {class_id!r}: {len(patches)} patches for ipc={ipc}, factor={factor}")
             folder = staging / class_id
             folder.mkdir()
-            sizes = {tuple(p.pixels.shape) for p in patches}
-            if len(sizes) != 1:
-                raise FgddError(f"class {class_id!r}: patches of different shapes {sorted(sizes)} cannot be stitched")
-            mosaics = stitch(torch.stack([p.pixels for p in patches]), ipc, factor)  # (ipc, c, f*p, f*p)
-            for image_index, mosaic in enumerate(mosaics):
-                name = f"{image_index:04d}.{image_format}"
-                (folder / name).write_bytes(_encode(mosaic, image_format, jpeg_quality))
-            for rank, patch in enumerate(patches):
-                image_index, row, col = mosaic_position(rank, ipc, factor)
+            images, placed = _arrange(class_id, list(selection[label]), ipc, factor)
+            for image_index, image in enumerate(images):
+                (folder / f"{image_index:04d}.{image_format}").write_bytes(_encode(image, image_format, jpeg_quality))
+            for rank, (patch, image_index, row, col) in enumerate(placed):
                 records.append(
                     {
                         "class": class_id,
@@ -102,12 +126,14 @@ def write_distilled_set(
                         "rank": rank,
                         "file": f"{class_id}/{image_index:04d}.{image_format}",
                         "cell": [row, col],
+                        "layout": patch.layout,
                         "source": patch.source,
                         "source_size": list(patch.source_size),
                         "box": list(patch.box),
                         "score": _round(patch.score),
                         "path": patch.path,
-                        **{k: _round(v) if isinstance(v, float) else v for k, v in patch.extra.items()},
+                        "occupancy": _round(patch.occupancy),
+                        "threshold": _round(patch.threshold),
                     }
                 )
         manifest = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)

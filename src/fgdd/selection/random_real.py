@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,6 +31,7 @@ class RandomRealSelector:
         mean: Sequence[float],
         std: Sequence[float],
         device: torch.device,
+        dataset: Any = None,
     ) -> Selection:
         load = TolerantLoader(split, self.max_bad_fraction)
         selection: Selection = {}

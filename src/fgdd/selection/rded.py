@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
+from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -45,7 +47,7 @@ class RDEDSelector:
 
     def best_crops(
         self,
-        images: list[tuple[str, object]],
+        images: list[tuple[str, Image.Image]],
         label: int,
         observer: nn.Module,
         *,
@@ -80,6 +82,20 @@ class RDEDSelector:
             for i, (source, img) in enumerate(images)
         ]
 
+    def prepare(self, split: ImageSource, drawn: dict[int, list[int]], observer: nn.Module, device: torch.device,
+                dataset: Any) -> None:
+        """Hook run once after the images are drawn and before any is scored (the foreground stage uses it)."""
+
+    def class_patches(
+        self, images: list[tuple[str, Image.Image]], label: int, observer: nn.Module, **scoring: Any
+    ) -> list[Patch]:
+        """One scored patch per source image: RDED's best crop."""
+        return self.best_crops(images, label, observer, **scoring)
+
+    def keep(self, patches: list[Patch], ipc: int) -> list[Patch]:
+        """The class's patches for the distilled set, in rank order: RDED's top ipc * factor^2."""
+        return rank_patches(patches, ipc * self.factor**2)
+
     def select(
         self,
         split: ImageSource,
@@ -91,26 +107,29 @@ class RDEDSelector:
         mean: Sequence[float],
         std: Sequence[float],
         device: torch.device,
+        dataset: Any = None,
     ) -> Selection:
         if observer is None:
-            raise ConfigError("the rded selector scores crops with a teacher; none was given")
+            raise ConfigError(f"the {self.name} selector scores patches with a teacher; none was given")
         if input_size % self.factor:
             raise ConfigError(f"input_size {input_size} is not divisible by factor {self.factor}")
-        patch_size = input_size // self.factor
-        keep = ipc * self.factor**2
+        scoring = dict(seed=seed, patch_size=input_size // self.factor, input_size=input_size, mean=mean, std=std,
+                       device=device)
+        cells = ipc * self.factor**2
+        need = f"ipc={ipc} x factor^2={self.factor**2} (one patch per image)"
+        drawn = {label: draw_images(split.indices_of_class(label), self.mipc, seed, label)
+                 for label in range(len(split.classes))}
+        for label, class_id in enumerate(split.classes):
+            require_enough(class_id, len(drawn[label]), cells, need)
+        self.prepare(split, drawn, observer, device, dataset)
         load = TolerantLoader(split, self.max_bad_fraction)
         selection: Selection = {}
-        for label, class_id in enumerate(tqdm(split.classes, desc="select (rded)", unit="class")):
-            drawn = draw_images(split.indices_of_class(label), self.mipc, seed, label)
-            require_enough(class_id, len(drawn), keep, f"ipc={ipc} x factor^2={self.factor**2} (one patch per image)")
+        for label, class_id in enumerate(tqdm(split.classes, desc=f"select ({self.name})", unit="class")):
             patches: list[Patch] = []
-            for start in range(0, len(drawn), self.batch_images):
-                images = [(split.relpath(i), img) for i, img in load(drawn[start : start + self.batch_images])]
+            for start in range(0, len(drawn[label]), self.batch_images):
+                images = [(split.relpath(i), img) for i, img in load(drawn[label][start : start + self.batch_images])]
                 if images:
-                    patches += self.best_crops(
-                        images, label, observer, seed=seed, patch_size=patch_size,
-                        input_size=input_size, mean=mean, std=std, device=device,
-                    )
-            require_enough(class_id, len(patches), keep, f"ipc={ipc} x factor^2={self.factor**2} (readable images)")
-            selection[label] = rank_patches(patches, keep)
+                    patches += self.class_patches(images, label, observer, **scoring)
+            require_enough(class_id, len(patches), cells, need.replace("one patch per image", "readable images"))
+            selection[label] = self.keep(patches, ipc)
         return selection

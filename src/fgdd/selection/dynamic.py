@@ -1,0 +1,130 @@
+"""The paper's dynamic patch selection: per image, a foreground that dominates (occupancy >= the class
+threshold) keeps the whole image resized; otherwise RDED's best of K random crops."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from fgdd.errors import ConfigError
+from fgdd.foreground.base import SegmentationContext, Segmenter
+from fgdd.foreground.occupancy import OccupancyStore, cache_key, measure_occupancy
+from fgdd.selection.base import ImageSource
+from fgdd.selection.candidates import crop_to_patch, whole_image_box
+from fgdd.selection.distilled_set import Patch
+from fgdd.selection.rded import RDEDSelector, rank_patches
+from fgdd.selection.scoring import score_patches
+
+log = logging.getLogger(__name__)
+
+ThresholdPolicy = Callable[[Mapping[int, np.ndarray]], dict[int, float]]
+
+
+class ForegroundAwareSelector(RDEDSelector):
+    def __init__(
+        self,
+        factor: int,
+        segmenter: Segmenter,
+        threshold: ThresholdPolicy,
+        name: str = "fgdd",
+        resize_to: Literal["cell", "full"] = "cell",
+        compete: bool = True,
+        cache_dir: str = ".cache/fgdd",
+        segment_batch_size: int = 16,
+        store_masks: bool = False,
+        **rded: Any,
+    ) -> None:
+        super().__init__(factor=factor, name=name, **rded)
+        if resize_to not in ("cell", "full"):
+            raise ConfigError(f"selector.resize_to must be 'cell' or 'full', got {resize_to!r}")
+        self.segmenter = segmenter
+        self.threshold = threshold
+        self.resize_to = resize_to
+        self.compete = compete
+        self.cache_dir = Path(cache_dir)
+        self.segment_batch_size = segment_batch_size
+        self.store_masks = store_masks
+        self.occupancy: dict[str, float] = {}  # relpath -> occupancy of every drawn image measured
+        self.class_threshold: dict[int, float] = {}
+
+    def prepare(self, split: ImageSource, drawn: dict[int, list[int]], observer: nn.Module, device: torch.device,
+                dataset: Any) -> None:
+        if not getattr(self.threshold, "needs_occupancy", True):
+            # never / always: the decision does not depend on the foreground, so nothing is segmented
+            self.class_threshold = self.threshold({label: np.empty(0) for label in drawn})
+            self.occupancy = {}
+            return
+        if dataset is None:
+            raise ConfigError(f"the {self.name} selector needs the dataset (class names, cache key) to segment")
+        self.segmenter.setup(SegmentationContext(observer=observer, dataset=dataset, device=device))
+        store = OccupancyStore(self.cache_dir, cache_key(dataset.name, dataset.classes, str(split.root), self.segmenter),
+                               store_masks=self.store_masks)
+        everything = [i for label in sorted(drawn) for i in drawn[label]]
+        self.occupancy = measure_occupancy(self.segmenter, split, everything, dataset.class_names, store,
+                                           batch_size=self.segment_batch_size)
+        per_class = {label: np.array([self.occupancy[split.relpath(i)] for i in drawn[label]
+                                      if split.relpath(i) in self.occupancy]) for label in drawn}
+        self.class_threshold = self.threshold(per_class)
+        for label, values in per_class.items():
+            resized = int(np.sum(values >= self.class_threshold[label]))
+            log.info("class %s: threshold %.3f, %d of %d images take the resize path", split.classes[label],
+                     self.class_threshold[label], resized, len(values))
+
+    def takes_resize_path(self, source: str, label: int) -> bool:
+        occupancy = self.occupancy.get(source, 0.0)
+        return occupancy >= self.class_threshold[label]
+
+    def class_patches(
+        self, images: list[tuple[str, Image.Image]], label: int, observer: nn.Module, **scoring: Any
+    ) -> list[Patch]:
+        resize = [(s, img) for s, img in images if self.takes_resize_path(s, label)]
+        crop = [(s, img) for s, img in images if not self.takes_resize_path(s, label)]
+        patches = self.best_crops(crop, label, observer, **scoring) if crop else []
+        patches += self.whole_images(resize, label, observer, **scoring) if resize else []
+        order = {source: k for k, (source, _) in enumerate(images)}  # back to drawn order: ranking ties stay stable
+        patches.sort(key=lambda p: order[p.source])
+        for patch in patches:
+            patch.occupancy = self.occupancy.get(patch.source)
+            patch.threshold = self.class_threshold[label]
+        return patches
+
+    def whole_images(
+        self, images: list[tuple[str, Image.Image]], label: int, observer: nn.Module, *, seed: int, patch_size: int,
+        input_size: int, mean: Any, std: Any, device: torch.device,
+    ) -> list[Patch]:
+        """Each whole image resized to one mosaic cell (``cell``) or to the full input (``full``), scored like a crop."""
+        size = patch_size if self.resize_to == "cell" else input_size
+        pixels = torch.stack([crop_to_patch(img, whole_image_box(img), size) for _, img in images])  # (n, c, s, s)
+        labels = torch.full((len(images),), label, dtype=torch.long)
+        scores = score_patches(observer, pixels, labels, input_size=input_size, mean=mean, std=std, device=device)
+        layout = "full" if self.resize_to == "full" and self.factor > 1 else "cell"
+        return [
+            Patch(label=label, source=source, box=whole_image_box(img), source_size=img.size, score=float(score),
+                  pixels=patch, path="resize", layout=layout)
+            for (source, img), patch, score in zip(images, pixels, scores)
+        ]
+
+    def keep(self, patches: list[Patch], ipc: int) -> list[Patch]:
+        """Fill ipc * factor^2 cells in rank order; a whole image of layout ``full`` takes factor^2 cells.
+
+        With ``compete`` off, resized images rank ahead of all crops (by score among themselves).
+        """
+        ranked = rank_patches(patches, len(patches))
+        if not self.compete:
+            ranked = [p for p in ranked if p.path == "resize"] + [p for p in ranked if p.path != "resize"]
+        budget, used, kept = ipc * self.factor**2, 0, []
+        for patch in ranked:
+            cost = self.factor**2 if patch.layout == "full" else 1
+            if used + cost <= budget:
+                kept.append(patch)
+                used += cost
+            if used == budget:
+                break
+        return kept
