@@ -139,3 +139,26 @@ def test_cli_missing_data_exits_with_one_message(tmp_path) -> None:
     output = result.stdout + result.stderr
     assert "imagenette2-128" in output and "FGDD_DATA_DIR" in output
     assert "Traceback" not in output
+
+
+def test_fgdd_with_threshold_never_reproduces_rded_through_the_run(finished_run, tmp_path) -> None:
+    run_dir, _, tmp = finished_run
+    run(tiny_cfg(tmp, "selector=fgdd", "threshold=never", "evaluator.epochs=1"), tmp_path / "never")
+    assert (tmp_path / "never" / "distilled" / "manifest.jsonl").read_bytes() == (
+        run_dir / "distilled" / "manifest.jsonl").read_bytes()
+
+
+def test_fgdd_with_true_masks_records_occupancy_and_draws_its_figures(finished_run, tmp_path) -> None:
+    _, _, tmp = finished_run
+    out = tmp_path / "fgdd"
+    run(tiny_cfg(tmp, "selector=fgdd", "segmenter=ground_truth", "threshold=median", "evaluator.epochs=1"), out)
+    summary = json.loads((out / "occupancy.json").read_text())
+    assert set(summary) == {"circle", "crescent", "cross", "diamond", "ellipse", "hexagon", "ring", "square", "star",
+                            "triangle"}
+    assert all(len(v["occupancy"]) == 12 for v in summary.values())  # the mipc images drawn per class
+    records = [json.loads(line) for line in (out / "distilled" / "manifest.jsonl").read_text().splitlines()]
+    assert {r["path"] for r in records} == {"crop", "resize"}
+    for r in records:
+        assert (r["path"] == "resize") == (r["occupancy"] >= r["threshold"])
+    assert (out / "figures" / "occupancy.png").stat().st_size > 0
+    assert (out / "figures" / "distilled_grid.png").stat().st_size > 0

@@ -73,6 +73,22 @@ def obtain_teacher(cfg: DictConfig, dataset: Any, device: Any, trainer_kwargs: d
     )
 
 
+def draw_figures(run_dir: Path) -> dict[str, Path]:
+    from fgdd.report.figures import distilled_grid_figure, occupancy_figure
+
+    figures = {"distilled_grid": distilled_grid_figure(run_dir / "distilled", run_dir / "figures" / "distilled_grid.png")}
+    if (run_dir / "occupancy.json").exists():
+        summary = json.loads((run_dir / "occupancy.json").read_text())
+        figures["occupancy"] = occupancy_figure(summary, run_dir / "figures" / "occupancy.png")
+    return figures
+
+
+def log_figures(logger: Any, figures: dict[str, Path]) -> None:
+    if logger is not None and hasattr(logger, "log_image"):  # W&B (and other image-capable loggers)
+        for key, path in figures.items():
+            logger.log_image(key=f"figures/{key}", images=[str(path)])
+
+
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     """The whole pipeline; returns the metrics also written to ``<run_dir>/metrics.json``."""
     from fgdd.teacher import teacher_accuracy
@@ -115,16 +131,21 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
                 train_split, teacher, ipc=cfg.ipc, seed=cfg.seed, input_size=dataset.input_size,
                 mean=dataset.mean, std=dataset.std, device=device, dataset=dataset,
             )
+            summary = selector.foreground_summary()
+            if summary is not None:  # written before the set, so a resumed run still has it for its figure
+                atomic_write_json(run_dir / "occupancy.json", summary)
             write_distilled_set(
                 distilled_dir, selection, dataset.classes, ipc=cfg.ipc, factor=selector.factor,
                 info={"dataset": dataset.name, "selector": selector.name, "input_size": dataset.input_size,
                       "seed": cfg.seed},
             )
     distilled = DistilledSet(distilled_dir, classes=dataset.classes)
+    figures = draw_figures(run_dir)
 
     with stage("student", timings):
         student = build_model(cfg.model.net, num_classes=len(dataset.classes), input_size=dataset.input_size)
         logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger is not None else None
+        log_figures(logger, figures)
         evaluator = instantiate(cfg.evaluator, _convert_="all")
         results = evaluator.evaluate(
             distilled, val_split, student, teacher, lr=cfg.model.lr, ipc=cfg.ipc, num_classes=len(dataset.classes),

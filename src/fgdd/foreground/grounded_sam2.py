@@ -121,7 +121,7 @@ class GroundedSAM2Segmenter:
             raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
         rgb = [image.convert("RGB") for image in images]
         boxes = self._detector.boxes(rgb, [text_prompt(p) for p in prompts])  # (n_i, 4) xyxy pixels each
-        return self._masker.masks([np.asarray(image) for image in rgb], boxes)
+        return self._masker.masks([np.array(image) for image in rgb], boxes)
 
 
 def _plain(value: Any) -> Any:

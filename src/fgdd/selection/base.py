@@ -29,7 +29,10 @@ class ImageSource(Protocol):
 
 
 class Selector(Protocol):
+    name: str
     factor: int
+
+    def foreground_summary(self) -> dict[str, dict] | None: ...
 
     def select(
         self,

@@ -53,6 +53,7 @@ class ForegroundAwareSelector(RDEDSelector):
         self.store_masks = store_masks
         self.occupancy: dict[str, float] = {}  # relpath -> occupancy of every drawn image measured
         self.class_threshold: dict[int, float] = {}
+        self.summary: dict[str, dict] = {}
 
     def prepare(self, split: ImageSource, drawn: dict[int, list[int]], observer: nn.Module, device: torch.device,
                 dataset: Any) -> None:
@@ -72,10 +73,15 @@ class ForegroundAwareSelector(RDEDSelector):
         per_class = {label: np.array([self.occupancy[split.relpath(i)] for i in drawn[label]
                                       if split.relpath(i) in self.occupancy]) for label in drawn}
         self.class_threshold = self.threshold(per_class)
+        self.summary = {split.classes[label]: {"threshold": self.class_threshold[label], "occupancy": values.tolist()}
+                        for label, values in per_class.items()}
         for label, values in per_class.items():
             resized = int(np.sum(values >= self.class_threshold[label]))
             log.info("class %s: threshold %.3f, %d of %d images take the resize path", split.classes[label],
                      self.class_threshold[label], resized, len(values))
+
+    def foreground_summary(self) -> dict[str, dict] | None:
+        return self.summary or None
 
     def takes_resize_path(self, source: str, label: int) -> bool:
         occupancy = self.occupancy.get(source, 0.0)

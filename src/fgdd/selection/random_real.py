@@ -20,6 +20,9 @@ class RandomRealSelector:
         self.name = name
         self.max_bad_fraction = max_bad_fraction
 
+    def foreground_summary(self) -> dict[str, dict] | None:
+        return None
+
     def select(
         self,
         split: ImageSource,

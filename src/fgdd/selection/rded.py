@@ -86,6 +86,10 @@ class RDEDSelector:
                 dataset: Any) -> None:
         """Hook run once after the images are drawn and before any is scored (the foreground stage uses it)."""
 
+    def foreground_summary(self) -> dict[str, dict] | None:
+        """Per class, the occupancies measured and the threshold applied (None: this selector uses none)."""
+        return None
+
     def class_patches(
         self, images: list[tuple[str, Image.Image]], label: int, observer: nn.Module, **scoring: Any
     ) -> list[Patch]:
