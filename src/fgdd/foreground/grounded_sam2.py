@@ -76,7 +76,9 @@ class GroundedSAM2Segmenter:
             mask_threshold=mask_threshold,
             batch_size=batch_size,
         )
-        self._detector = GroundingDinoDetector(detector.eval(), processor, self.box_threshold, self.text_threshold, batch_size)
+        self._detector = GroundingDinoDetector(
+            detector.eval(), processor, self.box_threshold, self.text_threshold, batch_size
+        )
         self._masker = Sam2BoxMasker(sam_model.eval(), batch_size, self.mask_threshold)
         return self
 

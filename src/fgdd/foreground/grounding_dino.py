@@ -47,7 +47,9 @@ class GroundingDinoDetector:
     """Boxes for one caption per image. Images are batched only with images of the same resized shape, so no image
     is padded and each image's boxes do not depend on which other images share its batch."""
 
-    def __init__(self, model: Any, processor: Any, box_threshold: float, text_threshold: float, batch_size: int) -> None:
+    def __init__(
+        self, model: Any, processor: Any, box_threshold: float, text_threshold: float, batch_size: int
+    ) -> None:
         self.model = model
         self.processor = processor
         self.box_threshold = box_threshold

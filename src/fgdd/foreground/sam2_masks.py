@@ -53,7 +53,8 @@ def sam2_config_path(config: str) -> Path:
     if given.is_file():
         return given
     spec = importlib.util.find_spec("sam2")  # locates the package without running its __init__
-    packaged = Path(next(iter(spec.submodule_search_locations))) / config if spec and spec.submodule_search_locations else None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    packaged = Path(locations[0]) / config if locations else None
     if packaged is None or not packaged.is_file():
         raise ConfigError(
             f"SAM 2 model config {config!r} is neither a file nor inside the sam2 package; use one of "
