@@ -14,14 +14,13 @@ import numpy as np
 from PIL import Image
 from torch import nn
 
+from fgdd.errors import ConfigError
 from fgdd.foreground.base import SegmentationContext, text_prompt
 from fgdd.foreground.grounding_dino import GroundingDinoDetector, load_grounding_dino
 from fgdd.foreground.sam2_masks import Sam2BoxMasker, build_sam2_model, resolve_sam2_checkpoint
 
 
 class GroundedSAM2Segmenter:
-    name = "grounded_sam2"
-
     def __init__(
         self,
         detector: str = "IDEA-Research/grounding-dino-tiny",
@@ -35,9 +34,11 @@ class GroundedSAM2Segmenter:
         mask_threshold: float = 0.0,
         cache_dir: str | None = None,
         batch_size: int = 8,
+        name: str = "grounded_sam2",
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"segmenter.batch_size must be >= 1, got {batch_size}")
+        self.name = name
         self.detector_id = detector
         self.box_threshold = float(box_threshold)
         self.text_threshold = float(text_threshold)
@@ -63,16 +64,16 @@ class GroundedSAM2Segmenter:
         text_threshold: float = 0.3,
         mask_threshold: float = 0.0,
         batch_size: int = 8,
-        name: str = "in-memory",
+        models_name: str = "in-memory",
     ) -> GroundedSAM2Segmenter:
-        """Already-built models (tests, notebooks); ``name`` stands for both models in ``cache_key``."""
+        """Already-built models (tests, notebooks); ``models_name`` stands for both models in ``cache_key``."""
         self = cls(
-            detector=name,
+            detector=models_name,
             box_threshold=box_threshold,
             text_threshold=text_threshold,
-            sam2_config=name,
-            sam2_checkpoint=name,
-            sam2_checkpoint_file=name,
+            sam2_config=models_name,
+            sam2_checkpoint=models_name,
+            sam2_checkpoint_file=models_name,
             mask_threshold=mask_threshold,
             batch_size=batch_size,
         )
