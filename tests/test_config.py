@@ -34,6 +34,8 @@ def test_every_option_composes_and_instantiates(group: str, option: str, tmp_pat
     overrides = [f"{group}={option}", f"data_root={tmp_path}"]
     if group == "teacher" and option == "checkpoint":
         overrides.append("teacher.checkpoint=/nonexistent.pth")
+    if group == "segmenter" and option == "mask_folder":
+        overrides.append(f"segmenter.root={tmp_path}")
     if group == "dataset" and option == "imagefolder":  # the generic folder dataset has no classes of its own
         overrides += ["dataset.subdir=mine", "dataset.classes=[a,b]"]
     if group == "model":  # 128 px fits every architecture, the deepest ConvNet included

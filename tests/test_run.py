@@ -162,3 +162,19 @@ def test_fgdd_with_true_masks_records_occupancy_and_draws_its_figures(finished_r
         assert (r["path"] == "resize") == (r["occupancy"] >= r["threshold"])
     assert (out / "figures" / "occupancy.png").stat().st_size > 0
     assert (out / "figures" / "distilled_grid.png").stat().st_size > 0
+
+
+def test_grounded_sam2_offline_stops_at_once_naming_the_model(finished_run, tmp_path) -> None:
+    import time
+
+    from fgdd.errors import ModelUnavailableError
+
+    _, _, tmp = finished_run
+    start = time.perf_counter()
+    with pytest.raises(ModelUnavailableError) as error:
+        run(tiny_cfg(tmp, "selector=fgdd", "segmenter=grounded_sam2", f"segmenter.cache_dir={tmp_path / 'hf'}"),
+            tmp_path / "gsam")
+    assert time.perf_counter() - start < 60  # the teacher is cached; no network wait on top
+    assert "IDEA-Research/grounding-dino-tiny" in str(error.value)
+    assert "segmenter.detector=" in str(error.value)
+    assert not (tmp_path / "gsam" / "distilled").exists()
