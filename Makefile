@@ -18,7 +18,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q "setuptools>=68" wheel torch==2.14.1 torchvision==0.29.1
 	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --no-build-isolation -e '.[dev,segment]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
