@@ -101,6 +101,7 @@ def _offline(*args, **kwargs) -> None:
     ],
 )
 def test_offline_download_says_where_to_put_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make) -> None:
+    monkeypatch.delenv("FGDD_OFFLINE", raising=False)  # let it try: the (faked) network then fails
     monkeypatch.setattr(download_module, "_download_and_extract", _offline)
     ds = make(str(tmp_path))
     with pytest.raises(DownloadUnavailableError, match="name resolution") as info:
@@ -114,10 +115,19 @@ def test_download_moves_folder_into_place(tmp_path: Path, monkeypatch: pytest.Mo
         assert url.endswith("cifar-10-python.tar.gz")
         write_fake_cifar10(Path(download_root) / "cifar-10-batches-py")
 
+    monkeypatch.delenv("FGDD_OFFLINE", raising=False)
     monkeypatch.setattr(download_module, "_download_and_extract", fake)
     ds = CIFAR10Dataset(str(tmp_path), classes=CLASSES, download=True)
     assert len(ds.train()) == 20
     assert sorted(p.name for p in (tmp_path / "cifar10").iterdir()) == ["cifar-10-batches-py"]
+
+
+def test_fgdd_offline_refuses_downloads_without_touching_the_network(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FGDD_OFFLINE", "1")
+    monkeypatch.setattr(download_module, "_download_and_extract", lambda *a: pytest.fail("network touched"))
+    with pytest.raises(DownloadUnavailableError, match="FGDD_OFFLINE=1") as info:
+        CIFAR10Dataset(str(tmp_path), classes=CLASSES, download=True).train()
+    assert "cifar-10-python.tar.gz" in str(info.value)
 
 
 def test_imagenette_download_needs_a_published_size(tmp_path: Path) -> None:

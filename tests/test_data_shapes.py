@@ -27,7 +27,7 @@ def _small(root: Path, seed: int = 0, **kwargs) -> ShapesDataset:
 def test_deterministic_bytes_and_reuse(tmp_path: Path) -> None:
     a, b = _small(tmp_path / "a"), _small(tmp_path / "b")
     assert len(a.train()) == 60 and len(b.val()) == 30
-    assert a.dataset_dir.name == "shapes-v1-s32-n6x3-seed0"
+    assert a.dataset_dir.name == "shapes-v2-s32-n6x3-seed0"
     digest = _digest(a.dataset_dir)
     assert digest == _digest(b.dataset_dir) and len(digest) == 2 * 90 + 1  # images + masks + meta.json
     assert [p.name for p in (tmp_path / "a").iterdir()] == [a.dataset_dir.name]  # no temporary folder left
