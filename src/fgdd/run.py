@@ -25,7 +25,7 @@ from fgdd.selection import DistilledSet, write_distilled_set
 from fgdd.selection.distilled_set import META
 from fgdd.utils.device import resolve_device
 from fgdd.utils.io import atomic_write_json, atomic_write_text
-from fgdd.utils.seeding import seed_everything
+from fgdd.utils.seeding import derive_seed, seed_everything
 
 log = logging.getLogger("fgdd")
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -143,6 +143,9 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     figures = draw_figures(run_dir)
 
     with stage("student", timings):
+        # seeded here, not only at start: whether the teacher was trained in this process or loaded from the cache
+        # must not change the student's initial weights
+        seed_everything(derive_seed(cfg.seed, "student"))
         student = build_model(cfg.model.net, num_classes=len(dataset.classes), input_size=dataset.input_size)
         logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger is not None else None
         log_figures(logger, figures)
