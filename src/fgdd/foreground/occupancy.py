@@ -4,6 +4,7 @@ it belongs to; every IPC and seed of a sweep reuses it, and only images not yet 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 from collections.abc import Sequence
@@ -67,12 +68,9 @@ class OccupancyStore:
     def save_mask(self, source: str, mask: np.ndarray) -> None:
         if self.mask_dir is None:
             return
-        buffer_path = self.mask_dir / (source + ".png")
-        import io
-
         buffer = io.BytesIO()
         Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG")
-        atomic_write_bytes(buffer_path, buffer.getvalue())
+        atomic_write_bytes(self.mask_dir / (source + ".png"), buffer.getvalue())
 
 
 def measure_occupancy(

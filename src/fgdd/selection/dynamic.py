@@ -90,8 +90,9 @@ class ForegroundAwareSelector(RDEDSelector):
     def class_patches(
         self, images: list[tuple[str, Image.Image]], label: int, observer: nn.Module, **scoring: Any
     ) -> list[Patch]:
-        resize = [(s, img) for s, img in images if self.takes_resize_path(s, label)]
-        crop = [(s, img) for s, img in images if not self.takes_resize_path(s, label)]
+        decisions = [self.takes_resize_path(source, label) for source, _ in images]
+        resize = [item for item, whole in zip(images, decisions) if whole]
+        crop = [item for item, whole in zip(images, decisions) if not whole]
         patches = self.best_crops(crop, label, observer, **scoring) if crop else []
         patches += self.whole_images(resize, label, observer, **scoring) if resize else []
         order = {source: k for k, (source, _) in enumerate(images)}  # back to drawn order: ranking ties stay stable
