@@ -78,10 +78,13 @@ def test_same_seed_same_distilled_set_other_seed_another(finished_run, tmp_path)
     run_dir, metrics, tmp = finished_run
     again = tmp_path / "again"
     other = tmp_path / "other"
-    # the first run trained its teacher in-process; this one loads it from the cache: same student regardless
+    # the first run trained its teacher in-process; this one loads it from the cache: same student regardless.
+    # The cache of distilled sets is set aside so that this run selects again instead of copying the first set.
+    (tmp / "cache" / "distilled").rename(tmp_path / "distilled-cache-aside")
     again_metrics = run(tiny_cfg(tmp), again)
-    assert {k: v for k, v in again_metrics.items() if not k.startswith(("time/", "student/train_seconds"))} == {
-        k: v for k, v in metrics.items() if not k.startswith(("time/", "student/train_seconds"))}
+    assert "reused_from" not in json.loads((again / "selection.json").read_text())
+    assert {k: v for k, v in again_metrics.items() if not k.startswith(("time/", "cost/distill_s", "student/train_seconds"))} == {
+        k: v for k, v in metrics.items() if not k.startswith(("time/", "cost/distill_s", "student/train_seconds"))}
     run(tiny_cfg(tmp, "evaluator.epochs=1", "seed=1", "teacher.checkpoint=" + str(_cached_teacher(tmp))), other)
     manifest = (run_dir / "distilled" / "manifest.jsonl").read_bytes()
     assert (again / "distilled" / "manifest.jsonl").read_bytes() == manifest

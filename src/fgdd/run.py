@@ -14,32 +14,45 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fgdd.config import register_resolvers, validate
-from fgdd.models.checkpoint import build_model
+from fgdd.distilled_cache import DistilledSetCache, selection_key
 from fgdd.errors import FgddError, TeacherTooWeakError
+from fgdd.failures import archive_failure, record_failure
+from fgdd.models.checkpoint import build_model
 from fgdd.provenance import resolved_yaml, run_record
 from fgdd.selection import DistilledSet, write_distilled_set
 from fgdd.selection.distilled_set import META
+from fgdd.tracking import abort, finish, log_distilled_set, log_figures, make_logger
 from fgdd.utils.device import resolve_device
 from fgdd.utils.io import atomic_write_json, atomic_write_text
 from fgdd.utils.seeding import derive_seed, seed_everything
 
 log = logging.getLogger("fgdd")
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+SELECTION_COST = "selection.json"  # seconds the selection took when the set was made (kept when it is reused)
 
 register_resolvers()  # conf/ interpolates ${accelerator:...}; must exist before Hydra resolves anything
 
 
-@contextmanager
-def stage(name: str, timings: dict[str, float]) -> Iterator[None]:
-    log.info("stage %s ...", name)
-    start = time.perf_counter()
-    yield
-    timings[f"time/{name}_s"] = round(time.perf_counter() - start, 3)
-    log.info("stage %s done in %.1f s", name, timings[f"time/{name}_s"])
+class Stages:
+    """Times each stage and remembers which one is running, for ``failed.json``."""
+
+    def __init__(self) -> None:
+        self.current = "setup"
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        log.info("stage %s ...", name)
+        self.current = name
+        start = time.perf_counter()
+        yield
+        self.timings[f"time/{name}_s"] = round(time.perf_counter() - start, 3)
+        log.info("stage %s done in %.1f s", name, self.timings[f"time/{name}_s"])
 
 
 def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> None:
@@ -67,10 +80,8 @@ def obtain_teacher(cfg: DictConfig, dataset: Any, device: Any, trainer_kwargs: d
     arch = OmegaConf.to_container(cfg.teacher.arch.net, resolve=True)
     if cfg.teacher.checkpoint:
         return load_teacher(cfg.teacher.checkpoint, arch, dataset, device)
-    recipe = OmegaConf.to_container(cfg.teacher.recipe, resolve=True)
-    return train_teacher(
-        arch, dataset, Path(cfg.cache_dir), **recipe, seed=cfg.seed, trainer_kwargs=trainer_kwargs, device=device
-    )
+    recipe = OmegaConf.to_container(cfg.teacher.recipe, resolve=True)  # its seed is the teacher's own, not the run's
+    return train_teacher(arch, dataset, Path(cfg.cache_dir), **recipe, trainer_kwargs=trainer_kwargs, device=device)
 
 
 def draw_figures(run_dir: Path) -> dict[str, Path]:
@@ -83,36 +94,91 @@ def draw_figures(run_dir: Path) -> dict[str, Path]:
     return figures
 
 
-def log_figures(logger: Any, figures: dict[str, Path]) -> None:
-    if logger is not None and hasattr(logger, "log_image"):  # W&B (and other image-capable loggers)
-        for key, path in figures.items():
-            logger.log_image(key=f"figures/{key}", images=[str(path)])
+def select(cfg: DictConfig, run_dir: Path, dataset: Any, teacher: Any, device: Any) -> None:
+    """Write ``run_dir/distilled`` (+ occupancy.json): kept if already there, copied from the cache of distilled
+    sets if an equal run made it, else selected here and offered to the cache."""
+    distilled_dir = run_dir / "distilled"
+    if (distilled_dir / META).exists():
+        log.info("distilled set already written: %s", distilled_dir)
+        return
+    cache = DistilledSetCache(cfg.cache_dir, selection_key(cfg, device.type))
+    if cache.has():
+        cache.copy_to(run_dir)
+        cost = json.loads((cache.folder / SELECTION_COST).read_text()) if (cache.folder / SELECTION_COST).exists() else {}
+        atomic_write_json(run_dir / SELECTION_COST, {**cost, "reused_from": str(cache.folder)})
+        return
+    start = time.perf_counter()
+    selector = instantiate(cfg.selector, _convert_="all")
+    selection = selector.select(
+        dataset.train(), teacher, ipc=cfg.ipc, seed=cfg.seed, input_size=dataset.input_size,
+        mean=dataset.mean, std=dataset.std, device=device, dataset=dataset,
+    )
+    summary = selector.foreground_summary()
+    if summary is not None:  # written before the set, so a resumed run still has it for its figure
+        atomic_write_json(run_dir / "occupancy.json", summary)
+    write_distilled_set(
+        distilled_dir, selection, dataset.classes, ipc=cfg.ipc, factor=selector.factor,
+        info={"dataset": dataset.name, "selector": selector.name, "input_size": dataset.input_size, "seed": cfg.seed},
+    )
+    cost = {"select_s": round(time.perf_counter() - start, 3), "device": str(device)}
+    atomic_write_json(run_dir / SELECTION_COST, cost)
+    try:
+        cache.store_from(run_dir)
+        atomic_write_json(cache.folder / SELECTION_COST, cost)
+    except OSError as error:  # the run's own copy is complete; a cache that cannot be written only costs time later
+        log.warning("could not store the distilled set in the cache %s: %s", cache.folder, error)
+
+
+def in_multirun() -> bool:
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # called outside a Hydra app (tests, notebooks)
+        return False
 
 
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
-    """The whole pipeline; returns the metrics also written to ``<run_dir>/metrics.json``."""
-    from fgdd.teacher import teacher_accuracy
+    """The whole pipeline; returns the metrics also written to ``<run_dir>/metrics.json``.
 
+    A failure writes ``failed.json`` (stage, error) into the run folder and re-raises.
+    """
     validate(cfg)
     run_dir = Path(run_dir if run_dir is not None else HydraConfig.get().runtime.output_dir).resolve()
-    metrics_path = run_dir / "metrics.json"
     prepare_run_dir(cfg, run_dir)
+    metrics_path = run_dir / "metrics.json"
     if metrics_path.exists():
         log.info("run already finished: %s", metrics_path)
         return json.loads(metrics_path.read_text())
+    if archived := archive_failure(run_dir):
+        log.info("an earlier attempt failed (kept as %s); trying again", archived.name)
+
+    stages, logger = Stages(), None
+    try:
+        logger = make_logger(cfg, run_dir, cfg.sweep_name if in_multirun() else None)
+        metrics = pipeline(cfg, run_dir, stages, logger)
+    except BaseException as error:
+        record_failure(run_dir, stages.current, error)
+        abort(logger)
+        raise
+    atomic_write_json(metrics_path, metrics)
+    finish(logger, metrics)
+    log.info("metrics: %s", json.dumps(metrics, indent=1))
+    return metrics
+
+
+def pipeline(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> dict[str, float]:
+    from fgdd.teacher import teacher_accuracy
 
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    timings: dict[str, float] = {}
 
     dataset = instantiate(cfg.dataset, _convert_="all")
-    train_split, val_split = dataset.train(), dataset.val()
+    val_split = dataset.val()
     log.info("dataset %s: %d classes, %d train / %d val images", dataset.name, len(dataset.classes),
-             len(train_split), len(val_split))
+             len(dataset.train()), len(val_split))
 
-    with stage("teacher", timings):
-        teacher, teacher_meta = obtain_teacher(cfg, dataset, device, trainer_kwargs)
+    with stage("teacher"):
+        teacher, _ = obtain_teacher(cfg, dataset, device, trainer_kwargs)
         teacher_top1 = teacher_accuracy(teacher, val_split, dataset.input_size, dataset.mean, dataset.std, device)
     log.info("teacher val top-1: %.4f", teacher_top1)
     if teacher_top1 < cfg.teacher.min_val_acc:
@@ -121,34 +187,19 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
             "observer ranks patches badly. Train longer (teacher.recipe.epochs) or give a better teacher.checkpoint"
         )
 
-    distilled_dir = run_dir / "distilled"
-    with stage("select", timings):
-        if (distilled_dir / META).exists():
-            log.info("distilled set already written: %s", distilled_dir)
-        else:
-            selector = instantiate(cfg.selector, _convert_="all")
-            selection = selector.select(
-                train_split, teacher, ipc=cfg.ipc, seed=cfg.seed, input_size=dataset.input_size,
-                mean=dataset.mean, std=dataset.std, device=device, dataset=dataset,
-            )
-            summary = selector.foreground_summary()
-            if summary is not None:  # written before the set, so a resumed run still has it for its figure
-                atomic_write_json(run_dir / "occupancy.json", summary)
-            write_distilled_set(
-                distilled_dir, selection, dataset.classes, ipc=cfg.ipc, factor=selector.factor,
-                info={"dataset": dataset.name, "selector": selector.name, "input_size": dataset.input_size,
-                      "seed": cfg.seed},
-            )
-    distilled = DistilledSet(distilled_dir, classes=dataset.classes)
+    with stage("select"):
+        select(cfg, run_dir, dataset, teacher, device)
+    distilled = DistilledSet(run_dir / "distilled", classes=dataset.classes)
     figures = draw_figures(run_dir)
+    log_figures(logger, figures)
+    log_distilled_set(logger, distilled.root, name=f"distilled-{run_dir.name}",
+                      metadata={"dataset": dataset.name, "selector": cfg.selector.name, "ipc": cfg.ipc, "seed": cfg.seed})
 
-    with stage("student", timings):
+    with stage("student"):
         # seeded here, not only at start: whether the teacher was trained in this process or loaded from the cache
         # must not change the student's initial weights
         seed_everything(derive_seed(cfg.seed, "student"))
         student = build_model(cfg.model.net, num_classes=len(dataset.classes), input_size=dataset.input_size)
-        logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger is not None else None
-        log_figures(logger, figures)
         evaluator = instantiate(cfg.evaluator, _convert_="all")
         results = evaluator.evaluate(
             distilled, val_split, student, teacher, lr=cfg.model.lr, ipc=cfg.ipc, num_classes=len(dataset.classes),
@@ -156,16 +207,17 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
             seed=cfg.seed, trainer_kwargs=trainer_kwargs, logger=logger,
         )
 
-    metrics: dict[str, float] = {
+    selection_cost = json.loads((run_dir / SELECTION_COST).read_text()) if (run_dir / SELECTION_COST).exists() else {}
+    distilled_bytes = float(sum(p.stat().st_size for p, _ in distilled.samples))
+    return {
         "teacher/val_top1": teacher_top1,
         **results,
         "distilled/images": float(len(distilled)),
-        "distilled/bytes": float(sum(p.stat().st_size for p, _ in distilled.samples)),
-        **timings,
+        "cost/distill_s": float(selection_cost.get("select_s", stage.timings["time/select_s"])),
+        "cost/distilled_bytes": distilled_bytes,
+        "cost/soft_label_bytes": float(results.get("cost/soft_label_bytes", 0.0)),
+        **stage.timings,
     }
-    atomic_write_json(metrics_path, metrics)
-    log.info("metrics: %s", json.dumps(metrics, indent=1))
-    return metrics
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="run")
@@ -174,6 +226,8 @@ def main(cfg: DictConfig) -> None:
         run(cfg)
     except FgddError as error:
         log.error("%s", error)
+        if in_multirun():
+            raise  # Hydra marks this job failed and runs the rest of the sweep; it exits non-zero at the end
         sys.exit(2)
 
 

@@ -1,0 +1,105 @@
+"""Distilled sets shared by runs that differ only after selection (student, evaluator, logger, trainer).
+
+A distilled set depends on the dataset, the teacher, the selector (with its segmenter and threshold), ipc,
+seed and the device kind; nothing else. Runs that agree on these (a cross-architecture table: one set,
+several students) select once: the first run writes the set into its own folder and copies it to
+``<cache_dir>/distilled/<key>/``; the others copy it from there. Every run folder still holds its own
+complete copy (manifest included), so a run folder never depends on the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+import fgdd
+from fgdd.selection.distilled_set import META
+
+log = logging.getLogger(__name__)
+OCCUPANCY_FILE = "occupancy.json"
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def selection_key(cfg: DictConfig, device_type: str) -> dict[str, Any]:
+    """Everything the distilled set depends on; a checkpoint teacher is identified by its file's hash."""
+    teacher = OmegaConf.to_container(cfg.teacher, resolve=True)
+    teacher.pop("min_val_acc", None)  # a gate on the run, not an input of selection
+    if cfg.teacher.checkpoint:
+        teacher["checkpoint_sha256"] = file_sha256(cfg.teacher.checkpoint)
+        teacher.pop("checkpoint")  # the same file moved elsewhere is the same teacher
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    return {
+        "fgdd": fgdd.__version__,
+        "dataset": dataset,
+        "teacher": teacher,
+        "selector": OmegaConf.to_container(cfg.selector, resolve=True),
+        "ipc": cfg.ipc,
+        "seed": cfg.seed,
+        "device_type": device_type,  # CPU and CUDA kernels may rank near-equal crops differently
+    }
+
+
+class DistilledSetCache:
+    """``<cache_dir>/distilled/<dataset>-<selector>-ipc<N>-seed<S>-<hash>/``: a distilled set (+ occupancy.json)."""
+
+    def __init__(self, cache_dir: str | Path, key: dict[str, Any]) -> None:
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+        name = f"{key['dataset']['name']}-{key['selector']['name']}-ipc{key['ipc']}-seed{key['seed']}-{digest[:12]}"
+        self.folder = Path(cache_dir) / "distilled" / name
+        self.key = key
+
+    def has(self) -> bool:
+        return (self.folder / "set" / META).is_file()
+
+    def copy_to(self, run_dir: Path) -> None:
+        """Copy the cached set (and its occupancy summary) into ``run_dir``; each appears whole or not at all."""
+        if (self.folder / OCCUPANCY_FILE).is_file() and not (run_dir / OCCUPANCY_FILE).exists():
+            _copy_atomically(self.folder / OCCUPANCY_FILE, run_dir / OCCUPANCY_FILE)
+        _copy_atomically(self.folder / "set", run_dir / "distilled")
+        log.info("distilled set reused from %s", self.folder)
+
+    def store_from(self, run_dir: Path) -> None:
+        """Copy a run's freshly written set into the cache; a concurrent job that got there first wins."""
+        if self.has():
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if (run_dir / OCCUPANCY_FILE).is_file():
+            _copy_atomically(run_dir / OCCUPANCY_FILE, self.folder / OCCUPANCY_FILE, exist_ok=True)
+        (self.folder / "key.json").write_text(json.dumps(self.key, indent=1, sort_keys=True, default=str) + "\n")
+        _copy_atomically(run_dir / "distilled", self.folder / "set", exist_ok=True)
+
+
+def _copy_atomically(source: Path, target: Path, exist_ok: bool = False) -> None:
+    """Copy a file or folder to a temporary name beside ``target`` and rename it; never replaces ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    partial = staging / target.name
+    try:
+        if source.is_dir():
+            shutil.copytree(source, partial)
+        else:
+            shutil.copy2(source, partial)
+        try:
+            if target.exists():
+                raise FileExistsError(target)
+            os.rename(partial, target)
+        except (FileExistsError, OSError) as error:
+            if not (exist_ok and target.exists()):
+                raise FileExistsError(f"{target} appeared while copying; not replaced") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # only our own staging folder
