@@ -1,4 +1,4 @@
-"""Read run folders (config.yaml + metrics.json) under a sweep or output folder into flat rows."""
+"""Read run folders (config.yaml, metrics.json, failed.json, .hydra/overrides.yaml) into flat rows."""
 
 from __future__ import annotations
 
@@ -8,27 +8,59 @@ from typing import Any
 
 import yaml
 
+DONE, FAILED, UNFINISHED = "done", "failed", "unfinished"
+SOFT, HARD = "soft-label", "hard-label"
+
+# metrics.json of older runs carries the same numbers under the names on the right
+COST_FALLBACKS = {"cost/distill_s": "time/select_s", "cost/distilled_bytes": "distilled/bytes"}
+
 
 def find_runs(root: str | Path) -> list[Path]:
     """Every folder under ``root`` holding a config.yaml written by fgdd.run, sorted."""
     return sorted(p.parent for p in Path(root).rglob("config.yaml") if (p.parent / "run.json").exists())
 
 
+def read_status(run_dir: Path) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+    """(status, metrics, failure): metrics.json = done; failed.json without it = failed; neither = unfinished
+    (running, or killed before it could say so)."""
+    metrics_path, failed_path = run_dir / "metrics.json", run_dir / "failed.json"
+    if metrics_path.exists():
+        return DONE, json.loads(metrics_path.read_text()), None
+    if failed_path.exists():
+        try:
+            failure = json.loads(failed_path.read_text())
+        except json.JSONDecodeError as error:  # written atomically by fgdd, so only a hand-edited file gets here
+            failure = {"stage": "?", "error": "unreadable failed.json", "message": str(error)}
+        return FAILED, None, failure
+    return UNFINISHED, None, None
+
+
+def read_overrides(run_dir: Path) -> list[str] | None:
+    """The job's command-line overrides as Hydra recorded them; None for runs made outside Hydra."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    return list(yaml.safe_load(path.read_text()) or []) if path.exists() else None
+
+
 def load_row(run_dir: Path) -> dict[str, Any]:
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    status, metrics, failure = read_status(run_dir)
+    metrics = metrics or {}
+    costs = {key: metrics.get(key, metrics.get(old)) for key, old in COST_FALLBACKS.items()}
     return {
         "run": str(run_dir),
         "dataset": config["dataset"]["name"],
         "selector": config["selector"]["name"],
         "method": method_label(config["selector"]),
         "student": config["model"]["name"],
-        "teacher": config["teacher"]["arch"]["name"],
+        "teacher": teacher_label(config["teacher"]),
+        "evaluator": evaluator_label(config.get("evaluator")),
         "ipc": config["ipc"],
         "seed": config["seed"],
-        "status": "done" if metrics else "unfinished",
+        "status": status,
+        "failure": failure,
+        "overrides": read_overrides(run_dir),
         **metrics,
+        **costs,
     }
 
 
@@ -46,22 +78,24 @@ def method_label(selector: dict[str, Any]) -> str:
     return f"{selector['name']}({', '.join(parts)})"
 
 
-def aggregate(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
-    """Mean and standard deviation of ``metric`` over seeds, per (dataset, student, ipc, method)."""
-    import statistics
+def teacher_label(teacher: dict[str, Any]) -> str:
+    """The observer's architecture, and its file when it was loaded: rows with different teachers never mix."""
+    name = teacher["arch"]["name"]
+    checkpoint = teacher.get("checkpoint")
+    return f"{name} ({Path(str(checkpoint)).name})" if checkpoint else name
 
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault((row["dataset"], row["student"], row["ipc"], row["method"]), []).append(row)
-    table = []
-    for (dataset, student, ipc, method), members in sorted(groups.items()):
-        values = [float(m[metric]) for m in members if metric in m]
-        table.append({
-            "dataset": dataset, "student": student, "ipc": ipc, "method": method,
-            "seeds": len(values), "unfinished": len(members) - len(values),
-            "mean": statistics.fmean(values) if values else None,
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0 if values else None,
-            "teacher": statistics.fmean(float(m["teacher/val_top1"]) for m in members if "teacher/val_top1" in m)
-            if values else None,
-        })
-    return table
+
+def evaluator_label(evaluator: dict[str, Any] | None) -> str:
+    """``soft-label`` (RDED: teacher soft labels computed online at student time), ``hard-label`` (no teacher at
+    student time), or ``soft-label (stored top-10, 30 rounds)`` (replayed stored labels: not RDED's protocol,
+    so never mixed with, nor compared to, RDED's numbers); another evaluator class is named in front."""
+    if not evaluator:  # runs from before the evaluator group existed used RDED's soft labels
+        return SOFT
+    if evaluator.get("hard_labels"):
+        kind = HARD
+    elif evaluator.get("soft_labels", "online") == "stored":
+        kind = f"{SOFT} (stored top-{evaluator.get('soft_label_topk')}, {evaluator.get('soft_label_rounds')} rounds)"
+    else:
+        kind = SOFT
+    cls = str(evaluator.get("_target_", "")).rsplit(".", 1)[-1]
+    return kind if cls in ("", "SoftLabelEvaluator") else f"{cls}:{kind}"

@@ -1,0 +1,181 @@
+"""Paper tables as files: every conf/experiment protocol composes, and every experiments/<table>/README.md
+command composes job by job, expands to the grid its README states, and names a published.csv that parses."""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from fgdd.config import register_resolvers, validate
+from fgdd.report.published import load_published
+from fgdd.report.sweep import expand
+from fgdd.run import CONF_DIR
+
+register_resolvers()
+CONF = Path(CONF_DIR)
+REPO = CONF.parent
+EXPERIMENTS = REPO / "experiments"
+PROTOCOLS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+TABLES = sorted(p.parent.name for p in EXPERIMENTS.glob("*/README.md"))
+
+# protocol -> (dataset, input size, student = teacher architecture), as RDED's scripts and argument.py set them
+EXPECTED = {
+    "rded_cifar10_conv3": ("cifar10", 32, "convnet3"),
+    "rded_cifar10_resnet18m": ("cifar10", 32, "resnet18_modified"),
+    "rded_cifar100_conv3": ("cifar100", 32, "convnet3"),
+    "rded_cifar100_resnet18m": ("cifar100", 32, "resnet18_modified"),
+    "rded_imagenette_conv5": ("imagenette", 128, "convnet5"),
+    "rded_imagenette_resnet18": ("imagenette", 224, "resnet18"),
+    "rded_imagewoof_conv5": ("imagewoof", 128, "convnet5"),
+    "rded_imagewoof_resnet18": ("imagewoof", 224, "resnet18"),
+    "rded_tinyimagenet_conv4": ("tinyimagenet", 64, "convnet4"),
+    "rded_tinyimagenet_resnet18m": ("tinyimagenet", 64, "resnet18_modified"),
+    "rded_imagenet100_conv6": ("imagenet100", 128, "convnet6"),
+    "rded_imagenet100_resnet18": ("imagenet100", 224, "resnet18"),
+    "rded_imagenet1k_resnet18": ("imagenet1k", 224, "resnet18"),
+}
+
+
+def compose_run(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="run", overrides=overrides)
+    OmegaConf.resolve(cfg)  # every interpolation resolves
+    validate(cfg)
+    return cfg
+
+
+def commands(table: str) -> dict[str, list[str]]:
+    """The README's ``python -m fgdd.run -m`` and ``python -m fgdd.report`` lines (backslash continuations
+    joined), as argument lists after the module name."""
+    text = (EXPERIMENTS / table / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    found: dict[str, list[str]] = {}
+    for line in "\n".join(blocks).replace("\\\n", " ").splitlines():
+        tokens = shlex.split(line)
+        if tokens[:3] == ["python", "-m", "fgdd.run"]:
+            assert "run" not in found, f"{table}: more than one fgdd.run command"
+            assert tokens[3] == "-m", f"{table}: the table command is a sweep (-m)"
+            found["run"] = tokens[4:]
+        elif tokens[:3] == ["python", "-m", "fgdd.report"]:
+            found["report"] = tokens[3:]
+    assert set(found) == {"run", "report"}, f"{table}/README.md needs one fgdd.run -m and one fgdd.report line"
+    return found
+
+
+def test_every_protocol_and_table_is_listed() -> None:
+    assert set(PROTOCOLS) - {"demo"} == set(EXPECTED)
+    assert {"rded_table2", "cross_architecture", "ablation", "hard_vs_soft"} <= set(TABLES)
+    index = (EXPERIMENTS / "README.md").read_text()
+    assert all(f"]({table}/)" in index for table in TABLES)
+
+
+@pytest.mark.parametrize("protocol", sorted(EXPECTED))
+def test_protocol_composes_with_rded_settings(protocol: str) -> None:
+    cfg = compose_run([f"experiment={protocol}"])
+    dataset, size, arch = EXPECTED[protocol]
+    assert (cfg.dataset.name, cfg.dataset.input_size) == (dataset, size)
+    assert cfg.model.name == cfg.teacher.arch.name == arch
+    assert cfg.dataset.factor == (2 if size >= 128 else 1)  # RDED: mosaics at 128/224 px, none at 32/64
+    assert cfg.selector.factor == cfg.dataset.factor
+    assert (cfg.selector.num_candidates, cfg.selector.mipc, cfg.evaluator.epochs) == (5, 300, 300)
+    assert cfg.evaluator.temperature == 20.0 and not cfg.evaluator.hard_labels
+    assert cfg.sweep_name == protocol
+    header = (CONF / "experiment" / f"{protocol}.yaml").read_text().splitlines()
+    assert header[0] == "# @package _global_" and header[1].startswith("# RDED's protocol")
+
+
+def test_protocol_specifics() -> None:
+    cifar100 = compose_run(["experiment=rded_cifar100_conv3"])
+    assert (cifar100.model.lr, cifar100.evaluator.batch_size) == (2e-3, 25)  # RDED's special case for this pair
+    imagenet = compose_run(["experiment=rded_imagenet1k_resnet18"])
+    assert imagenet.teacher.checkpoint.endswith("hub/checkpoints/resnet18-f37072fd.pth")  # torchvision's weights
+    assert not imagenet.model.net.low_res_stem
+    # a table's command line wins over the protocol's own sweep folder and student
+    cfg = compose_run(["experiment=rded_imagenette_conv5", "sweep_name=cross_architecture", "model=vgg11"])
+    assert (cfg.sweep_name, cfg.model.name, cfg.teacher.arch.name) == ("cross_architecture", "vgg11", "convnet5")
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_readme_command_composes_job_by_job(table: str) -> None:
+    overrides = commands(table)["run"]
+    cells, swept = expand(overrides)
+    assert swept, f"{table}: the command sweeps nothing"
+    first = cells[0]
+    compose_run(first)
+    # every value of every swept key, the other keys at their first value: each names a real file or key
+    for parsed in OverridesParser.create().parse_overrides(overrides):
+        if not parsed.is_sweep_override():
+            continue
+        key = parsed.get_key_element()
+        for value in list(parsed.sweep_string_iterator())[1:]:
+            job = [f"{key}={value}" if o.split("=", 1)[0] == key else o for o in first]
+            if key == "experiment":
+                assert (CONF / "experiment" / f"{value}.yaml").exists()
+            compose_run(job)
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_readme_states_the_grid_and_reports_the_sweep(table: str) -> None:
+    found = commands(table)
+    cells, _ = expand(found["run"])
+    readme = (EXPERIMENTS / table / "README.md").read_text()
+    stated = re.search(r"\*\*(\d+) jobs\*\*", readme)
+    assert stated and int(stated.group(1)) == len(cells)
+    index = (EXPERIMENTS / "README.md").read_text()
+    assert re.search(rf"\]\({table}/\) \|[^\n]*\| {len(cells)} \|", index), "experiments/README.md job count"
+    sweep_name = next(o.split("=", 1)[1] for o in found["run"] if o.startswith("sweep_name="))
+    report = found["report"]
+    assert report[0] == f"outputs/sweeps/{sweep_name}"
+    assert report[report.index("--published") + 1] == f"experiments/{table}/published.csv"
+    assert report[report.index("--csv") + 1] == f"experiments/{table}/results.csv"
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_published_numbers_parse_and_match_the_readme(table: str) -> None:
+    published = load_published(EXPERIMENTS / table / "published.csv")
+    assert published
+    readme = (EXPERIMENTS / table / "README.md").read_text()
+    datasets = {key[0] for key in published}
+    for (dataset, student, ipc, method, evaluator), entry in published.items():
+        assert evaluator in ("soft-label", "hard-label") and entry.source
+        if entry.top1 is not None:
+            assert f"{100 * entry.top1:.1f}" in readme, f"{table}: {dataset} {student} {ipc} {method} not in README"
+        if method == "fgdd":  # the paper's numbers are not public: rows present, empty
+            assert entry.top1 is None
+    assert datasets <= {v[0] for v in EXPECTED.values()}
+
+
+def test_table2_holds_rdeds_published_numbers() -> None:
+    published = load_published(EXPERIMENTS / "rded_table2" / "published.csv")
+    rded = {(d, s, i): e.top1 for (d, s, i, m, _), e in published.items() if m == "rded"}
+    assert len(rded) == 13 * 3
+    assert rded[("cifar10", "convnet3", 10)] == pytest.approx(0.502)
+    assert rded[("imagenet1k", "resnet18", 50)] == pytest.approx(0.565)
+    assert rded[("tinyimagenet", "resnet18_modified", 1)] == pytest.approx(0.097)
+    assert rded[("imagenet100", "resnet18", 10)] is None  # not transcribed yet
+    known = [v for v in rded.values() if v is not None]
+    assert len(known) == 11 * 3 and math.isclose(sum(known), 14.26, abs_tol=1e-6)  # sum of method.md's 33 numbers
+    # every (dataset, student) of Table 2 is a protocol of the sweep
+    protocols = {(d, a) for d, _, a in EXPECTED.values()}
+    assert {(d, s) for d, s, _ in rded} == protocols
+
+
+def test_ablation_published_labels_name_real_jobs() -> None:
+    """published.csv rows given by full method label must be labels that jobs of the ablation really get."""
+    from fgdd.report.collect import method_label
+
+    published = load_published(EXPERIMENTS / "ablation" / "published.csv")
+    labels = {key[3] for key in published if "(" in key[3]}
+    cells, _ = expand(commands("ablation")["run"])
+    made = set()
+    for cell in cells:
+        if "seed=0" in cell and "threshold=never" in cell:
+            made.add(method_label(OmegaConf.to_container(compose_run(cell).selector, resolve=True)))
+    assert labels == made and len(made) == 4  # 2 segmenters x 2 resize targets
