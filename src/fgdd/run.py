@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from fgdd.selection import DistilledSet, write_distilled_set
 from fgdd.selection.distilled_set import META
 from fgdd.tracking import abort, finish, log_distilled_set, log_figures, make_logger
 from fgdd.utils.device import resolve_device
+from fgdd.utils.distributed import is_main_process, wait_for
 from fgdd.utils.io import atomic_write_json, atomic_write_text
 from fgdd.utils.seeding import derive_seed, seed_everything
 
@@ -59,6 +61,8 @@ def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> None:
     """Record the config; a folder holding a different run's config is refused, never overwritten."""
     config_path = run_dir / "config.yaml"
     current = resolved_yaml(cfg)
+    if not is_main_process():  # DDP: rank 0 records the run
+        wait_for(config_path, "the run's config.yaml")
     if config_path.exists():
         previous = config_path.read_text()
         if previous != current:
@@ -100,6 +104,9 @@ def select(cfg: DictConfig, run_dir: Path, dataset: Any, teacher: Any, device: A
     distilled_dir = run_dir / "distilled"
     if (distilled_dir / META).exists():
         log.info("distilled set already written: %s", distilled_dir)
+        return
+    if not is_main_process():  # DDP: rank 0 selects; the others train the student on its set
+        wait_for(distilled_dir / META, "the distilled set")
         return
     cache = DistilledSetCache(cfg.cache_dir, selection_key(cfg, device.type))
     if cache.has():
@@ -148,7 +155,8 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     if metrics_path.exists():
         log.info("run already finished: %s", metrics_path)
         return json.loads(metrics_path.read_text())
-    if archived := archive_failure(run_dir):
+    main_process = is_main_process()  # False in the other ranks of a DDP run: they write nothing
+    if main_process and (archived := archive_failure(run_dir)):
         log.info("an earlier attempt failed (kept as %s); trying again", archived.name)
 
     stages, logger = Stages(), None
@@ -156,10 +164,12 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
         logger = make_logger(cfg, run_dir, cfg.sweep_name if in_multirun() else None)
         metrics = pipeline(cfg, run_dir, stages, logger)
     except BaseException as error:
-        record_failure(run_dir, stages.current, error)
+        if main_process:
+            record_failure(run_dir, stages.current, error)
         abort(logger)
         raise
-    atomic_write_json(metrics_path, metrics)
+    if main_process:
+        atomic_write_json(metrics_path, metrics)
     finish(logger, metrics)
     log.info("metrics: %s", json.dumps(metrics, indent=1))
     return metrics
@@ -190,10 +200,11 @@ def pipeline(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> dict
     with stage("select"):
         select(cfg, run_dir, dataset, teacher, device)
     distilled = DistilledSet(run_dir / "distilled", classes=dataset.classes)
-    figures = draw_figures(run_dir)
-    log_figures(logger, figures)
-    log_distilled_set(logger, distilled.root, name=f"distilled-{run_dir.name}",
-                      metadata={"dataset": dataset.name, "selector": cfg.selector.name, "ipc": cfg.ipc, "seed": cfg.seed})
+    if is_main_process():
+        figures = draw_figures(run_dir)
+        log_figures(logger, figures)
+        log_distilled_set(logger, distilled.root, name=f"distilled-{run_dir.name}", metadata={
+            "dataset": dataset.name, "selector": cfg.selector.name, "ipc": cfg.ipc, "seed": cfg.seed})
 
     with stage("student"):
         # seeded here, not only at start: whether the teacher was trained in this process or loaded from the cache
@@ -220,8 +231,15 @@ def pipeline(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> dict
     }
 
 
+def exit_on_sigterm(signum: int, frame: Any) -> None:
+    # Lightning turns SIGTERM into SystemExit() (status 0), so a scheduler would count a killed run as done;
+    # raised as an error, it unwinds like one (failed.json, temporary files removed) and exits with 128 + 15
+    raise SystemExit(128 + signum)
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="run")
 def main(cfg: DictConfig) -> None:
+    signal.signal(signal.SIGTERM, exit_on_sigterm)  # Lightning keeps it, beside its own handler, while it trains
     try:
         run(cfg)
     except FgddError as error:
