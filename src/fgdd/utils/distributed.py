@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-# torchrun sets RANK/LOCAL_RANK/WORLD_SIZE; SLURM sets SLURM_PROCID/SLURM_LOCALID/SLURM_NTASKS for srun tasks
-_RANK = ("RANK", "SLURM_PROCID")
+# torchrun sets RANK/LOCAL_RANK/WORLD_SIZE; SLURM sets SLURM_PROCID/SLURM_LOCALID/SLURM_NTASKS for srun tasks;
+# Lightning's own launcher (a plain `python -m fgdd.run trainer=ddp` on one node) sets only LOCAL_RANK
+_RANK = ("RANK", "SLURM_PROCID", "LOCAL_RANK")
 _LOCAL_RANK = ("LOCAL_RANK", "SLURM_LOCALID")
 _WORLD_SIZE = ("WORLD_SIZE", "SLURM_NTASKS")
 
