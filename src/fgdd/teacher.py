@@ -95,8 +95,17 @@ def arch_name(arch: dict[str, Any]) -> str:
     return f"{name}{arch['depth']}" if "depth" in arch else name
 
 
+def image_list_sha256(split: ImageSplit) -> str:
+    """Hash of the split's (relpath, label) list: images added, removed or relabelled give another teacher."""
+    digest = hashlib.sha256()
+    for i in range(len(split)):
+        digest.update(f"{split.relpath(i)}\t{split.targets[i]}\n".encode())
+    return digest.hexdigest()
+
+
 def teacher_cache_key(
-    dataset: ImageDataset, train_root: Path, arch: dict[str, Any], recipe: dict[str, Any], seed: int
+    dataset: ImageDataset, train_root: Path, arch: dict[str, Any], recipe: dict[str, Any], seed: int,
+    images: str | None = None, num_workers: int = 0,
 ) -> tuple[str, dict[str, Any]]:
     inputs = {
         "dataset": dataset.name,
@@ -107,6 +116,12 @@ def teacher_cache_key(
         "seed": seed,
         "code": TRAINING_CODE_VERSION,
     }
+    if images is not None:
+        inputs["images"] = images
+    if num_workers > 0:
+        # augmentations drawn in loader workers follow the workers' own seeds: another worker count is another
+        # (equally valid) teacher, so it gets its own cache entry (0, the default, adds nothing)
+        inputs["loader_workers"] = num_workers
     blob = json.dumps(inputs, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest(), inputs
 
@@ -122,6 +137,33 @@ def _usable_last_ckpt(path: Path) -> Path | None:
         log.warning("cannot resume from %s (%s); moved it to %s and training from scratch", path, error, aside)
         return None
     return path
+
+
+class ResumableRandomness(L.Callback):
+    """Stores the random state with every checkpoint and restores it on resume, so a training resumed from
+    ``last.ckpt`` draws the same shuffles, augmentations and worker seeds as one never interrupted (Lightning
+    saves weights, optimizer and schedule, not the generators). Reading the state draws nothing, so an
+    uninterrupted training is unchanged by this callback."""
+
+    def __init__(self, loader_generator: torch.Generator) -> None:
+        self.loader_generator = loader_generator
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        state = {"torch": torch.get_rng_state(), "loader": self.loader_generator.get_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["fgdd_rng"] = state
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("fgdd_rng")
+        if state is None:
+            log.warning("checkpoint has no random state (written by an older fgdd): the resumed teacher is a valid "
+                        "teacher but not bit-identical to an uninterrupted training")
+            return
+        torch.set_rng_state(state["torch"])
+        self.loader_generator.set_state(state["loader"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def train_teacher(
@@ -162,7 +204,8 @@ def train_teacher(
         "augment": "teacher_train_transform",
     }
     train_split = dataset.train()
-    key, key_inputs = teacher_cache_key(dataset, train_split.root, arch, recipe, seed)
+    key, key_inputs = teacher_cache_key(dataset, train_split.root, arch, recipe, seed,
+                                        images=image_list_sha256(train_split), num_workers=num_workers)
     folder = Path(cache_dir) / "teachers" / f"{dataset.name}-{arch_name(arch)}-{key[:12]}"
     final = folder / TEACHER_FILE
     if final.is_file():
@@ -176,13 +219,16 @@ def train_teacher(
     size, mean, std = dataset.input_size, tuple(dataset.mean), tuple(dataset.std)
     train_split = train_split.with_transform(teacher_train_transform(size, mean, std))
     val_split = dataset.val()
+    loader_generator = generator(seed, "teacher", "loader")
     train_loader = DataLoader(
         train_split,
         batch_size=batch_size,
         shuffle=True,
         num_workers=num_workers,
-        generator=generator(seed, "teacher", "loader"),
-        persistent_workers=num_workers > 0,
+        generator=loader_generator,
+        # workers are started every epoch with seeds drawn from loader_generator, whose state the checkpoint
+        # carries: persistent workers would keep streams a resumed training cannot restore
+        persistent_workers=False,
     )
     val_loader = DataLoader(
         val_split.with_transform(eval_transform(size, mean, std)), batch_size=eval_batch_size, num_workers=num_workers
@@ -190,7 +236,7 @@ def train_teacher(
     module = ClassifierModule(model, lr, weight_decay, momentum, label_smoothing)
     trainer = L.Trainer(
         max_epochs=epochs,
-        callbacks=[LastCheckpoint(folder / LAST_CKPT)],
+        callbacks=[ResumableRandomness(loader_generator), LastCheckpoint(folder / LAST_CKPT)],
         enable_checkpointing=False,  # LastCheckpoint is the only checkpointing
         logger=logger if logger is not None else False,
         default_root_dir=folder,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,10 +15,14 @@ from PIL import Image
 
 from fgdd.errors import ClassMismatchError, ConfigError, CorruptImageError, DatasetNotFoundError
 
+log = logging.getLogger(__name__)
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DATA_DIR_ENV = "FGDD_DATA_DIR"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Unreadable images a split tolerates (skipped with a warning) before loading stops: RDED's selection default.
+DEFAULT_MAX_BAD_FRACTION = 0.01
 
 # Integer modes whose values span 16 bits (PNG/TIFF 16-bit grey). Pillow opens them as I;16* or I.
 _WIDE_INT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -72,7 +77,13 @@ def open_rgb(path: Path) -> Image.Image:
 
 
 class ImageSplit(torch.utils.data.Dataset):
-    """One split: samples sorted by (label, file name); yields (transform(PIL RGB image) or image, label)."""
+    """One split: samples sorted by (label, file name); yields (transform(PIL RGB image) or image, label).
+
+    An unreadable image (corrupt, truncated, not an image) is skipped with a warning naming it: the item is the
+    next readable image of the same class, so batches keep their size and classes their share. When more than
+    ``max_bad_fraction`` of the split cannot be read, loading stops with the list of files (per process: each
+    loader worker counts what it has seen).
+    """
 
     def __init__(
         self,
@@ -81,8 +92,11 @@ class ImageSplit(torch.utils.data.Dataset):
         samples: Sequence[tuple[Path, int]],
         transform: Callable | None = None,
         base: Path | None = None,
+        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
     ) -> None:
         self.root = Path(root)
+        self.max_bad_fraction = float(max_bad_fraction)
+        self.unreadable: dict[str, str] = {}  # path -> error; shared with with_transform() copies
         self.classes = list(classes)
         self.samples = [(Path(p), int(label)) for p, label in samples]
         self.targets = [label for _, label in self.samples]
@@ -103,10 +117,43 @@ class ImageSplit(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
-        image = self.load_rgb(i)
+        image = self._readable_image(i)
         if self.transform is not None:
             image = self.transform(image)
         return image, self.targets[i]
+
+    def _readable_image(self, i: int) -> Image.Image:
+        if str(self.samples[i][0]) not in self.unreadable:
+            try:
+                return self.load_rgb(i)
+            except CorruptImageError as error:
+                self._skip(i, error)
+        same_class = self.indices_of_class(self.targets[i])
+        start = same_class.index(i)
+        for j in same_class[start + 1 :] + same_class[:start]:  # the class's next images, wrapping around
+            if str(self.samples[j][0]) in self.unreadable:
+                continue
+            try:
+                return self.load_rgb(j)
+            except CorruptImageError as error:
+                self._skip(j, error)
+        raise CorruptImageError(
+            f"no readable image left in class {self.classes[self.targets[i]]!r} of {self.root}; unreadable: "
+            f"{sorted(self.unreadable)[:10]}"
+        )
+
+    def _skip(self, j: int, error: CorruptImageError) -> None:
+        path = str(self.samples[j][0])
+        self.unreadable[path] = str(error)
+        log.warning("skipping unreadable image %s (%s); its class's next image takes its place", path,
+                    error.__cause__ or error)
+        if len(self.unreadable) > self.max_bad_fraction * len(self):
+            listed = sorted(self.unreadable)
+            raise CorruptImageError(
+                f"{len(listed)} of {len(self)} images in {self.root} cannot be read, more than "
+                f"max_bad_fraction={self.max_bad_fraction}: {listed[:10]}{' ...' if len(listed) > 10 else ''}. "
+                "Replace or delete these files and rerun (or allow more: +dataset.max_bad_fraction=...)"
+            )
 
     def load_rgb(self, i: int) -> Image.Image:
         return open_rgb(self.samples[i][0])
@@ -123,7 +170,7 @@ class ImageSplit(torch.utils.data.Dataset):
         return list(self._by_class[label])
 
     def with_transform(self, transform: Callable | None) -> ImageSplit:
-        other = copy.copy(self)
+        other = copy.copy(self)  # shallow: the copy shares `unreadable` and the class index
         other.transform = transform
         return other
 
@@ -131,8 +178,18 @@ class ImageSplit(torch.utils.data.Dataset):
         return f"{type(self).__name__}(root={str(self.root)!r}, classes={len(self.classes)}, samples={len(self)})"
 
 
+def _list_dir(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError as error:  # permission denied, I/O error, a file where a folder should be
+        raise DatasetNotFoundError(
+            f"cannot list {folder}: {error.strerror or error}. Check that it is a readable folder "
+            f"(data_root=... or {DATA_DIR_ENV})"
+        ) from error
+
+
 def list_class_folders(split_root: Path) -> list[str]:
-    return sorted(p.name for p in split_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p.name for p in _list_dir(split_root) if p.is_dir() and not p.name.startswith("."))
 
 
 def check_class_folders(split_root: Path, classes: Sequence[str], allow_extra: bool = False) -> None:
@@ -169,7 +226,7 @@ def folder_split(
     samples: list[tuple[Path, int]] = []
     for label, name in enumerate(classes):
         folder = split_root / name / inner if inner else split_root / name
-        files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)) if folder.is_dir() else []
+        files = sorted(p for p in _list_dir(folder) if p.is_file() and is_image_file(p)) if folder.is_dir() else []
         if not files:
             raise DatasetNotFoundError(
                 f"class folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
@@ -195,9 +252,13 @@ class ImageDataset:
         std: Sequence[float] = IMAGENET_STD,
         download: bool = False,
         name: str | None = None,
+        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,  # unreadable images a split skips before it stops
     ) -> None:
         if name is not None:
             self.name = name
+        if not 0.0 <= max_bad_fraction <= 1.0:
+            raise ConfigError(f"{name or self.name}: max_bad_fraction must be in [0, 1], got {max_bad_fraction}")
+        self.max_bad_fraction = float(max_bad_fraction)
         self._root_setting = root
         names = list(class_names) if class_names is not None else list(classes or [])
         if classes is not None:
@@ -226,7 +287,15 @@ class ImageDataset:
     def _split(self, which: str) -> ImageSplit:
         # Scanning a large folder is slow; every caller gets the same split (with_transform makes copies).
         if which not in self._splits:
-            self._splits[which] = self._build_split(which)
+            try:
+                split = self._build_split(which)
+            except OSError as error:  # unreadable folder, unwritable data root for a generated set, I/O error
+                raise DatasetNotFoundError(
+                    f"{self.name}: cannot read the {which} split under {self.data_root}: {error}. Check that the "
+                    f"folder exists and is readable (data_root=... / dataset.root=... or {DATA_DIR_ENV})"
+                ) from error
+            split.max_bad_fraction = self.max_bad_fraction
+            self._splits[which] = split
         return self._splits[which]
 
     def _build_split(self, which: str) -> ImageSplit:

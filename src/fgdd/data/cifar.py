@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit, folder_split
+from fgdd.data.base import DEFAULT_MAX_BAD_FRACTION, IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit, folder_split
 from fgdd.data.download import fetch_folder
 from fgdd.errors import ClassMismatchError, CorruptImageError
 
@@ -66,8 +66,10 @@ class CIFAR10Dataset(ImageDataset):
         train_dir: str = "train",
         val_dir: str = "test",
         name: str | None = None,
+        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
     ) -> None:
-        super().__init__(root, classes, class_names, input_size, factor, mean, std, download, name or subdir)
+        super().__init__(root, classes, class_names, input_size, factor, mean, std, download, name or subdir,
+                         max_bad_fraction=max_bad_fraction)
         self.subdir = subdir
         self.split_dirs = {"train": train_dir, "val": val_dir}
 
@@ -139,6 +141,7 @@ class CIFAR100Dataset(CIFAR10Dataset):
     def __init__(self, root: str | None, classes: Sequence[str], class_names: Sequence[str] | None = None,
                  input_size: int = 32, factor: int = 1, mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, download: bool = False, subdir: str = "cifar100",
-                 train_dir: str = "train", val_dir: str = "test", name: str | None = None) -> None:
+                 train_dir: str = "train", val_dir: str = "test", name: str | None = None,
+                 max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> None:
         super().__init__(root, classes, class_names, input_size, factor, mean, std, download, subdir,
-                         train_dir, val_dir, name)
+                         train_dir, val_dir, name, max_bad_fraction=max_bad_fraction)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit, folder_split
+from fgdd.data.base import DEFAULT_MAX_BAD_FRACTION, IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit, folder_split
 from fgdd.data.download import no_download
 
 
@@ -25,8 +25,10 @@ class ImageFolderDataset(ImageDataset):
         val_dir: str = "val",
         allow_extra_folders: bool = False,  # true: use the listed classes out of a folder holding more (ImageNet-100)
         name: str | None = None,
+        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
     ) -> None:
-        super().__init__(root, classes, class_names, input_size, factor, mean, std, download, name or subdir)
+        super().__init__(root, classes, class_names, input_size, factor, mean, std, download, name or subdir,
+                         max_bad_fraction=max_bad_fraction)
         self.subdir = subdir
         self.split_dirs = {"train": train_dir, "val": val_dir}
         self.allow_extra_folders = allow_extra_folders

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD, ImageSplit
+from fgdd.data.base import DEFAULT_MAX_BAD_FRACTION, IMAGENET_MEAN, IMAGENET_STD, ImageSplit
 from fgdd.data.download import fetch_folder
 from fgdd.data.folder import ImageFolderDataset
 from fgdd.errors import ConfigError
@@ -31,9 +31,10 @@ class ImagenetteDataset(ImageFolderDataset):
         download: bool = False,
         subdir: str = "imagenette2-128",
         name: str | None = None,
+        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
     ) -> None:
         super().__init__(root, classes, class_names, input_size, factor, mean, std, download, subdir,
-                         name=name or self.archive_stem.removesuffix("2"))
+                         name=name or self.archive_stem.removesuffix("2"), max_bad_fraction=max_bad_fraction)
         downloadable = self.downloadable()
         if download and subdir not in downloadable:
             raise ConfigError(
@@ -73,8 +74,10 @@ class ImageWoofDataset(ImagenetteDataset):
         download: bool = False,
         subdir: str = "imagewoof2-128",
         name: str | None = None,
+        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
     ) -> None:
-        super().__init__(root, classes, class_names, input_size, factor, mean, std, download, subdir, name)
+        super().__init__(root, classes, class_names, input_size, factor, mean, std, download, subdir, name,
+                         max_bad_fraction=max_bad_fraction)
 
     def downloadable(self) -> dict[str, tuple[str, str | None]]:
         # torchvision has no ImageWoof class; fast.ai publishes it beside ImageNette under the same names.

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fgdd.data.base import (
+    DEFAULT_MAX_BAD_FRACTION,
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageDataset,
@@ -77,12 +78,14 @@ class TinyImageNetDataset(ImageDataset):
         download: bool = False,
         subdir: str = "tiny-imagenet-200",
         name: str | None = None,
+        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
     ) -> None:
         self.subdir = subdir
         self._classes_given = classes is not None
         self._names_from_words = class_names is None
         self._checked = False
-        super().__init__(root, classes, class_names, input_size, factor, mean, std, download, name or "tinyimagenet")
+        super().__init__(root, classes, class_names, input_size, factor, mean, std, download, name or "tinyimagenet",
+                         max_bad_fraction=max_bad_fraction)
         if classes is None:
             self._prepare()  # callers read `classes` before any split (model size), so fill it now
 

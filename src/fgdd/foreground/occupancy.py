@@ -1,5 +1,5 @@
-"""Occupancy per image, computed once per dataset + segmenter setting and stored in one file with the image list
-it belongs to; every IPC and seed of a sweep reuses it, and only images not yet measured are segmented."""
+"""Occupancy per image, computed once per dataset + segmenter setting and stored with the key it belongs to;
+every IPC and seed of a sweep reuses it, and only images not yet measured are segmented."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import hashlib
 import io
 import json
 import logging
+import os
+import time
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from fgdd.errors import CorruptImageError
+from fgdd.errors import CorruptImageError, FgddError
 from fgdd.foreground.base import Segmenter, occupancy
 from fgdd.utils.io import atomic_write_bytes, atomic_write_json
 
@@ -23,47 +26,110 @@ log = logging.getLogger(__name__)
 CACHE_FORMAT = 1
 
 
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def cache_key(dataset_name: str, classes: Sequence[str], split_root: str, segmenter: Segmenter) -> dict[str, Any]:
-    return {"format": CACHE_FORMAT, "dataset": dataset_name, "classes": list(classes), "split_root": split_root,
-            "segmenter": segmenter.cache_key()}
+    key = {"format": CACHE_FORMAT, "dataset": dataset_name, "classes": list(classes), "split_root": split_root,
+           "segmenter": segmenter.cache_key()}
+    # a segmenter whose masks change with a package's version (model code in transformers, sam2) names the
+    # packages in `packages`; their installed versions join the key, so an upgrade measures again
+    packages = tuple(getattr(segmenter, "packages", ()) or ())
+    if packages:
+        key["packages"] = {name: _version(name) for name in sorted(packages)}
+    return key
+
+
+def _checksum(values: dict[str, float]) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+
+
+def _set_aside(path: Path, reason: str) -> None:
+    aside = path.with_name(path.name + ".untrusted")
+    n = 0
+    while aside.exists():  # an earlier file set aside is kept too: nothing here is ever deleted
+        n += 1
+        aside = path.with_name(f"{path.name}.untrusted.{n}")
+    log.warning("occupancy cache %s not trusted (%s); moved to %s and measuring again", path, reason, aside)
+    path.rename(aside)
 
 
 class OccupancyStore:
-    """``<cache_dir>/occupancy/<dataset>-<segmenter>-<hash>.json``: {key, checksum, occupancy: {relpath: value}}.
+    """``<cache_dir>/occupancy/<dataset>-<segmenter>-<hash>.json``: {key, checksum, occupancy: {relpath: value}},
+    plus ``<same stem>.chunks/``: one small file per segmented batch, {key_sha256, checksum, occupancy}.
 
-    The file is rewritten atomically after every batch, so a killed run keeps what it measured. A file whose
-    key or checksum does not match is not trusted: it is set aside (renamed, never deleted) and recomputed.
+    Every batch is written as its own chunk, atomically, so a killed run keeps what it measured and no batch
+    rewrites what is already stored; chunks are merged into the main file (atomically, then removed) when they
+    hold as many values as it does, every ``max_pending_chunks`` chunks and at the end of a measurement, so the
+    total writing stays proportional to the number of images. A file whose key or checksum does not match is
+    not trusted: it is set aside (renamed ``*.untrusted``, never deleted) and its images are measured again.
     """
 
-    def __init__(self, cache_dir: str | Path, key: dict[str, Any], store_masks: bool = False) -> None:
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    def __init__(self, cache_dir: str | Path, key: dict[str, Any], store_masks: bool = False,
+                 max_pending_chunks: int = 256) -> None:
+        self.digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
         self.key = key
-        self.path = Path(cache_dir) / "occupancy" / f"{key['dataset']}-{key['segmenter'].get('name', 'seg')}-{digest[:12]}.json"
+        name = f"{key['dataset']}-{key['segmenter'].get('name', 'seg')}-{self.digest[:12]}"
+        self.path = Path(cache_dir) / "occupancy" / f"{name}.json"
+        self.chunk_dir = self.path.with_suffix(".chunks")
         self.mask_dir = self.path.with_suffix("") if store_masks else None
+        self.max_pending_chunks = max_pending_chunks
+        self._chunks: list[Path] = []  # chunk files whose values are not yet in the main file
+        self._pending = 0  # values in those chunks
+        self._consolidated = 0  # values in the main file
         self.values: dict[str, float] = self._load()
 
-    @staticmethod
-    def _checksum(values: dict[str, float]) -> str:
-        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+    def _read(self, path: Path, expect: dict[str, Any]) -> dict[str, float] | None:
+        try:
+            stored = json.loads(path.read_text())
+            values = {k: float(v) for k, v in stored["occupancy"].items()}
+            for field, value in expect.items():
+                if stored[field] != value:
+                    raise ValueError(f"{field} mismatch")
+            if stored["checksum"] != _checksum(values):
+                raise ValueError("checksum mismatch")
+            return values
+        except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSON errors are ValueErrors
+            _set_aside(path, str(error))
+            return None
 
     def _load(self) -> dict[str, float]:
-        if not self.path.exists():
-            return {}
-        try:
-            stored = json.loads(self.path.read_text())
-            values = {k: float(v) for k, v in stored["occupancy"].items()}
-            if stored["key"] != json.loads(json.dumps(self.key, default=str)) or stored["checksum"] != self._checksum(values):
-                raise ValueError("key or checksum mismatch")
-            return values
-        except (ValueError, KeyError, TypeError) as error:
-            aside = self.path.with_name(self.path.name + ".untrusted")
-            log.warning("occupancy cache %s not trusted (%s); moved to %s and recomputing", self.path, error, aside)
-            self.path.rename(aside)
-            return {}
+        values: dict[str, float] = {}
+        if self.path.exists():
+            values = self._read(self.path, {"key": json.loads(json.dumps(self.key, default=str))}) or {}
+        self._consolidated = len(values)
+        if self.chunk_dir.is_dir():
+            for chunk in sorted(self.chunk_dir.glob("*.json")):
+                part = self._read(chunk, {"key_sha256": self.digest})
+                if part is not None:
+                    values.update(part)
+                    self._chunks.append(chunk)
+                    self._pending += len(part)
+        return values
 
     def update(self, values: dict[str, float]) -> None:
+        if not values:
+            return
         self.values.update(values)
-        atomic_write_json(self.path, {"key": self.key, "checksum": self._checksum(self.values), "occupancy": self.values})
+        chunk = self.chunk_dir / f"{time.time_ns():020d}-{os.getpid()}.json"
+        atomic_write_json(chunk, {"key_sha256": self.digest, "checksum": _checksum(values), "occupancy": values})
+        self._chunks.append(chunk)
+        self._pending += len(values)
+        if self._pending >= self._consolidated or len(self._chunks) >= self.max_pending_chunks:
+            self.consolidate()
+
+    def consolidate(self) -> None:
+        """Merge the chunks into the main file (written atomically first, so a kill here loses nothing)."""
+        if not self._chunks:
+            return
+        atomic_write_json(self.path, {"key": self.key, "checksum": _checksum(self.values), "occupancy": self.values})
+        for chunk in self._chunks:  # only chunks this store has read or written: another process's stay
+            chunk.unlink(missing_ok=True)
+        self._chunks, self._pending, self._consolidated = [], 0, len(self.values)
 
     def save_mask(self, source: str, mask: np.ndarray) -> None:
         if self.mask_dir is None:
@@ -71,6 +137,18 @@ class OccupancyStore:
         buffer = io.BytesIO()
         Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG")
         atomic_write_bytes(self.mask_dir / (source + ".png"), buffer.getvalue())
+
+
+def _check_masks(segmenter: Segmenter, batch: list[Image.Image], sources: list[str], masks: Sequence[Any]) -> None:
+    # zip() would silently drop images a segmenter returned no mask for; a mask of another size means it was
+    # computed on something else than the image it is stored for
+    name = getattr(segmenter, "name", type(segmenter).__name__)
+    if len(masks) != len(batch):
+        raise FgddError(f"segmenter {name} returned {len(masks)} masks for {len(batch)} images ({sources[0]} ...)")
+    for image, source, mask in zip(batch, sources, masks):
+        if np.shape(mask) != (image.height, image.width):
+            raise FgddError(f"segmenter {name}: mask of shape {np.shape(mask)} for {source}, an image of "
+                            f"{image.height}x{image.width}; masks must have the image's own size")
 
 
 def measure_occupancy(
@@ -83,7 +161,8 @@ def measure_occupancy(
 ) -> dict[str, float]:
     """Occupancy of ``split`` images ``indices`` (relpath -> value), segmenting only those not in ``store``.
 
-    Batches mix classes (each image carries its own prompt), so the segmenter runs full batches.
+    Batches mix classes (each image carries its own prompt), so the segmenter runs full batches. An image whose
+    mask is empty (the segmenter found nothing) has occupancy 0; an unreadable image gets no value (a warning).
     """
     todo = [i for i in indices if split.relpath(i) not in store.values]
     if todo:
@@ -101,7 +180,9 @@ def measure_occupancy(
         if not batch:
             continue
         masks = segmenter.masks(batch, labels=labels, prompts=[class_names[y] for y in labels], sources=sources)
+        _check_masks(segmenter, batch, sources, masks)
         for source, mask in zip(sources, masks):
             store.save_mask(source, mask)
         store.update({source: occupancy(mask) for source, mask in zip(sources, masks)})
+    store.consolidate()
     return {split.relpath(i): store.values[split.relpath(i)] for i in indices if split.relpath(i) in store.values}

@@ -14,9 +14,38 @@ from typing import Any
 import torch
 
 
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Make a rename inside ``folder`` durable (a node that loses power keeps either the old or the new file)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # platforms without directory handles (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on directories; the rename itself is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def _publish_exclusive(tmp: Path, target: Path) -> None:
+    try:
+        os.link(tmp, target)  # atomic, and fails with FileExistsError if target exists
+    except FileExistsError:
+        raise
+    except OSError:  # file systems without hard links: a check, then the rename (not race-free)
+        if target.exists():
+            raise FileExistsError(f"{target} already exists; it is never overwritten") from None
+        os.replace(tmp, target)
+        return
+    tmp.unlink()
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it to ``path``, on error remove it."""
+def atomic_path(path: str | os.PathLike[str], *, exclusive: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``, on error (disk full, a kill that
+    Python sees) remove it, leaving ``path`` as it was. ``exclusive``: never replace an existing ``path``
+    (FileExistsError instead), so two processes cannot both publish it."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -24,26 +53,30 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, target)
+        if exclusive:
+            _publish_exclusive(tmp, target)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(target.parent)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    with atomic_path(path) as tmp:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, exclusive: bool = False) -> None:
+    with atomic_path(path, exclusive=exclusive) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, exclusive: bool = False) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), exclusive=exclusive)
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, exclusive: bool = False) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", exclusive=exclusive)
 
 
 def atomic_torch_save(path: str | os.PathLike[str], obj: Any) -> None:
