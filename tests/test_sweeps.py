@@ -121,3 +121,32 @@ def test_slurm_launcher_config_composes_with_its_documented_settings() -> None:
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.max_num_timeout) == ("gpu", 4, 3)
     assert launcher.timeout_min > 0 and launcher.array_parallelism > 0
+
+
+def test_a_run_recorded_before_a_setting_existed_resumes_but_a_changed_value_is_refused(tmp_path) -> None:
+    import shutil
+
+    from fgdd.errors import FgddError
+
+    cfg = tiny_cfg(tmp_path, "evaluator.epochs=1")
+    metrics = run(cfg, tmp_path / "run")
+    old = tmp_path / "old"
+    shutil.copytree(tmp_path / "run", old)
+    recorded = yaml.safe_load((old / "config.yaml").read_text())
+    del recorded["teacher"]["recipe"]["seed"]  # as written by an fgdd that did not have this setting yet
+    (old / "config.yaml").write_text(yaml.safe_dump(recorded, sort_keys=True))
+    assert run(cfg, old) == metrics  # finished: skipped, not refused
+    recorded["teacher"]["recipe"]["epochs"] = 99
+    (old / "config.yaml").write_text(yaml.safe_dump(recorded, sort_keys=True))
+    with pytest.raises(FgddError, match="teacher.recipe.epochs"):
+        run(cfg, old)
+
+
+def test_an_ipc_larger_than_a_class_can_give_stops_before_any_stage(tmp_path, monkeypatch) -> None:
+    import fgdd.run as fgdd_run
+    from fgdd.errors import ConfigError
+
+    monkeypatch.setattr(fgdd_run, "obtain_teacher", lambda *a, **k: pytest.fail("a stage ran"))
+    with pytest.raises(ConfigError, match=r"ipc=13 needs 13 images per class .*selector.mipc=12"):
+        run(tiny_cfg(tmp_path, "ipc=13"), tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "failed.json").read_text())["stage"] == "setup"

@@ -8,12 +8,14 @@ import logging
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -21,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fgdd.config import register_resolvers, validate
 from fgdd.distilled_cache import DistilledSetCache, selection_key
-from fgdd.errors import FgddError, TeacherTooWeakError
+from fgdd.errors import ConfigError, FgddError, TeacherTooWeakError
 from fgdd.failures import archive_failure, record_failure
 from fgdd.models.checkpoint import build_model
 from fgdd.provenance import resolved_yaml, run_record
@@ -58,7 +60,11 @@ class Stages:
 
 
 def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> None:
-    """Record the config; a folder holding a different run's config is refused, never overwritten."""
+    """Record the config; a folder holding a different run's config is refused, never overwritten.
+
+    Keys only the current config has (settings added by a newer fgdd, at their defaults) do not block a resume;
+    a changed or removed value does.
+    """
     config_path = run_dir / "config.yaml"
     current = resolved_yaml(cfg)
     if not is_main_process():  # DDP: rank 0 records the run
@@ -66,16 +72,59 @@ def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> None:
     if config_path.exists():
         previous = config_path.read_text()
         if previous != current:
-            diff = "".join(difflib.unified_diff(previous.splitlines(True), current.splitlines(True), "recorded", "now", n=0))
-            raise FgddError(
-                f"run folder {run_dir} holds a run with a different configuration; fgdd never overwrites a run.\n"
-                f"Use another folder (hydra.run.dir=... or output_root=...). Differences:\n{diff}"
-            )
+            changed, added = config_differences(yaml.safe_load(previous), yaml.safe_load(current))
+            if changed:
+                diff = "".join(difflib.unified_diff(previous.splitlines(True), current.splitlines(True), "recorded",
+                                                    "now", n=0))
+                raise FgddError(
+                    f"run folder {run_dir} holds a run with a different configuration ({', '.join(changed)}); fgdd "
+                    f"never overwrites a run.\nUse another folder (hydra.run.dir=... or output_root=...). "
+                    f"Differences:\n{diff}"
+                )
+            log.warning("resuming a run recorded before these settings existed (kept at their defaults): %s",
+                        ", ".join(added))
         log.info("resuming run in %s", run_dir)
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(config_path, current)
     atomic_write_json(run_dir / "run.json", run_record(cfg))
+
+
+def config_differences(recorded: Any, current: Any, prefix: str = "") -> tuple[list[str], list[str]]:
+    """(keys whose value changed or disappeared, keys only ``current`` has), as dotted paths."""
+    if not (isinstance(recorded, dict) and isinstance(current, dict)):
+        return ([prefix or "<root>"] if recorded != current else []), []
+    changed, added = [], []
+    for key in sorted(set(recorded) | set(current), key=str):
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in current:
+            changed.append(path)
+        elif key not in recorded:
+            added.append(path)
+        else:
+            more_changed, more_added = config_differences(recorded[key], current[key], path)
+            changed += more_changed
+            added += more_added
+    return changed, added
+
+
+def check_enough_images(cfg: DictConfig, train_split: Any, classes: list[str]) -> None:
+    """Before any stage runs: every class must have the images its ipc needs (mosaic cells, within mipc)."""
+    counts = Counter(train_split.targets)
+    per_image_selector = "mipc" in cfg.selector  # rded, fgdd: one patch per drawn image, ipc * factor^2 cells
+    needed = cfg.ipc * cfg.selector.factor**2 if per_image_selector else cfg.ipc
+    short = {}
+    for label, class_id in enumerate(classes):
+        available = min(counts.get(label, 0), cfg.selector.mipc) if per_image_selector else counts.get(label, 0)
+        if available < needed:
+            short[class_id] = available
+    if short:
+        pool = f"min(images, selector.mipc={cfg.selector.mipc})" if per_image_selector else "images"
+        raise ConfigError(
+            f"ipc={cfg.ipc} needs {needed} images per class ({cfg.selector.name}), but these classes have fewer "
+            f"({pool}): {dict(list(short.items())[:10])}{' ...' if len(short) > 10 else ''}; lower ipc"
+            + (" or raise selector.mipc" if per_image_selector else "")
+        )
 
 
 def obtain_teacher(cfg: DictConfig, dataset: Any, device: Any, trainer_kwargs: dict[str, Any]) -> tuple[Any, Any]:
@@ -163,13 +212,14 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     try:
         logger = make_logger(cfg, run_dir, cfg.sweep_name if in_multirun() else None)
         metrics = pipeline(cfg, run_dir, stages, logger)
+        if main_process:
+            stages.current = "metrics"
+            atomic_write_json(metrics_path, metrics)
     except BaseException as error:
         if main_process:
             record_failure(run_dir, stages.current, error)
         abort(logger)
         raise
-    if main_process:
-        atomic_write_json(metrics_path, metrics)
     finish(logger, metrics)
     log.info("metrics: %s", json.dumps(metrics, indent=1))
     return metrics
@@ -186,6 +236,7 @@ def pipeline(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> dict
     val_split = dataset.val()
     log.info("dataset %s: %d classes, %d train / %d val images", dataset.name, len(dataset.classes),
              len(dataset.train()), len(val_split))
+    check_enough_images(cfg, dataset.train(), list(dataset.classes))
 
     with stage("teacher"):
         teacher, _ = obtain_teacher(cfg, dataset, device, trainer_kwargs)
