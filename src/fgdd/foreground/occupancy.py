@@ -3,6 +3,7 @@ every IPC and seed of a sweep reuses it, and only images not yet measured are se
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -98,18 +99,31 @@ class OccupancyStore:
             return None
 
     def _load(self) -> dict[str, float]:
-        values: dict[str, float] = {}
-        if self.path.exists():
-            values = self._read(self.path, {"key": json.loads(json.dumps(self.key, default=str))}) or {}
+        values = self._read_main()
         self._consolidated = len(values)
-        if self.chunk_dir.is_dir():
-            for chunk in sorted(self.chunk_dir.glob("*.json")):
-                part = self._read(chunk, {"key_sha256": self.digest})
-                if part is not None:
-                    values.update(part)
-                    self._chunks.append(chunk)
-                    self._pending += len(part)
+        for chunk, part in self._read_chunks():
+            values.update(part)
+            self._chunks.append(chunk)
+            self._pending += len(part)
         return values
+
+    def _read_main(self) -> dict[str, float]:
+        if not self.path.exists():
+            return {}
+        return self._read(self.path, {"key": json.loads(json.dumps(self.key, default=str))}) or {}
+
+    def _read_chunks(self) -> list[tuple[Path, dict[str, float]]]:
+        if not self.chunk_dir.is_dir():
+            return []
+        chunks = []
+        for chunk in sorted(self.chunk_dir.glob("*.json")):
+            try:
+                part = self._read(chunk, {"key_sha256": self.digest})
+            except FileNotFoundError:  # merged and removed by another process meanwhile
+                continue
+            if part is not None:
+                chunks.append((chunk, part))
+        return chunks
 
     def update(self, values: dict[str, float]) -> None:
         if not values:
@@ -123,13 +137,27 @@ class OccupancyStore:
             self.consolidate()
 
     def consolidate(self) -> None:
-        """Merge the chunks into the main file (written atomically first, so a kill here loses nothing)."""
+        """Merge the chunks into the main file (written atomically first, so a kill here loses nothing).
+
+        Several processes may fill one cache at once (``python -m fgdd.segment`` shards): under an exclusive lock,
+        what others merged into the main file and the chunks they wrote are read again and kept.
+        """
         if not self._chunks:
             return
-        atomic_write_json(self.path, {"key": self.key, "checksum": _checksum(self.values), "occupancy": self.values})
-        for chunk in self._chunks:  # only chunks this store has read or written: another process's stay
-            chunk.unlink(missing_ok=True)
-        self._chunks, self._pending, self._consolidated = [], 0, len(self.values)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            merged = self._read_main()
+            others = self._read_chunks()
+            for _, part in others:
+                merged.update(part)
+            merged.update(self.values)
+            atomic_write_json(self.path, {"key": self.key, "checksum": _checksum(merged), "occupancy": merged})
+            # only chunks now inside the main file are removed
+            for chunk in {*self._chunks, *(path for path, _ in others)}:
+                chunk.unlink(missing_ok=True)
+        self.values = merged
+        self._chunks, self._pending, self._consolidated = [], 0, len(merged)
 
     def save_mask(self, source: str, mask: np.ndarray) -> None:
         if self.mask_dir is None:
