@@ -10,7 +10,7 @@ export WANDB_MODE ?= disabled
 export FGDD_OFFLINE ?= 1
 DEMO_DIR ?= outputs/sweeps/demo
 
-.PHONY: help install demo test test-slow clean-venv
+.PHONY: help install demo test test-slow bench gpu-bundle clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,15 @@ test: $(STAMP)  ## the test suite (offline; slow tests excluded)
 
 test-slow: $(STAMP)  ## only the slow end-to-end tests on real data
 	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP)  ## the CPU benchmarks (hours on 2 cores); each writes its table into BENCHMARKS.md
+	set -o pipefail; $(PY) benchmarks/speed.py --device cpu | $(PY) benchmarks/record.py speed-cpu \
+	  --command "$(PY) benchmarks/speed.py --device cpu"
+	RECORD=1 benchmarks/accuracy.sh cifar10 imagenette imagewoof
+	benchmarks/threshold_ablation.sh
+
+gpu-bundle: $(STAMP)  ## wheels + ImageNette archive into .gpu/ for benchmarks/gpu.sh on the GPU machine
+	benchmarks/gpu_bundle.sh
 
 clean-venv:  ## remove .venv (nothing else is ever deleted)
 	rm -rf $(VENV)

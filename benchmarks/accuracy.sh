@@ -49,6 +49,11 @@ for dataset in "${DATASETS[@]}"; do
     epochs_var=EPOCHS_IPC$ipc; epochs=${!epochs_var:?set $epochs_var}
     sweep=accuracy-$dataset-ipc$ipc-e$epochs
     "$PY" -m fgdd.run -m "${COMMON[@]}" "${ARGS[@]}" ipc="$ipc" evaluator.epochs="$epochs" sweep_name="$sweep"
-    "$PY" -m fgdd.report "$BENCH/outputs/sweeps/$sweep" --csv "$BENCH/outputs/$sweep.csv" --no-runs
+    "$PY" -m fgdd.report "$BENCH/outputs/sweeps/$sweep" --csv "$BENCH/outputs/$sweep.csv" \
+      --markdown "$BENCH/outputs/$sweep.md" --no-runs
+    if [ "${RECORD:-0}" = 1 ]; then  # the table into its section of BENCHMARKS.md
+      "$PY" benchmarks/record.py "$sweep" --command "benchmarks/accuracy.sh $dataset (IPCS=$ipc SEEDS=$SEEDS)" \
+        < "$BENCH/outputs/$sweep.md"
+    fi
   done
 done
