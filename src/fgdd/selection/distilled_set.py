@@ -21,6 +21,7 @@ from torchvision.transforms import functional as TF
 from fgdd.errors import ClassMismatchError, FgddError
 from fgdd.selection.candidates import Box
 from fgdd.selection.stitch import mosaic_position, stitch
+from fgdd.utils.io import fsync_dir
 
 MANIFEST = "manifest.jsonl"
 META = "distilled.json"
@@ -90,6 +91,15 @@ def _arrange(
     return images, [(p, *position[id(p)]) for p in patches]
 
 
+def _write_durably(path: Path, data: bytes) -> None:
+    # inside the staging folder: the bytes reach the disk before the folder is renamed into place, so a power
+    # loss cannot leave a complete-looking set with empty files
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def write_distilled_set(
     out_dir: str | os.PathLike[str],
     selection: Mapping[int, Sequence[Patch]],
@@ -117,7 +127,7 @@ def write_distilled_set(
             folder.mkdir()
             images, placed = _arrange(class_id, list(selection[label]), ipc, factor)
             for image_index, image in enumerate(images):
-                (folder / f"{image_index:04d}.{image_format}").write_bytes(_encode(image, image_format, jpeg_quality))
+                _write_durably(folder / f"{image_index:04d}.{image_format}", _encode(image, image_format, jpeg_quality))
             for rank, (patch, image_index, row, col) in enumerate(placed):
                 records.append(
                     {
@@ -137,10 +147,13 @@ def write_distilled_set(
                     }
                 )
         manifest = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-        (staging / MANIFEST).write_text(manifest)
+        _write_durably(staging / MANIFEST, manifest.encode())
         meta = {"classes": list(classes), "ipc": ipc, "factor": factor, "image_format": image_format, **(info or {})}
-        (staging / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        _write_durably(staging / META, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+        for folder in [*(staging / c for c in classes), staging]:
+            fsync_dir(folder)
         os.rename(staging, out)  # atomic on one filesystem; fails rather than replaces if out appeared meanwhile
+        fsync_dir(out.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # only our own staging folder, never the user's
         raise
