@@ -153,3 +153,23 @@ def test_a_tampered_occupancy_cache_is_recomputed_not_trusted(tmp_path) -> None:
     reloaded = OccupancyStore(tmp_path, key)
     assert reloaded.values == {}
     assert store.path.with_name(store.path.name + ".untrusted").exists()  # set aside, not deleted
+
+
+def test_segmenter_calls_take_the_segmenter_batch_size(tmp_path) -> None:
+    # segment_batch_size null (the default): as many images per call as the segmenter's own forward batch
+    split = make_split(per_class=10)
+    sizes: list[int] = []
+
+    class Batched(FixedForeground):
+        batch_size = 5
+
+        def masks(self, images, **kwargs):
+            sizes.append(len(images))
+            return super().masks(images, **kwargs)
+
+    select(fgdd(tmp_path / "own", QuantileThreshold(0.5), Batched(occupancy_by_index), mipc=6), split)
+    assert sizes == [5, 5, 2]  # 12 drawn images, classes mixed
+    sizes.clear()
+    select(fgdd(tmp_path / "set", QuantileThreshold(0.5), Batched(occupancy_by_index), mipc=6,
+                segment_batch_size=4), split)
+    assert sizes == [4, 4, 4]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 from PIL import Image
 
@@ -115,3 +116,39 @@ def test_eval_transform_uses_rded_resize() -> None:
     out = eval_transform(32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))(image)
     assert out.shape == (3, 32, 32) and out[0, 0, 0] == 1.0
     assert eval_transform(128, MEAN, STD)(Image.new("RGB", (200, 160))).shape == (3, 128, 128)
+
+
+def test_batch_augmentation_equals_per_image_augmentation() -> None:
+    # the device path: choices drawn per sample exactly as the per-image path draws them, applied to a batch
+    for factor, size in [(1, 16), (2, 16), (2, 17), (3, 30)]:
+        transform = StudentTrainTransform(size, factor, MEAN, STD)
+        pixels = torch.randint(0, 256, (12, 3, size, size), dtype=torch.uint8)
+        index = torch.tensor([3, 0, 7, 7, 11, 5, 2, 9])
+        seeds = list(range(100, 108))
+        draws = [transform.draw(size, size, torch.Generator().manual_seed(s)) for s in seeds]
+        params = {key: torch.stack([d[key] for d in draws]) for key in draws[0]}
+        batch = transform.apply_batch(pixels, index, params)
+        single = torch.stack([transform(pixels[i], torch.Generator().manual_seed(s)) for i, s in zip(index, seeds)])
+        assert torch.equal(batch, single)
+
+
+def test_stored_soft_labels_replay_and_spread_the_rest() -> None:
+    from fgdd.errors import FgddError
+    from fgdd.evaluation.soft_labels import SoftLabelStore
+
+    store = SoftLabelStore(rounds=2, topk=2, temperature=1.0)
+    logits = torch.tensor([[3.0, 1.0, 0.0, -1.0], [0.0, 0.0, 2.0, 0.0]])
+    labels, perm = torch.tensor([0, 2]), torch.tensor([1, 0])
+    targets = store.record(0, 0, labels, perm, (1, 3, 0, 2), logits)
+    probs = torch.softmax(logits, 1)
+    assert torch.allclose(targets.sum(1), torch.ones(2))
+    top = probs.topk(2, 1)
+    assert torch.allclose(targets.gather(1, top.indices), top.values, atol=1e-3)  # fp16
+    rest = (1 - top.values.half().float().sum(1)) / 2
+    assert torch.allclose(targets[0, [2, 3]], rest[0].expand(2))
+    assert store.recording(1) and not store.recording(2)
+    replay_perm, box, replayed = store.replay(2, 0, labels)  # epoch 2 repeats round 0
+    assert torch.equal(replay_perm, perm) and box == (1, 3, 0, 2) and torch.equal(replayed, targets)
+    with pytest.raises(FgddError, match="not the batch"):
+        store.replay(4, 0, torch.tensor([1, 2]))
+    assert store.nbytes == 2 * 2 + 2 * 2 + 16 + 2 * 2 * 2 + 2 * 2 * 2

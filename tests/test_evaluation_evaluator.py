@@ -18,7 +18,7 @@ from fgdd.evaluation import SoftLabelEvaluator
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CPU = {"accelerator": "cpu", "devices": 1, "deterministic": True, "enable_progress_bar": False}
 KEYS = {"student/top1_final", "student/top5_final", "student/top1_best_tail", "student/train_seconds",
-        "student/epochs"}
+        "student/epochs", "cost/soft_label_bytes"}
 
 
 def colour_images(per_class: int, size: int, seed: int) -> list[tuple[Image.Image, int]]:
@@ -184,5 +184,83 @@ def test_distilled_set_must_yield_pil_images() -> None:
     with pytest.raises(ConfigError, match="PIL"):
         SoftLabelEvaluator(epochs=1).evaluate(
             bad, FakeSplit(colour_images(1, 16, 0)), tiny_student(), ColourTeacher(), lr=1e-3, ipc=1,
+            num_classes=2, factor=1, input_size=16, mean=MEAN, std=STD, seed=0, trainer_kwargs=CPU,
+        )
+
+
+def test_device_augmentation_trains_the_same_student() -> None:
+    # the device path draws the same per-sample choices and applies them to whole batches: on the CPU the batches,
+    # and so the trained weights, are identical to the per-image loader path
+    students = [tiny_student(), tiny_student(), tiny_student()]
+    run(SoftLabelEvaluator(epochs=2, batch_size=4), ColourTeacher(), student=students[0])
+    run(SoftLabelEvaluator(epochs=2, batch_size=4, augment_on_device=True), ColourTeacher(), student=students[1])
+    run(SoftLabelEvaluator(epochs=2, batch_size=4, augment_on_device=True, num_workers=2), ColourTeacher(),
+        student=students[2])
+    reference = students[0].state_dict()
+    for other in students[1:]:
+        assert all(torch.equal(v, other.state_dict()[k]) for k, v in reference.items())
+
+
+def test_online_soft_labels_store_nothing() -> None:
+    assert run(SoftLabelEvaluator(epochs=1, batch_size=4), ColourTeacher())["cost/soft_label_bytes"] == 0.0
+
+
+def test_stored_soft_labels_run_the_teacher_only_in_the_stored_rounds() -> None:
+    teacher = ColourTeacher()
+    evaluator = SoftLabelEvaluator(epochs=12, batch_size=8, eval_every=2, tail_fraction=0.5, soft_labels="stored",
+                                   soft_label_rounds=3, soft_label_topk=5)
+    metrics = run(evaluator, teacher)
+    assert metrics["student/top1_final"] >= 0.9  # it learns from the stored labels
+    # 16 images, batch 8: 2 batches per epoch; the teacher labelled 3 rounds, nothing afterwards
+    assert len(teacher.modes) == 3 * 2
+    # per batch: labels and CutMix perm int16 (8 x 2 B each), box int32 (16 B), top-2 (2 classes) fp16 + int16 (32 + 32 B)
+    assert metrics["cost/soft_label_bytes"] == 3 * 2 * (16 + 16 + 16 + 32 + 32)
+    # the stored labels follow the teacher: with its classes swapped the student learns the swapped rule
+    assert run(evaluator, ColourTeacher(scale=-10.0))["student/top1_final"] <= 0.1
+
+
+def test_stored_soft_labels_with_every_round_match_online_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    # rounds = epochs and top-k = all classes: the student sees exactly the online batches (CutMix included) and
+    # the teacher's labels up to fp16 rounding
+    import fgdd.evaluation.student as student_module
+
+    kl, target_kl = student_module.soft_label_kl, student_module.soft_target_kl
+
+    def capture(stored: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        inputs: list[torch.Tensor] = []
+        targets: list[torch.Tensor] = []
+        monkeypatch.setattr(student_module, "soft_label_kl", lambda s, t, temp: (
+            targets.append(torch.softmax(t.float() / temp, 1)), kl(s, t, temp))[1])
+        monkeypatch.setattr(student_module, "soft_target_kl", lambda s, q, temp: (
+            targets.append(q.clone()), target_kl(s, q, temp))[1])
+        student = tiny_student()
+        student.register_forward_pre_hook(lambda m, args: inputs.append(args[0].clone()) if m.training else None)
+        evaluator = SoftLabelEvaluator(epochs=2, batch_size=4, soft_labels="stored" if stored else "online",
+                                       soft_label_rounds=None)
+        run(evaluator, ColourTeacher(), student=student)
+        return inputs, targets
+
+    online_inputs, online_targets = capture(stored=False)
+    stored_inputs, stored_targets = capture(stored=True)
+    assert len(online_inputs) == len(stored_inputs) == 2 * 4
+    assert all(torch.equal(a, b) for a, b in zip(online_inputs, stored_inputs))
+    for a, b in zip(online_targets, stored_targets, strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-3)
+
+
+def test_stored_soft_label_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="soft_labels"):
+        SoftLabelEvaluator(soft_labels="cached")
+    with pytest.raises(ConfigError, match="hard_labels"):
+        SoftLabelEvaluator(soft_labels="stored", hard_labels=True)
+    with pytest.raises(ConfigError):
+        SoftLabelEvaluator(soft_labels="stored", soft_label_rounds=0)
+
+
+def test_device_augmentation_needs_one_image_size() -> None:
+    items = colour_images(2, 16, 0) + [(colour_images(1, 20, 0)[0][0], 1)]
+    with pytest.raises(ConfigError, match="augment_on_device"):
+        SoftLabelEvaluator(epochs=1, augment_on_device=True).evaluate(
+            ListDataset(items), FakeSplit(colour_images(1, 16, 0)), tiny_student(), ColourTeacher(), lr=1e-3, ipc=1,
             num_classes=2, factor=1, input_size=16, mean=MEAN, std=STD, seed=0, trainer_kwargs=CPU,
         )

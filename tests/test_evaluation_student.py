@@ -117,3 +117,12 @@ def test_teacher_stays_frozen_in_eval_mode() -> None:
     module.train()
     assert module.student.training and not teacher.training and not teacher[1].training
     assert all(not p.requires_grad for p in teacher.parameters())
+
+
+def test_kl_to_given_targets_equals_kl_to_teacher_logits() -> None:
+    from fgdd.evaluation.student import soft_label_kl, soft_target_kl
+
+    g = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g) * 10
+    expected = soft_label_kl(student, teacher, 20.0)
+    assert torch.allclose(soft_target_kl(student, torch.softmax(teacher / 20.0, 1), 20.0), expected)

@@ -346,3 +346,9 @@ def test_segmenter_inside_hydra_multirun(saved_models, horses, tmp_path):
     results = [json.loads((tmp_path / "multirun" / str(job) / "result.json").read_text()) for job in (0, 1)]
     assert results[0]["threshold"] == 0.0 and results[0]["occupancy"] > 0
     assert results[1]["threshold"] == 1.0 and results[1]["occupancy"] == 0.0
+
+
+def test_bf16_setting_keys_the_cache():
+    # bf16 autocast (CUDA only) changes masks at the boundary, so it is part of the occupancy cache key
+    assert GroundedSAM2Segmenter().cache_key()["bf16"] is True
+    assert GroundedSAM2Segmenter(bf16=False).cache_key()["bf16"] is False

@@ -213,9 +213,6 @@ def test_an_image_where_the_segmenter_finds_nothing_has_occupancy_zero(tmp_path)
     assert values == {split.relpath(i): 0.0 for i in range(8)}
 
 
-@pytest.mark.xfail(strict=True, reason="ForegroundAwareSelector.takes_resize_path compares occupancy >= threshold, "
-                   "so an all-empty class (threshold 0) resizes every image; needs `occupancy > 0 and ...` "
-                   "in src/fgdd/selection/dynamic.py")
 def test_images_where_the_segmenter_finds_nothing_take_the_crop_path(tmp_path) -> None:
     split = make_split(per_class=6)
     selector = ForegroundAwareSelector(factor=2, segmenter=Nothing(), threshold=QuantileThreshold(0.7),

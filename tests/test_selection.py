@@ -208,3 +208,17 @@ def test_random_real_takes_whole_images_resized() -> None:
         assert len(patches) == 3
         assert all(p.path == "resize" and p.box == (0, 0, 40, 40) and p.pixels.shape == (3, 32, 32) for p in patches)
         assert len({p.source for p in patches}) == 3
+
+
+def test_channels_last_scoring_gives_the_same_scores() -> None:
+    from fgdd.models.convnet import ConvNet
+
+    torch.manual_seed(0)
+    observer = ConvNet(3, 32, depth=3, width=16).eval()
+    patches = torch.rand(12, 3, 16, 16)
+    labels = torch.arange(12) % 3
+    kwargs = dict(input_size=32, mean=MEAN, std=STD, device=torch.device("cpu"), batch_size=5)
+    plain = score_patches(observer, patches, labels, **kwargs)
+    nhwc = score_patches(observer, patches, labels, channels_last=True, **kwargs)
+    torch.testing.assert_close(nhwc, plain, rtol=1e-5, atol=1e-6)
+    assert next(observer.parameters()).is_contiguous()  # the observer itself is left as it was

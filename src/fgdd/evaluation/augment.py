@@ -38,24 +38,35 @@ def shuffle_tiles(images: Tensor, factor: int, generator: torch.Generator) -> Te
     return out
 
 
-def cutmix(images: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, float]:
+def cutmix_params(n: int, height: int, width: int, generator: torch.Generator) -> tuple[Tensor, tuple[int, int, int, int], float]:
     # CutMix (Yun et al. 2019) as RDED draws it: permutation, lambda ~ Beta(1, 1) (= uniform), box centre uniform,
     # box side sqrt(1 - lambda) of each image side, clipped at the border. lambda is then corrected to the area
-    # actually kept, so mixed hard labels weigh each source by its pixels.
-    n, _, h, w = images.shape  # (n, c, h, w)
+    # actually kept, so mixed hard labels weigh each source by its pixels. Returns (perm (n,), (y1, y2, x1, x2), lam).
     perm = torch.randperm(n, generator=generator)
     lam = torch.rand(1, generator=generator, dtype=torch.float64).item()
     cut = math.sqrt(1.0 - lam)
-    cut_h, cut_w = int(h * cut), int(w * cut)
-    cy = int(torch.randint(h, (1,), generator=generator))
-    cx = int(torch.randint(w, (1,), generator=generator))
-    y1, y2 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
-    x1, x2 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+    cut_h, cut_w = int(height * cut), int(width * cut)
+    cy = int(torch.randint(height, (1,), generator=generator))
+    cx = int(torch.randint(width, (1,), generator=generator))
+    y1, y2 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
+    x1, x2 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+    lam = 1.0 - (y2 - y1) * (x2 - x1) / (height * width)
+    return perm, (y1, y2, x1, x2), lam
+
+
+def apply_cutmix(images: Tensor, perm: Tensor, box: tuple[int, int, int, int]) -> Tensor:
+    # (n, c, h, w): the box of image perm[i] pasted into image i; the input is not modified
+    y1, y2, x1, x2 = box
     perm = perm.to(images.device)
     mixed = images.clone()
     mixed[:, :, y1:y2, x1:x2] = images[perm, :, y1:y2, x1:x2]
-    lam = 1.0 - (y2 - y1) * (x2 - x1) / (h * w)
-    return mixed, perm, lam
+    return mixed
+
+
+def cutmix(images: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, float]:
+    n, _, h, w = images.shape  # (n, c, h, w)
+    perm, box, lam = cutmix_params(n, h, w, generator)
+    return apply_cutmix(images, perm, box), perm.to(images.device), lam
 
 
 def resized_crop_box(
@@ -87,7 +98,11 @@ def resized_crop_box(
 
 class StudentTrainTransform:
     """RDED's train augmentation in RDED's order: ToTensor, ShufflePatches(factor),
-    RandomResizedCrop(input_size, scale=(1/factor, 1)), RandomHorizontalFlip, Normalize."""
+    RandomResizedCrop(input_size, scale=(1/factor, 1)), RandomHorizontalFlip, Normalize.
+
+    Split into ``draw`` (every random choice, from the sample's generator, on the CPU) and ``apply`` (pixels), so
+    that the same choices can be applied to one image in a loader worker or to a whole batch on the device
+    (``apply_batch``); both give the same pixels (tested)."""
 
     def __init__(self, input_size: int, factor: int, mean: Sequence[float], std: Sequence[float]) -> None:
         self.input_size = input_size
@@ -96,14 +111,56 @@ class StudentTrainTransform:
         self.mean = list(mean)
         self.std = list(std)
 
-    def __call__(self, image: Tensor, generator: torch.Generator) -> Tensor:
+    def draw(self, height: int, width: int, generator: torch.Generator) -> dict[str, Tensor]:
+        # the draws in RDED's order: column strips, row strips (ShufflePatches, factor > 1 only), crop box, flip
+        if self.factor > 1:
+            cols = _strip_order(width, self.factor, torch.randperm(self.factor, generator=generator))  # (w,)
+            rows = _strip_order(height, self.factor, torch.randperm(self.factor, generator=generator))  # (h,)
+        else:
+            cols, rows = torch.arange(width), torch.arange(height)  # identity; nothing is drawn (as RDED)
+        box = resized_crop_box(height, width, self.scale, CROP_RATIO, generator)
+        flip = torch.rand(1, generator=generator).item() < 0.5
+        return {"rows": rows, "cols": cols, "box": torch.tensor(box), "flip": torch.tensor(flip)}
+
+    def apply(self, image: Tensor, params: dict[str, Tensor]) -> Tensor:
         x = image.float().div(255)  # (c, h, w) uint8 -> [0, 1], what ToTensor gives
-        x = shuffle_tiles(x[None], self.factor, generator)[0]
-        i, j, h, w = resized_crop_box(x.shape[1], x.shape[2], self.scale, CROP_RATIO, generator)
+        if self.factor > 1:
+            x = x[:, :, params["cols"].to(x.device)][:, params["rows"].to(x.device), :]
+        i, j, h, w = (int(v) for v in params["box"])
         x = TF.resized_crop(x, i, j, h, w, [self.input_size, self.input_size], antialias=True)
-        if torch.rand(1, generator=generator).item() < 0.5:
+        if bool(params["flip"]):
             x = x.flip(-1)
         return TF.normalize(x, self.mean, self.std)  # (c, input_size, input_size)
+
+    def apply_batch(self, pixels: Tensor, index: Tensor, params: dict[str, Tensor]) -> Tensor:
+        """``pixels`` (N, c, h, w) uint8, the whole distilled set where the batch is wanted (e.g. on the GPU);
+        ``index`` (n,) and ``params`` (each with a leading n) from ``draw`` -> (n, c, input, input) normalised."""
+        device = pixels.device
+        x = pixels[index.to(device)].float().div(255)  # (n, c, h, w)
+        n, c, h, w = x.shape
+        if self.factor > 1:  # pure indexing: exactly the per-image strip shuffle
+            cols = params["cols"].to(device)[:, None, None, :].expand(n, c, h, w)
+            x = x.gather(3, cols)
+            rows = params["rows"].to(device)[:, None, :, None].expand(n, c, h, w)
+            x = x.gather(2, rows)
+        size = self.input_size
+        out = x.new_empty(n, c, size, size)
+        boxes = params["box"].tolist()  # n x (top, left, height, width)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for k, (_, _, bh, bw) in enumerate(boxes):
+            groups.setdefault((bh, bw), []).append(k)
+        for (bh, bw), members in groups.items():  # one resize per crop size: the same op per image as ``apply``
+            crops = torch.stack([x[k, :, boxes[k][0] : boxes[k][0] + bh, boxes[k][1] : boxes[k][1] + bw]
+                                 for k in members])  # (m, c, bh, bw)
+            out[torch.tensor(members, device=device)] = TF.resize(crops, [size, size], antialias=True)
+        flip = params["flip"].to(device).view(n, 1, 1, 1)
+        out = torch.where(flip, out.flip(-1), out)
+        mean = torch.tensor(self.mean, dtype=out.dtype, device=device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=out.dtype, device=device).view(1, -1, 1, 1)
+        return out.sub_(mean).div_(std)
+
+    def __call__(self, image: Tensor, generator: torch.Generator) -> Tensor:
+        return self.apply(image, self.draw(image.shape[1], image.shape[2], generator))
 
 
 def pil_to_uint8(image: Image.Image) -> Tensor:

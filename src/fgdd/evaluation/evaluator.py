@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader, Dataset
 from fgdd.errors import ConfigError, FgddError
 from fgdd.data.transforms import eval_transform
 from fgdd.evaluation.augment import StudentTrainTransform
-from fgdd.evaluation.loaders import AugmentedDistilledSet, SeededEpochSampler, seed_worker
+from fgdd.evaluation.loaders import AugmentedDistilledSet, AugmentParamsSet, SeededEpochSampler, seed_worker
+from fgdd.evaluation.soft_labels import SoftLabelStore
 from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, validation_epochs
 from fgdd.utils.seeding import derive_seed, seed_everything
 
@@ -75,6 +76,11 @@ class SoftLabelEvaluator:
         cutmix: bool = True,
         hard_labels: bool = False,  # True: CE on the (CutMix-mixed) distilled labels, no teacher
         val_batch_size: int = 256,  # inference only; does not change any number
+        augment_on_device: bool = False,  # the set as one uint8 tensor on the device, batches augmented there
+        soft_labels: str = "online",  # online: RDED (teacher on every batch); stored: FKD-style rounds replayed
+        soft_label_rounds: int | None = None,  # stored: epochs whose batches are labelled and replayed (None: all)
+        soft_label_topk: int = 10,  # stored: classes kept per label (fp16)
+        channels_last: bool = False,  # student weights and batches in NHWC memory order (faster conv kernels)
     ) -> None:
         if epochs < 1 or eval_every < 1 or val_batch_size < 1 or num_workers < 0:
             raise ConfigError(
@@ -87,6 +93,15 @@ class SoftLabelEvaluator:
             raise ConfigError(f"evaluator.tail_fraction must be in [0, 1], got {tail_fraction}")
         if temperature <= 0:
             raise ConfigError(f"evaluator.temperature must be > 0, got {temperature}")
+        if soft_labels not in ("online", "stored"):
+            raise ConfigError(f"evaluator.soft_labels must be 'online' or 'stored', got {soft_labels!r}")
+        if soft_labels == "stored" and hard_labels:
+            raise ConfigError("evaluator.soft_labels=stored stores the teacher's labels; hard_labels=true uses none")
+        if (soft_label_rounds is not None and soft_label_rounds < 1) or soft_label_topk < 1:
+            raise ConfigError(
+                f"evaluator.soft_label_rounds must be >= 1 or null and soft_label_topk >= 1; got "
+                f"{soft_label_rounds}, {soft_label_topk}"
+            )
         self.epochs = epochs
         self.batch_size = batch_size
         self.temperature = temperature
@@ -97,6 +112,11 @@ class SoftLabelEvaluator:
         self.cutmix = cutmix
         self.hard_labels = hard_labels
         self.val_batch_size = val_batch_size
+        self.augment_on_device = augment_on_device
+        self.soft_labels = soft_labels
+        self.soft_label_rounds = soft_label_rounds
+        self.soft_label_topk = soft_label_topk
+        self.channels_last = channels_last
 
     def evaluate(
         self,
@@ -129,14 +149,22 @@ class SoftLabelEvaluator:
         batch_size = self.batch_size if self.batch_size is not None else rded_batch_size(ipc, num_classes)
         seed_everything(derive_seed(seed, "student-init"))  # dropout and anything else on the global RNG
 
-        train_set = AugmentedDistilledSet.preload(
-            distilled, num_classes, StudentTrainTransform(input_size, factor, mean, std)
-        )
+        transform = StudentTrainTransform(input_size, factor, mean, std)
+        train_set = AugmentedDistilledSet.preload(distilled, num_classes, transform)
+        store = None
+        if self.soft_labels == "stored":
+            store = SoftLabelStore(min(self.soft_label_rounds or self.epochs, self.epochs), self.soft_label_topk,
+                                   self.temperature)
+        pixels = train_set.stacked() if self.augment_on_device else None  # (N, 3, h, w) uint8
+        loaded: Dataset = train_set
+        if pixels is not None:  # loader workers only draw the augmentation choices; pixels stay on the device
+            loaded = AugmentParamsSet(pixels.shape[2], pixels.shape[3], train_set.labels, transform)
         pin = torch.cuda.is_available()
         train_loader = DataLoader(
-            train_set,
+            loaded,
             batch_size=batch_size,
-            sampler=SeededEpochSampler(len(train_set), derive_seed(seed, "student-data")),
+            sampler=SeededEpochSampler(len(train_set), derive_seed(seed, "student-data"),
+                                       rounds=store.rounds if store is not None else None),
             num_workers=self.num_workers,
             worker_init_fn=seed_worker,
             generator=torch.Generator().manual_seed(derive_seed(seed, "student-workers")),
@@ -164,6 +192,10 @@ class SoftLabelEvaluator:
             seed=seed,
             use_cutmix=self.cutmix,
             hard_labels=self.hard_labels,
+            soft_label_store=store,
+            device_augment=transform if pixels is not None else None,
+            pixels=pixels,
+            channels_last=self.channels_last,
         )
         module.hparams.update({"batch_size": batch_size, "ipc": ipc, "factor": factor, "input_size": input_size})
         schedule = validation_epochs(self.epochs, self.eval_every, self.tail_fraction)
@@ -188,9 +220,9 @@ class SoftLabelEvaluator:
         finally:
             restore()
         seconds = time.perf_counter() - start
-        return self._results(module.val_history, seconds)
+        return self._results(module.val_history, seconds, store.nbytes if store is not None else 0)
 
-    def _results(self, history: list[dict[str, float]], seconds: float) -> dict[str, float]:
+    def _results(self, history: list[dict[str, float]], seconds: float, soft_label_bytes: int) -> dict[str, float]:
         if not history or int(history[-1]["epoch"]) != self.epochs - 1:
             last = int(history[-1]["epoch"]) if history else None
             raise FgddError(
@@ -205,4 +237,5 @@ class SoftLabelEvaluator:
             "student/top1_best_tail": max(h["top1"] for h in history),  # RDED's reported number: max over the tail
             "student/train_seconds": float(seconds),
             "student/epochs": float(self.epochs),
+            "cost/soft_label_bytes": float(soft_label_bytes),  # stored soft labels held in memory; 0 when online
         }

@@ -19,15 +19,19 @@ from fgdd.utils.seeding import generator
 
 class SeededEpochSampler(Sampler[tuple[int, int]]):
     """Yields (index, augmentation seed): a fresh shuffle and fresh per-sample seeds each epoch, all drawn from
-    the run seed, so the augmentations do not depend on worker count or on which worker loads a sample."""
+    the run seed, so the augmentations do not depend on worker count or on which worker loads a sample.
+    With ``rounds``, epoch e repeats epoch e % rounds (stored soft labels replay those rounds)."""
 
-    def __init__(self, size: int, seed: int) -> None:
+    def __init__(self, size: int, seed: int, rounds: int | None = None) -> None:
+        if rounds is not None and rounds < 1:
+            raise ConfigError(f"sampler rounds must be >= 1 or None, got {rounds}")
         self.size = size
         self.seed = seed
+        self.rounds = rounds
         self.epoch = 0
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        g = generator(self.seed, "student-epoch", self.epoch)
+        g = generator(self.seed, "student-epoch", self.epoch if self.rounds is None else self.epoch % self.rounds)
         self.epoch += 1
         order = torch.randperm(self.size, generator=g)
         seeds = torch.randint(0, 2**62, (self.size,), generator=g)
@@ -70,6 +74,36 @@ class AugmentedDistilledSet(Dataset):
         index, seed = key
         g = torch.Generator().manual_seed(seed)
         return self.transform(self.images[index], g), self.labels[index]
+
+    def stacked(self) -> Tensor:
+        """(N, 3, h, w) uint8: the whole set in one tensor, for augmenting batches on the device."""
+        sizes = sorted({tuple(image.shape) for image in self.images})
+        if len(sizes) > 1:
+            raise ConfigError(
+                f"evaluator.augment_on_device=true needs distilled images of one size; found {sizes[:4]}. "
+                "Set evaluator.augment_on_device=false (images are then augmented one by one in loader workers)"
+            )
+        return torch.stack(self.images)
+
+
+class AugmentParamsSet(Dataset):
+    """The device path: per sample only the random choices (drawn exactly as ``AugmentedDistilledSet`` draws them,
+    from the same per-sample seed); the pixels stay on the device and ``StudentTrainTransform.apply_batch`` applies
+    the choices to a whole batch there. Yields ({"index", "rows", "cols", "box", "flip"}, label)."""
+
+    def __init__(self, height: int, width: int, labels: list[int], transform: StudentTrainTransform) -> None:
+        self.height = height
+        self.width = width
+        self.labels = labels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[dict[str, Tensor], int]:
+        index, seed = key
+        params = self.transform.draw(self.height, self.width, torch.Generator().manual_seed(seed))
+        return {"index": torch.tensor(index), **params}, self.labels[index]
 
 
 def seed_worker(worker_id: int) -> None:

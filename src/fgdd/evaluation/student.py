@@ -12,7 +12,8 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from fgdd.errors import ConfigError
-from fgdd.evaluation.augment import cutmix
+from fgdd.evaluation.augment import StudentTrainTransform, apply_cutmix, cutmix, cutmix_params
+from fgdd.evaluation.soft_labels import SoftLabelStore
 from fgdd.utils.seeding import generator
 
 
@@ -37,6 +38,12 @@ def soft_label_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: f
     log_p = F.log_softmax(student_logits.float() / temperature, dim=1)
     q = F.softmax(teacher_logits.float() / temperature, dim=1)
     return F.kl_div(log_p, q, reduction="batchmean")
+
+
+def soft_target_kl(student_logits: Tensor, targets: Tensor, temperature: float) -> Tensor:
+    # the same loss with the teacher's distribution given directly (stored soft labels), targets (n, k) summing to 1
+    log_p = F.log_softmax(student_logits.float() / temperature, dim=1)
+    return F.kl_div(log_p, targets, reduction="batchmean")
 
 
 def mixed_label_ce(logits: Tensor, labels: Tensor, perm: Tensor, lam: float) -> Tensor:
@@ -78,13 +85,25 @@ class SoftLabelStudent(L.LightningModule):
         seed: int,
         use_cutmix: bool = True,
         hard_labels: bool = False,
+        soft_label_store: SoftLabelStore | None = None,
+        device_augment: StudentTrainTransform | None = None,
+        pixels: Tensor | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
+        if (device_augment is None) != (pixels is None):
+            raise ConfigError("augmenting on the device needs both the transform and the stacked uint8 pixels")
+        if hard_labels and soft_label_store is not None:
+            raise ConfigError("stored soft labels need the teacher; hard_labels=True uses none")
         if hard_labels and teacher is not None:
             raise ConfigError("hard_labels=True trains on the distilled labels; pass teacher=None")
         if not hard_labels and teacher is None:
             raise ConfigError("soft-label training needs a teacher (or set hard_labels=True)")
-        self.student = student
+        # channels_last: the student's weights and every batch in NHWC memory order (faster convolution kernels;
+        # the same arithmetic up to float rounding). The teacher's weights are not touched: a channels_last batch
+        # already selects the NHWC kernels for it.
+        self.channels_last = channels_last
+        self.student = student.to(memory_format=torch.channels_last) if channels_last else student
         self.teacher = teacher
         if teacher is not None:
             teacher.requires_grad_(False)
@@ -96,7 +115,12 @@ class SoftLabelStudent(L.LightningModule):
         self.seed = seed
         self.use_cutmix = use_cutmix
         self.hard_labels = hard_labels
-        self.save_hyperparameters(ignore=["student", "teacher"])
+        self.soft_label_store = soft_label_store
+        self.device_augment = device_augment
+        # the distilled set (N, 3, h, w) uint8, moved to the training device at fit start; a plain attribute, not a
+        # buffer: DDP would broadcast a buffer on every step and the state dict would carry it
+        self._pixels = pixels
+        self.save_hyperparameters(ignore=["student", "teacher", "soft_label_store", "device_augment", "pixels"])
         self.val_history: list[dict[str, float]] = []  # one entry per validation: epoch, top1, top5 (fractions)
         self._mix_generator: torch.Generator | None = None
         self._val_counts: Tensor | None = None
@@ -115,22 +139,63 @@ class SoftLabelStudent(L.LightningModule):
     def on_fit_start(self) -> None:
         # one CutMix stream per rank, so ranks do not draw identical boxes
         self._mix_generator = generator(self.seed, "student-cutmix", self.global_rank)
+        if self._pixels is not None:
+            self._pixels = self._pixels.to(self.device)
+        if self.soft_label_store is not None and self.trainer.world_size > 1:
+            raise ConfigError("evaluator.soft_labels=stored replays one device's batches; use online with ddp")
+
+    def transfer_batch_to_device(self, batch: object, device: torch.device, dataloader_idx: int) -> object:
+        # device path: the batch holds only the augmentation choices (CPU); the pixels are already on the device
+        if self.device_augment is not None and isinstance(batch, (list, tuple)) and isinstance(batch[0], dict):
+            params, labels = batch
+            assert self._pixels is not None
+            images = self.device_augment.apply_batch(self._pixels.to(device), params["index"], params)
+            return images, labels.to(device)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def _mix(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, float]:
+        assert self._mix_generator is not None
+        if self.use_cutmix:
+            return cutmix(images, self._mix_generator)
+        return images, torch.arange(len(labels), device=labels.device), 1.0
+
+    def _stored_soft_label_loss(self, images: Tensor, labels: Tensor, batch_idx: int) -> Tensor:
+        store = self.soft_label_store
+        assert store is not None and self.teacher is not None
+        n, _, h, w = images.shape
+        if store.recording(self.current_epoch):
+            assert self._mix_generator is not None
+            if self.use_cutmix:
+                perm, box, _ = cutmix_params(n, h, w, self._mix_generator)  # the same draws as the online path
+            else:
+                perm, box = torch.arange(n), (0, 0, 0, 0)
+            images = apply_cutmix(images, perm, box)
+            with torch.no_grad():
+                teacher_logits = self.teacher(images)  # (n, k): the only teacher forwards of the run
+            targets = store.record(self.current_epoch, batch_idx, labels, perm, box, teacher_logits)
+        else:
+            perm, box, targets = store.replay(self.current_epoch, batch_idx, labels)
+            images = apply_cutmix(images, perm, box)
+        return soft_target_kl(self.student(images), targets.to(images.device), self.temperature)
+
+    def _layout(self, images: Tensor) -> Tensor:
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch  # (n, c, h, w), (n,)
-        assert self._mix_generator is not None
-        if self.use_cutmix:
-            images, perm, lam = cutmix(images, self._mix_generator)
+        images = self._layout(images)
+        if self.soft_label_store is not None:
+            loss = self._stored_soft_label_loss(images, labels, batch_idx)
         else:
-            perm, lam = torch.arange(len(labels), device=labels.device), 1.0
-        logits = self.student(images)  # (n, k)
-        if self.hard_labels:
-            loss = mixed_label_ce(logits, labels, perm, lam)
-        else:
-            assert self.teacher is not None
-            with torch.no_grad():
-                teacher_logits = self.teacher(images)  # (n, k), computed online on the mixed batch
-            loss = soft_label_kl(logits, teacher_logits, self.temperature)
+            images, perm, lam = self._mix(images, labels)
+            logits = self.student(images)  # (n, k)
+            if self.hard_labels:
+                loss = mixed_label_ce(logits, labels, perm, lam)
+            else:
+                assert self.teacher is not None
+                with torch.no_grad():
+                    teacher_logits = self.teacher(images)  # (n, k), computed online on the mixed batch
+                loss = soft_label_kl(logits, teacher_logits, self.temperature)
         self.log("student/train_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=len(labels), sync_dist=True)
         return loss
@@ -143,6 +208,7 @@ class SoftLabelStudent(L.LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         images, labels = batch
+        images = self._layout(images)
         logits = self.student(images)  # (n, k)
         k = min(5, logits.shape[1])
         hits = logits.topk(k, dim=1).indices.eq(labels[:, None])  # (n, k)

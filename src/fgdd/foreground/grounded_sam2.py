@@ -21,6 +21,9 @@ from fgdd.foreground.sam2_masks import Sam2BoxMasker, build_sam2_model, resolve_
 
 
 class GroundedSAM2Segmenter:
+    # masks depend on these packages' model code: their versions join the occupancy cache key
+    packages = ("transformers", "sam2")
+
     def __init__(
         self,
         detector: str = "IDEA-Research/grounding-dino-tiny",
@@ -35,6 +38,7 @@ class GroundedSAM2Segmenter:
         cache_dir: str | None = None,
         batch_size: int = 8,
         name: str = "grounded_sam2",
+        bf16: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"segmenter.batch_size must be >= 1, got {batch_size}")
@@ -50,6 +54,7 @@ class GroundedSAM2Segmenter:
         self.mask_threshold = float(mask_threshold)
         self.cache_dir = cache_dir
         self.batch_size = batch_size
+        self.bf16 = bf16
         self._detector: GroundingDinoDetector | None = None
         self._masker: Sam2BoxMasker | None = None
 
@@ -65,6 +70,7 @@ class GroundedSAM2Segmenter:
         mask_threshold: float = 0.0,
         batch_size: int = 8,
         models_name: str = "in-memory",
+        bf16: bool = True,
     ) -> GroundedSAM2Segmenter:
         """Already-built models (tests, notebooks); ``models_name`` stands for both models in ``cache_key``."""
         self = cls(
@@ -76,23 +82,24 @@ class GroundedSAM2Segmenter:
             sam2_checkpoint_file=models_name,
             mask_threshold=mask_threshold,
             batch_size=batch_size,
+            bf16=bf16,
         )
         self._detector = GroundingDinoDetector(
-            detector.eval(), processor, self.box_threshold, self.text_threshold, batch_size
+            detector.eval(), processor, self.box_threshold, self.text_threshold, batch_size, bf16
         )
-        self._masker = Sam2BoxMasker(sam_model.eval(), batch_size, self.mask_threshold)
+        self._masker = Sam2BoxMasker(sam_model.eval(), batch_size, self.mask_threshold, bf16)
         return self
 
     def setup(self, context: SegmentationContext) -> None:
         if self._detector is None:  # hub/cache failures raise ModelUnavailableError here, before any work
             model, processor = load_grounding_dino(self.detector_id, self.cache_dir)
             self._detector = GroundingDinoDetector(
-                model, processor, self.box_threshold, self.text_threshold, self.batch_size
+                model, processor, self.box_threshold, self.text_threshold, self.batch_size, self.bf16
             )
         if self._masker is None:
             checkpoint = resolve_sam2_checkpoint(self.sam2_checkpoint, self.sam2_checkpoint_file, self.cache_dir)
             sam = build_sam2_model(self.sam2_config, checkpoint, self.sam2_overrides, self.sam2_postprocessing)
-            self._masker = Sam2BoxMasker(sam, self.batch_size, self.mask_threshold)
+            self._masker = Sam2BoxMasker(sam, self.batch_size, self.mask_threshold, self.bf16)
         self._detector.to(context.device)
         self._masker.to(context.device)
 
@@ -108,6 +115,7 @@ class GroundedSAM2Segmenter:
             "sam2_overrides": self.sam2_overrides,
             "sam2_postprocessing": self.sam2_postprocessing,
             "mask_threshold": self.mask_threshold,
+            "bf16": self.bf16,  # on CUDA the masks differ from fp32 ones by rounding at the mask boundary
         }
 
     def masks(

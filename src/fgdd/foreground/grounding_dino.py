@@ -48,13 +48,15 @@ class GroundingDinoDetector:
     is padded and each image's boxes do not depend on which other images share its batch."""
 
     def __init__(
-        self, model: Any, processor: Any, box_threshold: float, text_threshold: float, batch_size: int
+        self, model: Any, processor: Any, box_threshold: float, text_threshold: float, batch_size: int,
+        bf16: bool = True,
     ) -> None:
         self.model = model
         self.processor = processor
         self.box_threshold = box_threshold
         self.text_threshold = text_threshold
         self.batch_size = batch_size
+        self.bf16 = bf16  # bf16 autocast on CUDA (never on the CPU)
 
     def to(self, device: torch.device) -> GroundingDinoDetector:
         self.model.to(device)
@@ -87,7 +89,7 @@ class GroundingDinoDetector:
         text = self.processor.tokenizer(
             [captions[i] for i in chunk], padding=True, return_token_type_ids=True, return_tensors="pt"
         ).to(device)  # captions of different lengths: padded, masked by attention_mask
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16 and device.type == "cuda"):
             outputs = self.model(
                 pixel_values=pixel_values,
                 pixel_mask=torch.ones(pixel_values.shape[0], *pixel_values.shape[-2:], dtype=torch.long, device=device),

@@ -119,10 +119,11 @@ def resolve_sam2_checkpoint(checkpoint: str, filename: str, cache_dir: str | Non
 class Sam2BoxMasker:
     """Box prompts -> union of SAM 2's single-mask outputs per image. Images without boxes are not encoded."""
 
-    def __init__(self, model: nn.Module, batch_size: int, mask_threshold: float = 0.0) -> None:
+    def __init__(self, model: nn.Module, batch_size: int, mask_threshold: float = 0.0, bf16: bool = True) -> None:
         predictor_module = import_sam2()
         self.model = model
         self.batch_size = batch_size
+        self.bf16 = bf16  # bf16 autocast on CUDA (never on the CPU)
         self.predictor = predictor_module.SAM2ImagePredictor(model, mask_threshold=mask_threshold)
         # The predictor hard-codes the 1024-input feature sizes; derive them from the model so that a smaller
         # image_size (fast tests) reshapes its features correctly.
@@ -141,7 +142,7 @@ class Sam2BoxMasker:
         device = self.predictor.device
         for start in range(0, len(prompted), self.batch_size):
             chunk = prompted[start : start + self.batch_size]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16 and device.type == "cuda"):
                 self.predictor.set_image_batch([images[i] for i in chunk])
                 masks, _, _ = self.predictor.predict_batch(
                     box_batch=[np.asarray(boxes[i], dtype=np.float32) for i in chunk], multimask_output=False

@@ -50,11 +50,13 @@ class Selector(Protocol):
 
 
 class TolerantLoader:
-    """Loads source images, skipping unreadable ones with a warning; too many failures stop the run."""
+    """Loads source images, skipping unreadable ones with a warning; more than ``max_bad_fraction`` of the
+    ``expected`` images (all a selection will look at) unreadable stops the run, however they cluster."""
 
-    def __init__(self, split: ImageSource, max_bad_fraction: float) -> None:
+    def __init__(self, split: ImageSource, max_bad_fraction: float, expected: int) -> None:
         self.split = split
         self.max_bad_fraction = max_bad_fraction
+        self.expected = max(expected, 1)
         self.seen = 0
         self.bad: list[str] = []
 
@@ -66,10 +68,10 @@ class TolerantLoader:
             except CorruptImageError as error:
                 self.bad.append(self.split.relpath(index))
                 log.warning("skipping unreadable image: %s", error)
-                if len(self.bad) > self.max_bad_fraction * max(self.seen, 1) and len(self.bad) > 1:
+                if len(self.bad) > self.max_bad_fraction * self.expected:
                     raise FgddError(
-                        f"{len(self.bad)} of {self.seen} images could not be read (more than "
-                        f"max_bad_fraction={self.max_bad_fraction}); first: {self.bad[:5]}"
+                        f"{len(self.bad)} of the {self.expected} images selection looks at could not be read (more "
+                        f"than max_bad_fraction={self.max_bad_fraction}); first: {self.bad[:5]}"
                     ) from error
                 continue
             yield index, image

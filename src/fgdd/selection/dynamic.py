@@ -37,7 +37,7 @@ class ForegroundAwareSelector(RDEDSelector):
         resize_to: Literal["cell", "full"] = "cell",
         compete: bool = True,
         cache_dir: str = ".cache/fgdd",
-        segment_batch_size: int = 16,
+        segment_batch_size: int | None = None,
         store_masks: bool = False,
         **rded: Any,
     ) -> None:
@@ -62,29 +62,38 @@ class ForegroundAwareSelector(RDEDSelector):
             self.class_threshold = self.threshold({label: np.empty(0) for label in drawn})
             self.occupancy = {}
             return
-        if dataset is None:
-            raise ConfigError(f"the {self.name} selector needs the dataset (class names, cache key) to segment")
-        self.segmenter.setup(SegmentationContext(observer=observer, dataset=dataset, device=device))
-        store = OccupancyStore(self.cache_dir, cache_key(dataset.name, dataset.classes, str(split.root), self.segmenter),
-                               store_masks=self.store_masks)
         everything = [i for label in sorted(drawn) for i in drawn[label]]
-        self.occupancy = measure_occupancy(self.segmenter, split, everything, dataset.class_names, store,
-                                           batch_size=self.segment_batch_size)
+        self.occupancy = self.measure(split, everything, observer, device, dataset)
         per_class = {label: np.array([self.occupancy[split.relpath(i)] for i in drawn[label]
                                       if split.relpath(i) in self.occupancy]) for label in drawn}
         self.class_threshold = self.threshold(per_class)
         self.summary = {split.classes[label]: {"threshold": self.class_threshold[label], "occupancy": values.tolist()}
                         for label, values in per_class.items()}
         for label, values in per_class.items():
-            resized = int(np.sum(values >= self.class_threshold[label]))
+            resized = int(np.sum((values > 0) & (values >= self.class_threshold[label])))
             log.info("class %s: threshold %.3f, %d of %d images take the resize path", split.classes[label],
                      self.class_threshold[label], resized, len(values))
+
+    def measure(self, split: ImageSource, indices: list[int], observer: nn.Module, device: torch.device,
+                dataset: Any) -> dict[str, float]:
+        """Occupancy of ``indices`` (relpath -> value) through the shared cache; also ``python -m fgdd.segment``."""
+        if dataset is None:
+            raise ConfigError(f"the {self.name} selector needs the dataset (class names, cache key) to segment")
+        self.segmenter.setup(SegmentationContext(observer=observer, dataset=dataset, device=device))
+        store = OccupancyStore(self.cache_dir, cache_key(dataset.name, dataset.classes, str(split.root), self.segmenter),
+                               store_masks=self.store_masks)
+        # images loaded per segmenter call (classes mixed); None: the segmenter's own forward batch (cam 256,
+        # grounded_sam2 8), so no call is split into a short forward
+        batch_size = self.segment_batch_size or int(getattr(self.segmenter, "batch_size", 16))
+        return measure_occupancy(self.segmenter, split, indices, dataset.class_names, store, batch_size=batch_size)
 
     def foreground_summary(self) -> dict[str, dict] | None:
         return self.summary or None
 
     def takes_resize_path(self, source: str, label: int) -> bool:
         occupancy = self.occupancy.get(source, 0.0)
+        if occupancy <= 0.0 and getattr(self.threshold, "needs_occupancy", True):
+            return False  # nothing found: never the resize path, even where a class's threshold is 0
         return occupancy >= self.class_threshold[label]
 
     def class_patches(
@@ -110,7 +119,8 @@ class ForegroundAwareSelector(RDEDSelector):
         size = patch_size if self.resize_to == "cell" else input_size
         pixels = torch.stack([crop_to_patch(img, whole_image_box(img), size) for _, img in images])  # (n, c, s, s)
         labels = torch.full((len(images),), label, dtype=torch.long)
-        scores = score_patches(observer, pixels, labels, input_size=input_size, mean=mean, std=std, device=device)
+        scores = score_patches(observer, pixels, labels, input_size=input_size, mean=mean, std=std, device=device,
+                               channels_last=self.channels_last)
         layout = "full" if self.resize_to == "full" and self.factor > 1 else "cell"
         return [
             Patch(label=label, source=source, box=whole_image_box(img), source_size=img.size, score=float(score),

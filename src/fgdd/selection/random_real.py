@@ -36,7 +36,7 @@ class RandomRealSelector:
         device: torch.device,
         dataset: Any = None,
     ) -> Selection:
-        load = TolerantLoader(split, self.max_bad_fraction)
+        load = TolerantLoader(split, self.max_bad_fraction, expected=ipc * len(split.classes))
         selection: Selection = {}
         for label, class_id in enumerate(split.classes):
             # draw a few spares so an unreadable image is replaced, not a short class

@@ -33,6 +33,7 @@ class RDEDSelector:
         crop_ratio: Sequence[float] = (3 / 4, 4 / 3),
         batch_images: int = 64,
         max_bad_fraction: float = 0.01,
+        channels_last: bool = True,  # candidate batches in NHWC memory order: faster convolutions, scores equal up to rounding
     ) -> None:
         if factor < 1 or num_candidates < 1 or mipc < 1:
             raise ConfigError(f"selector needs factor, num_candidates, mipc >= 1; got {factor}, {num_candidates}, {mipc}")
@@ -44,6 +45,7 @@ class RDEDSelector:
         self.crop_ratio = (float(crop_ratio[0]), float(crop_ratio[1]))
         self.batch_images = batch_images
         self.max_bad_fraction = max_bad_fraction
+        self.channels_last = channels_last
 
     def best_crops(
         self,
@@ -66,7 +68,8 @@ class RDEDSelector:
         )  # (n * k, c, p, p), image-major
         labels = torch.full((len(candidates),), label, dtype=torch.long)
         scores = score_patches(
-            observer, candidates, labels, input_size=input_size, mean=mean, std=std, device=device
+            observer, candidates, labels, input_size=input_size, mean=mean, std=std, device=device,
+            channels_last=self.channels_last,
         ).view(len(images), k)  # n images x k candidates
         best = scores.argmin(dim=1)  # (n,) first minimum on ties
         return [
@@ -126,7 +129,7 @@ class RDEDSelector:
         for label, class_id in enumerate(split.classes):
             require_enough(class_id, len(drawn[label]), cells, need)
         self.prepare(split, drawn, observer, device, dataset)
-        load = TolerantLoader(split, self.max_bad_fraction)
+        load = TolerantLoader(split, self.max_bad_fraction, expected=sum(len(d) for d in drawn.values()))
         selection: Selection = {}
         for label, class_id in enumerate(tqdm(split.classes, desc=f"select ({self.name})", unit="class")):
             patches: list[Patch] = []

@@ -30,8 +30,12 @@ def score_patches(
     std: Sequence[float],
     device: torch.device,
     batch_size: int = 256,
+    channels_last: bool = False,
 ) -> torch.Tensor:
-    """Cross-entropy of the true class for each patch; lower = more informative. patches (n, c, p, p) in [0, 1]."""
+    """Cross-entropy of the true class for each patch; lower = more informative. patches (n, c, p, p) in [0, 1].
+
+    ``channels_last``: the padded batch in NHWC memory order (the observer's weights stay as they are); convolutions
+    pick faster kernels for it (benchmarks/speed.py), and the scores change only by float rounding."""
     observer.eval()
     mean_t = torch.tensor(mean, device=device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
@@ -39,6 +43,8 @@ def score_patches(
     for start in range(0, len(patches), batch_size):
         batch = patches[start : start + batch_size].to(device)  # (b, c, p, p)
         batch = pad_to_input((batch - mean_t) / std_t, input_size)  # (b, c, input, input)
+        if channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
         logits = observer(batch)  # (b, classes)
         target = labels[start : start + batch_size].to(device)
         scores.append(F.cross_entropy(logits.float(), target, reduction="none").cpu())

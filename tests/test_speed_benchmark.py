@@ -1,0 +1,31 @@
+"""Slow: benchmarks/speed.py --quick runs every stage on the CPU and writes its table and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_speed_benchmark_quick_on_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "speed.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "WANDB_MODE": "disabled", "FGDD_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "benchmarks/speed.py", "--quick", "--json", str(out)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "| change | workload | before | after |" in done.stdout
+    result = json.loads(out.read_text())
+    stages = {row["stage"] for row in result["rows"]}
+    assert {"teacher", "occupancy", "select", "student"} <= stages
+    assert all(row["images_per_s"] > 0 and row["seconds"] > 0 for row in result["rows"])
+    assert result["pairs"] and all(p["before_value"] > 0 and p["after_value"] > 0 for p in result["pairs"])
+    stored = [row for row in result["rows"] if "soft_label_bytes_per_round" in row]
+    assert stored and all(row["soft_label_bytes_per_round"] > 0 for row in stored)
