@@ -38,7 +38,7 @@ fi
 
 if [ "$SMOKE" = 1 ]; then
   DEVICE=cpu; TRAINER=cpu
-  PROTOCOL=(dataset.input_size=32 teacher.recipe.epochs=1 selector.mipc=10 evaluator.epochs=2 evaluator.num_workers=0
+  PROTOCOL=(dataset.input_size=32 teacher.recipe.epochs=1 selector.mipc=40 evaluator.epochs=2 evaluator.num_workers=0
             teacher.recipe.num_workers=0 model.net.width=16 teacher.arch.net.width=16 trainer.enable_progress_bar=false)
   SPEED=(--quick --device cpu)
 else
