@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import fgdd
 from fgdd.selection.distilled_set import META
+from fgdd.utils.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 OCCUPANCY_FILE = "occupancy.json"
@@ -85,21 +86,21 @@ class DistilledSetCache:
 
 
 def _copy_atomically(source: Path, target: Path, exist_ok: bool = False) -> None:
-    """Copy a file or folder to a temporary name beside ``target`` and rename it; never replaces ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    partial = staging / target.name
+    """Copy a file or folder so that ``target`` appears whole or not at all; an existing ``target`` is never
+    replaced (FileExistsError, or kept as it is with ``exist_ok``: a concurrent job wrote the same thing)."""
     try:
-        if source.is_dir():
-            shutil.copytree(source, partial)
-        else:
-            shutil.copy2(source, partial)
+        if source.is_file():
+            atomic_write_bytes(target, source.read_bytes(), exclusive=True)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
         try:
+            shutil.copytree(source, staging / target.name)
             if target.exists():
-                raise FileExistsError(target)
-            os.rename(partial, target)
-        except (FileExistsError, OSError) as error:
-            if not (exist_ok and target.exists()):
-                raise FileExistsError(f"{target} appeared while copying; not replaced") from error
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # only our own staging folder
+                raise FileExistsError(f"{target} already exists; not replaced")
+            os.rename(staging / target.name, target)  # fails if a non-empty folder appeared meanwhile
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # only our own staging folder
+    except OSError:
+        if not (exist_ok and target.exists()):
+            raise

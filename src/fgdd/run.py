@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -233,10 +233,10 @@ def pipeline(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> dict
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
 
     dataset = instantiate(cfg.dataset, _convert_="all")
-    val_split = dataset.val()
+    train_split, val_split = dataset.train(), dataset.val()
     log.info("dataset %s: %d classes, %d train / %d val images", dataset.name, len(dataset.classes),
-             len(dataset.train()), len(val_split))
-    check_enough_images(cfg, dataset.train(), list(dataset.classes))
+             len(train_split), len(val_split))
+    check_enough_images(cfg, train_split, list(dataset.classes))
 
     with stage("teacher"):
         teacher, _ = obtain_teacher(cfg, dataset, device, trainer_kwargs)
@@ -288,16 +288,22 @@ def exit_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="run")
-def main(cfg: DictConfig) -> None:
+def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> None:
+    """A Hydra entry point's body: an FgddError is one logged message and exit status 2 (in a multirun, Hydra
+    marks the job failed, runs the rest of the sweep and exits non-zero at the end); SIGTERM exits non-zero."""
     signal.signal(signal.SIGTERM, exit_on_sigterm)  # Lightning keeps it, beside its own handler, while it trains
     try:
-        run(cfg)
+        task(cfg)
     except FgddError as error:
         log.error("%s", error)
         if in_multirun():
-            raise  # Hydra marks this job failed and runs the rest of the sweep; it exits non-zero at the end
+            raise
         sys.exit(2)
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="run")
+def main(cfg: DictConfig) -> None:
+    run_task(run, cfg)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ chunks into the shared occupancy cache; the runs that follow find every value th
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 import hydra
@@ -15,8 +14,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fgdd.config import validate
-from fgdd.errors import ConfigError, FgddError
-from fgdd.run import CONF_DIR, in_multirun, obtain_teacher
+from fgdd.errors import ConfigError
+from fgdd.run import CONF_DIR, obtain_teacher, run_task
 from fgdd.selection.candidates import draw_images
 from fgdd.utils.device import resolve_device
 
@@ -56,13 +55,7 @@ def segment(cfg: DictConfig) -> dict[str, int]:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="segment")
 def main(cfg: DictConfig) -> None:
-    try:
-        segment(cfg)
-    except FgddError as error:
-        log.error("%s", error)
-        if in_multirun():
-            raise
-        sys.exit(2)
+    run_task(segment, cfg)
 
 
 if __name__ == "__main__":

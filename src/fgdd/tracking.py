@@ -59,13 +59,12 @@ def finish(logger: Any, metrics: dict[str, float]) -> None:
         return
     logger.log_metrics({f"final/{k}": v for k, v in metrics.items()})
     if is_wandb(logger):
+        logger.experiment.summary.update(metrics)
+    logger.finalize("success")
+    if is_wandb(logger):
         import wandb
 
-        logger.experiment.summary.update(metrics)
-        logger.finalize("success")
         wandb.finish()
-    else:
-        logger.finalize("success")
 
 
 def abort(logger: Any) -> None:
