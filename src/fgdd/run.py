@@ -225,9 +225,24 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     return metrics
 
 
-def pipeline(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> dict[str, float]:
+def cached_teacher_accuracy(cfg: DictConfig, teacher: Any, val_split: Any, dataset: Any, device: Any) -> float:
+    """The teacher's val top-1, measured by the first run that uses this teacher and read back by the others."""
+    from fgdd.accuracy_cache import TeacherAccuracyCache, accuracy_key
     from fgdd.teacher import teacher_accuracy
 
+    cache = TeacherAccuracyCache(cfg.cache_dir, accuracy_key(teacher, val_split, dataset.input_size, dataset.mean,
+                                                             dataset.std, device))
+    cached = cache.get()
+    if cached is not None:
+        log.info("teacher val top-1 read from %s", cache.path)
+        return cached
+    measured = teacher_accuracy(teacher, val_split, dataset.input_size, dataset.mean, dataset.std, device)
+    if is_main_process():
+        cache.put(measured)
+    return measured
+
+
+def pipeline(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> dict[str, float]:
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -240,7 +255,7 @@ def pipeline(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> dict
 
     with stage("teacher"):
         teacher, _ = obtain_teacher(cfg, dataset, device, trainer_kwargs)
-        teacher_top1 = teacher_accuracy(teacher, val_split, dataset.input_size, dataset.mean, dataset.std, device)
+        teacher_top1 = cached_teacher_accuracy(cfg, teacher, val_split, dataset, device)
     log.info("teacher val top-1: %.4f", teacher_top1)
     if teacher_top1 < cfg.teacher.min_val_acc:
         raise TeacherTooWeakError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -160,6 +161,16 @@ class ImageSplit(torch.utils.data.Dataset):
 
     def relpath(self, i: int) -> str:
         return self.samples[i][0].relative_to(self.base).as_posix()
+
+    def content_sha256(self) -> str:
+        """Hash of what the split holds: each sample's name, label, file size and modification time, so an image
+        added, removed, relabelled or rewritten gives another hash (the pixels themselves are not read)."""
+        digest = hashlib.sha256()
+        for path, label in self.samples:
+            stat = path.stat() if path.exists() else None
+            digest.update(f"{path.relative_to(self.base).as_posix()}\t{label}".encode())
+            digest.update(f"\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode() if stat else b"\t-\n")
+        return digest.hexdigest()
 
     def indices_of_class(self, label: int) -> list[int]:
         if self._by_class is None:

@@ -1,0 +1,82 @@
+"""The teacher's validation top-1, measured once and reused by every run that shares the teacher.
+
+Every run of a sweep (seeds x selectors x IPCs) shares one teacher, and the pass over the validation set that
+measures it costs as much as several student epochs on a CPU. The result depends only on the teacher's weights,
+the validation split's content, the evaluation transform and the kind of device, so it is cached under
+``<cache_dir>/teacher_accuracy/`` keyed by exactly these; any change among them measures again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import fgdd
+from fgdd.data.base import ImageSplit
+from fgdd.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+# Bump when fgdd.data.transforms.eval_transform or teacher_accuracy change what they compute.
+EVAL_PROTOCOL = "resize(input//7*8)-centercrop-top1:v1"
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """Hash of the state dict (names, dtypes, shapes and values), independent of the device it lives on."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        values = tensor.detach().cpu().contiguous().reshape(-1)  # 0-d buffers (num_batches_tracked) as (1,)
+        digest.update(f"{name}\t{values.dtype}\t{tuple(tensor.shape)}\n".encode())
+        digest.update(values.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def accuracy_key(
+    model: nn.Module, split: ImageSplit, input_size: int, mean: Any, std: Any, device: torch.device | str
+) -> dict[str, Any]:
+    return {
+        "weights_sha256": weights_sha256(model),
+        "split_root": str(Path(split.root).resolve()),
+        "split_sha256": split.content_sha256(),
+        "input_size": int(input_size),
+        "mean": [float(m) for m in mean],
+        "std": [float(s) for s in std],
+        "protocol": EVAL_PROTOCOL,
+        "device_type": torch.device(device).type,  # CPU and CUDA kernels may break near-ties differently
+        "torch": torch.__version__,
+        "fgdd": fgdd.__version__,
+    }
+
+
+class TeacherAccuracyCache:
+    """``<cache_dir>/teacher_accuracy/<sha256 of the key>.json``: {"val_top1": ..., "key": {...}}."""
+
+    def __init__(self, cache_dir: str | Path, key: dict[str, Any]) -> None:
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        self.path = Path(cache_dir) / "teacher_accuracy" / f"{digest[:24]}.json"
+        self.key = key
+
+    def get(self) -> float | None:
+        """The stored top-1, or None (absent, unreadable or written for another key: measured again)."""
+        if not self.path.is_file():
+            return None
+        try:
+            record = json.loads(self.path.read_text())
+            if record["key"] != self.key:
+                raise ValueError("its key differs from this teacher's")
+            value = float(record["val_top1"])
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"val_top1 {value} is not a fraction")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            log.warning("ignoring the cached teacher accuracy %s (%s); measuring it again", self.path, error)
+            return None
+        return value
+
+    def put(self, val_top1: float) -> None:
+        atomic_write_json(self.path, {"val_top1": val_top1, "key": self.key})
