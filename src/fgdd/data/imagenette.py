@@ -29,10 +29,11 @@ class ImagenetteDataset(ImageFolderDataset):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         download: bool = False,
-        subdir: str = "imagenette2-128",
+        subdir: str | None = None,  # None: the 128 px copy, <archive_stem>-128
         name: str | None = None,
         max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
     ) -> None:
+        subdir = subdir or f"{self.archive_stem}-128"
         super().__init__(root, classes, class_names, input_size, factor, mean, std, download, subdir,
                          name=name or self.archive_stem.removesuffix("2"), max_bad_fraction=max_bad_fraction)
         downloadable = self.downloadable()
@@ -61,23 +62,6 @@ class ImagenetteDataset(ImageFolderDataset):
 
 class ImageWoofDataset(ImagenetteDataset):
     archive_stem = "imagewoof2"
-
-    def __init__(
-        self,
-        root: str | None,
-        classes: Sequence[str],
-        class_names: Sequence[str] | None = None,
-        input_size: int = 128,
-        factor: int = 2,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-        download: bool = False,
-        subdir: str = "imagewoof2-128",
-        name: str | None = None,
-        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
-    ) -> None:
-        super().__init__(root, classes, class_names, input_size, factor, mean, std, download, subdir, name,
-                         max_bad_fraction=max_bad_fraction)
 
     def downloadable(self) -> dict[str, tuple[str, str | None]]:
         # torchvision has no ImageWoof class; fast.ai publishes it beside ImageNette under the same names.
