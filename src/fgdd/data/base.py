@@ -166,10 +166,13 @@ class ImageSplit(torch.utils.data.Dataset):
         """Hash of what the split holds: each sample's name, label, file size and modification time, so an image
         added, removed, relabelled or rewritten gives another hash (the pixels themselves are not read)."""
         digest = hashlib.sha256()
-        for path, label in self.samples:
-            stat = path.stat() if path.exists() else None
-            digest.update(f"{path.relative_to(self.base).as_posix()}\t{label}".encode())
-            digest.update(f"\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode() if stat else b"\t-\n")
+        for i, (path, label) in enumerate(self.samples):
+            try:
+                stat = path.stat()
+                state = f"{stat.st_size}\t{stat.st_mtime_ns}"
+            except FileNotFoundError:
+                state = "-"
+            digest.update(f"{self.relpath(i)}\t{label}\t{state}\n".encode())
         return digest.hexdigest()
 
     def indices_of_class(self, label: int) -> list[int]:
