@@ -135,6 +135,22 @@ def test_train_teacher_caches_reuses_and_resumes(tmp_path: Path, monkeypatch: py
     assert len(list((tmp_path / "cache" / "teachers").iterdir())) == 2
 
 
+def test_teacher_augmentation_is_a_recipe_setting_in_the_cache_key(tmp_path: Path) -> None:
+    _write_toy_images(tmp_path / "data", per_class=6)
+    dataset = _folder_dataset(tmp_path / "data", "toy", ["blue", "red"], 32)
+    settings = dict(epochs=1, batch_size=8, lr=0.05, trainer_kwargs=CPU, logger=False)
+    arch = {**CONV3, "width": 8}
+    train_teacher(arch, dataset, tmp_path / "cache", **settings)
+    _, meta = train_teacher(arch, dataset, tmp_path / "cache", **settings, augment="random_resized_crop",
+                            crop_scale=(0.35, 1.0))
+    keys = [json.loads(p.read_text())["recipe"]["augment"] for p in (tmp_path / "cache").rglob("cache_key.json")]
+    # the default keeps the key it had before the setting existed: teachers cached then stay valid
+    assert sorted(keys) == ["random_resized_crop[0.35, 1.0]", "teacher_train_transform"]
+    assert meta.recipe["augment"] == "random_resized_crop[0.35, 1.0]"
+    with pytest.raises(ConfigError, match="teacher.recipe.augment='autoaugment' is not one of"):
+        train_teacher(arch, dataset, tmp_path / "cache", **settings, augment="autoaugment")
+
+
 def test_train_teacher_owns_epochs_and_checkpointing(tmp_path: Path) -> None:
     dataset = _folder_dataset(tmp_path, "toy", ["a"], 32)
     with pytest.raises(ConfigError, match="max_epochs"):

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from fgdd.data.base import ImageDataset, ImageSplit
-from fgdd.data.transforms import eval_transform, teacher_train_transform
+from fgdd.data.transforms import TEACHER_AUGMENTATIONS, eval_transform, teacher_rrc_transform, teacher_train_transform
 from fgdd.errors import CheckpointError, ClassMismatchError, ConfigError, FgddError
 from fgdd.models.checkpoint import (
     ModelMeta,
@@ -177,6 +177,8 @@ def train_teacher(
     weight_decay: float = 5e-4,
     momentum: float = 0.9,
     label_smoothing: float = 0.1,
+    augment: str = "pad_crop_flip",
+    crop_scale: tuple[float, float] = (0.08, 1.0),
     seed: int = 0,
     num_workers: int = 0,
     eval_batch_size: int = 256,
@@ -191,7 +193,11 @@ def train_teacher(
     for key in ("max_epochs", "callbacks", "logger", "default_root_dir", "enable_checkpointing"):
         if key in trainer_kwargs:
             raise ConfigError(f"trainer_kwargs.{key} is set by train_teacher (epochs, its checkpointing); remove it")
+    if augment not in TEACHER_AUGMENTATIONS:
+        raise ConfigError(f"teacher.recipe.augment={augment!r} is not one of {', '.join(TEACHER_AUGMENTATIONS)}")
     arch = plain_arch(arch)
+    # the default keeps the cache key it had before the setting existed, so cached teachers stay valid
+    augment_key = "teacher_train_transform" if augment == "pad_crop_flip" else f"{augment}{list(crop_scale)}"
     recipe = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -201,7 +207,7 @@ def train_teacher(
         "nesterov": True,
         "label_smoothing": label_smoothing,
         "schedule": "onecycle",
-        "augment": "teacher_train_transform",
+        "augment": augment_key,
     }
     train_split = dataset.train()
     key, key_inputs = teacher_cache_key(dataset, train_split.root, arch, recipe, seed,
@@ -217,7 +223,9 @@ def train_teacher(
     seed_everything(derive_seed(seed, "teacher", "init"))
     model = build_model(arch, num_classes=len(dataset.classes), input_size=dataset.input_size)
     size, mean, std = dataset.input_size, tuple(dataset.mean), tuple(dataset.std)
-    train_split = train_split.with_transform(teacher_train_transform(size, mean, std))
+    train_transform = (teacher_train_transform(size, mean, std) if augment == "pad_crop_flip"
+                       else teacher_rrc_transform(size, mean, std, tuple(crop_scale)))
+    train_split = train_split.with_transform(train_transform)
     val_split = dataset.val()
     loader_generator = generator(seed, "teacher", "loader")
     train_loader = DataLoader(

@@ -30,5 +30,21 @@ def teacher_train_transform(input_size: int, mean: Sequence[float], std: Sequenc
     ])
 
 
+def teacher_rrc_transform(
+    input_size: int, mean: Sequence[float], std: Sequence[float], scale: tuple[float, float] = (0.08, 1.0)
+) -> T.Compose:
+    # torchvision's reference ImageNet recipe (RandomResizedCrop + flip), which RDED adapted for its released
+    # teachers; scale (0.08, 1) is torchvision's default, a narrower range suits short CPU-sized schedules.
+    return T.Compose([
+        T.RandomResizedCrop(input_size, scale=tuple(scale), antialias=True),
+        T.RandomHorizontalFlip(),
+        T.ToTensor(),
+        T.Normalize(mean, std),
+    ])
+
+
+TEACHER_AUGMENTATIONS = ("pad_crop_flip", "random_resized_crop")
+
+
 def resize_to_tensor(size: int) -> T.Compose:
     return T.Compose([T.Resize((size, size)), T.ToTensor()])
