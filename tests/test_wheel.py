@@ -69,6 +69,9 @@ def test_the_wheel_carries_its_configs_and_runs_from_another_folder(wheel_venv: 
     job = run_isolated(wheel_venv, "-m", "fgdd.run", "--cfg", "job", "selector=fgdd", cwd=tmp_path)
     assert job.returncode == 0, job.stderr
     assert "ipc: 10" in job.stdout and "name: fgdd" in job.stdout
+    segment = run_isolated(wheel_venv, "-m", "fgdd.segment", "--cfg", "job", "shard.count=4", cwd=tmp_path)
+    assert segment.returncode == 0, segment.stderr
+    assert "count: 4" in segment.stdout
 
     overrides = [*TINY_SHAPES, *TINY,
                  f"data_root={tmp_path / 'data'}", f"cache_dir={tmp_path / 'cache'}", "hydra.run.dir=run"]
