@@ -10,11 +10,12 @@ export WANDB_MODE ?= disabled
 export FGDD_OFFLINE ?= 1
 DEMO_DIR ?= outputs/sweeps/demo
 
-.PHONY: help install demo test test-slow bench gpu-bundle clean-venv
+.PHONY: help install demo lint test test-slow bench gpu-bundle clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# torch and torchvision exactly as tested, for reproducible dev and CI (pyproject.toml allows a range)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -27,6 +28,9 @@ install: $(STAMP)  ## create .venv (if missing) and install fgdd with its dev an
 demo: $(STAMP)  ## offline demo: shapes dataset, rded vs random_real vs fgdd (cam), prints a table (~5 min on 2 CPUs)
 	$(PY) -m fgdd.run -m experiment=demo selector=rded,random_real,fgdd
 	$(PY) -m fgdd.report $(DEMO_DIR)
+
+lint: $(STAMP)  ## ruff, with the rules chosen in pyproject.toml ([tool.ruff])
+	$(PY) -m ruff check .
 
 test: $(STAMP)  ## the test suite (offline; slow tests excluded)
 	$(PY) -m pytest -q

@@ -25,9 +25,9 @@ import argparse
 import contextlib
 import copy
 import datetime
-import logging
 import io
 import json
+import logging
 import os
 import platform
 import shlex
@@ -272,8 +272,15 @@ def bench_cam_occupancy(res: Results, device: torch.device, quick: bool, repeats
 def real_size_grounded_sam2(quick: bool) -> tuple[Any, Any, Any]:
     """(detector, processor, sam) with random weights: Grounding DINO tiny's and SAM 2.1 hiera-tiny's architectures
     at their real input sizes (quick: the test suite's tiny shapes)."""
-    from transformers import (BertConfig, BertTokenizerFast, GroundingDinoConfig, GroundingDinoForObjectDetection,
-                              GroundingDinoImageProcessor, GroundingDinoProcessor, SwinConfig)
+    from transformers import (
+        BertConfig,
+        BertTokenizerFast,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
 
     from fgdd.foreground.sam2_masks import build_sam2_model
 

@@ -4,13 +4,13 @@ import pytest
 import torch
 from PIL import Image
 
+from fgdd.data.transforms import eval_transform
 from fgdd.evaluation.augment import (
     StudentTrainTransform,
     cutmix,
     resized_crop_box,
     shuffle_tiles,
 )
-from fgdd.data.transforms import eval_transform
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

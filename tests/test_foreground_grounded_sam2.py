@@ -4,7 +4,6 @@ and building SAM 2 inside Hydra apps (single run and multirun)."""
 from __future__ import annotations
 
 import importlib.util
-
 import json
 import os
 import subprocess

@@ -12,7 +12,13 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from fgdd.errors import ClassMismatchError, DatasetNotFoundError, DownloadUnavailableError, FgddError, TeacherTooWeakError
+from fgdd.errors import (
+    ClassMismatchError,
+    DatasetNotFoundError,
+    DownloadUnavailableError,
+    FgddError,
+    TeacherTooWeakError,
+)
 from fgdd.run import CONF_DIR, run
 
 REPO = Path(__file__).resolve().parents[1]

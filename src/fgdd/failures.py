@@ -20,7 +20,7 @@ def record_failure(run_dir: Path, stage: str, error: BaseException) -> Path:
         "stage": stage,
         "error": type(error).__name__,
         "message": str(error),
-        "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "traceback": "".join(traceback.format_exception(error)),
     })
     return path

@@ -30,13 +30,14 @@ from fgdd.provenance import resolved_yaml, run_record
 from fgdd.selection import DistilledSet, write_distilled_set
 from fgdd.selection.distilled_set import META
 from fgdd.tracking import abort, finish, log_distilled_set, log_figures, make_logger
+from fgdd.utils.console import quiet_console
 from fgdd.utils.device import resolve_device
 from fgdd.utils.distributed import is_main_process, wait_for
 from fgdd.utils.io import atomic_write_json, atomic_write_text
 from fgdd.utils.seeding import derive_seed, seed_everything
 
 log = logging.getLogger("fgdd")
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONF_DIR = str((Path(__file__).parent / "conf").resolve())  # the package data fgdd/conf: in a clone, a link to conf/
 SELECTION_COST = "selection.json"  # seconds the selection took when the set was made (kept when it is reused)
 
 register_resolvers()  # conf/ interpolates ${accelerator:...}; must exist before Hydra resolves anything
@@ -307,6 +308,7 @@ def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> None:
     """A Hydra entry point's body: an FgddError is one logged message and exit status 2 (in a multirun, Hydra
     marks the job failed, runs the rest of the sweep and exits non-zero at the end); SIGTERM exits non-zero."""
     signal.signal(signal.SIGTERM, exit_on_sigterm)  # Lightning keeps it, beside its own handler, while it trains
+    quiet_console()
     try:
         task(cfg)
     except FgddError as error:

@@ -46,7 +46,8 @@ def segment(cfg: DictConfig) -> dict[str, int]:
     indices = shard_images(split, selector.mipc, list(cfg.shard.seeds), cfg.shard.index, cfg.shard.count, cfg.shard.by)
     log.info("shard %d of %d (by %s): %d images of %s", cfg.shard.index, cfg.shard.count, cfg.shard.by, len(indices),
              dataset.name)
-    teacher, _ = obtain_teacher(cfg, dataset, device, OmegaConf.to_container(cfg.trainer, resolve=True))  # cam reads the teacher; cached anyway
+    # cam reads the teacher; cached anyway
+    teacher, _ = obtain_teacher(cfg, dataset, device, OmegaConf.to_container(cfg.trainer, resolve=True))
     measured = selector.measure(split, indices, teacher, device, dataset)  # logs how many were already cached
     result = {"images": len(indices), "with_occupancy": len(measured)}  # unreadable images get none
     log.info("occupancy of %s for shard %d of %d: %s", dataset.name, cfg.shard.index, cfg.shard.count, result)

@@ -11,10 +11,10 @@ from typing import Any
 
 import lightning as L
 import torch
-from tqdm.auto import tqdm
 from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from fgdd.data.base import ImageDataset, ImageSplit
 from fgdd.data.transforms import TEACHER_AUGMENTATIONS, eval_transform, teacher_rrc_transform, teacher_train_transform

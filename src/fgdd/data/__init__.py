@@ -40,6 +40,7 @@ __all__ = [
     "open_rgb",
     "read_boxes",
     "resize_to_tensor",
+    "resolve_data_root",
     "teacher_train_transform",
     "to_rgb",
 ]

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 from torch import Tensor
-from torchvision import transforms
 from torchvision.transforms import functional as TF
 
 # torchvision's RandomResizedCrop default aspect range; RDED does not change it

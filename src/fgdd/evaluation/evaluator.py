@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from fgdd.errors import ConfigError, FgddError
 from fgdd.data.transforms import eval_transform
+from fgdd.errors import ConfigError, FgddError
 from fgdd.evaluation.augment import StudentTrainTransform
 from fgdd.evaluation.loaders import AugmentedDistilledSet, AugmentParamsSet, SeededEpochSampler, seed_worker
 from fgdd.evaluation.soft_labels import SoftLabelStore

@@ -18,6 +18,7 @@ class LastCheckpoint(L.Callback):
         if trainer.sanity_checking:
             return
         tmp = self.path.with_name(f".{self.path.name}.partial")
-        trainer.save_checkpoint(tmp)  # every rank calls it, rank 0 writes
+        # every rank calls it, rank 0 writes; the full state (optimizer, loops, callbacks) is what a resume needs
+        trainer.save_checkpoint(tmp, weights_only=False)
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
