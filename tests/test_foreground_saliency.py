@@ -185,5 +185,6 @@ def test_fgdd_run_with_saliency_on_the_shapes_set(u2netp, tmp_path) -> None:
     assert 0.0 < np.mean(values) < 0.9  # the shapes stand out from their backgrounds: neither nothing nor all
     records = [json.loads(line) for line in (out / "distilled" / "manifest.jsonl").read_text().splitlines()]
     assert {r["path"] for r in records} <= {"crop", "resize"} and all(r["occupancy"] is not None for r in records)
+    assert (out / "figures" / "foreground_samples.png").stat().st_size > 0  # the masks u2netp gave, drawn
     [cache] = (tmp_path / "cache" / "occupancy").glob("shapes-saliency-*.json")
     assert json.loads(cache.read_text())["key"]["segmenter"]["weights_sha256"] == U2NETP.sha256
