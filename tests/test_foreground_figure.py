@@ -59,6 +59,6 @@ def test_figure_of_a_selection_shows_the_segmenters_masks(tmp_path) -> None:
 
 def test_figure_of_no_samples_is_still_written(tmp_path) -> None:
     image = Image.new("RGB", (20, 10))
-    lone = ForegroundSample("a", "a/0.png", image, np.zeros((10, 20), bool), None, None, "crop", (0, 0, 10, 10))
+    lone = ForegroundSample("a", "A", "a/0.png", image, np.zeros((10, 20), bool), None, None, "crop", (0, 0, 10, 10))
     assert foreground_samples_figure([lone], tmp_path / "one.png").stat().st_size > 0
     assert foreground_samples_figure([], tmp_path / "none.png").stat().st_size > 0

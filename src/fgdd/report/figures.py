@@ -91,6 +91,7 @@ class ForegroundSample:
     """One training image of the distilled set as the segmenter saw it, for ``foreground_samples_figure``."""
 
     class_id: str
+    class_name: str  # what a text-prompted segmenter was given (the dataset's class name)
     source: str
     image: Image.Image
     mask: np.ndarray  # bool (H, W), the segmenter's foreground, at the image's size
@@ -136,8 +137,8 @@ def foreground_samples(
             continue
         masks = segmenter.masks(images, labels=[label] * len(images), prompts=[class_names[label]] * len(images),
                                 sources=[r["source"] for r in chosen])
-        samples += [ForegroundSample(class_id, r["source"], image, np.asarray(mask, dtype=bool), r["occupancy"],
-                                     r["threshold"], r["path"], tuple(r["box"]))
+        samples += [ForegroundSample(class_id, class_names[label], r["source"], image, np.asarray(mask, dtype=bool),
+                                     r["occupancy"], r["threshold"], r["path"], tuple(r["box"]))
                     for r, image, mask in zip(chosen, images, masks)]
     return samples
 
@@ -147,8 +148,9 @@ def foreground_samples_figure(samples: Sequence[ForegroundSample], path: Path) -
     kept patch's box in its path's colour, and occupancy / class threshold / path above each."""
     classes = list(dict.fromkeys(s.class_id for s in samples))
     columns = max([sum(s.class_id == c for s in samples) for c in classes] or [1])
-    fig, axes = plt.subplots(max(len(classes), 1), columns, figsize=(2.2 * columns, 2.3 * max(len(classes), 1)),
-                             squeeze=False)
+    rows = max(len(classes), 1)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows + 0.6), squeeze=False,
+                             layout="constrained")  # room for every title, whatever the class names
     for ax in axes.flat:
         ax.axis("off")
     for row, class_id in enumerate(classes):
@@ -164,8 +166,8 @@ def foreground_samples_figure(samples: Sequence[ForegroundSample], path: Path) -
             ax.add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False, linewidth=2, edgecolor=colour))
             occupancy = "n/a" if sample.occupancy is None else f"{sample.occupancy:.2f}"
             threshold = "n/a" if sample.threshold is None else f"{sample.threshold:.2f}"
-            ax.set_title(f"{class_id}: occ {occupancy} / thr {threshold}\n{sample.path}", fontsize=7, color=colour)
-    fig.subplots_adjust(hspace=0.45)
+            ax.set_title(f"{sample.class_name}\nocc {occupancy} / thr {threshold}, {sample.path}", fontsize=7,
+                         color=colour)
     fig.suptitle("what the segmenter saw: foreground outlined in red, background dimmed\n"
                  "box of the kept patch (blue: crop, orange: whole image resized)", fontsize=9)
     return _save(fig, path)
