@@ -21,9 +21,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "setuptools>=68" wheel torch==2.14.1 torchvision==0.29.1
 	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --no-build-isolation -e '.[dev,segment]'
+	$(PY) -m fgdd.weights fetch u2netp
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-install: $(STAMP)  ## create .venv (if missing) and install fgdd with its dev and segmentation extras
+install: $(STAMP)  ## create .venv (if missing), install fgdd with its dev and segmentation extras, fetch u2netp
 
 demo: $(STAMP)  ## offline demo: shapes dataset, rded vs random_real vs fgdd (cam), prints a table (~5 min on 2 CPUs)
 	$(PY) -m fgdd.run -m experiment=demo selector=rded,random_real,fgdd

@@ -42,6 +42,13 @@ EXPECTED = {
     "rded_imagenet1k_resnet18": ("imagenet1k", 224, "resnet18"),
 }
 
+# issue 11's CPU protocols: RDED's rules at a CPU-sized resolution (factor 1 below 128 px, 300 epochs, IPC 10)
+CPU_PROTOCOLS = {
+    "cpu_imagenette_conv4": ("imagenette", 64, "convnet4"),
+    "cpu_imagewoof_conv4": ("imagewoof", 64, "convnet4"),
+    "cpu_cifar10_conv3": ("cifar10", 32, "convnet3"),
+}
+
 
 def compose_run(overrides: list[str]):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -70,7 +77,7 @@ def commands(table: str) -> dict[str, list[str]]:
 
 
 def test_every_protocol_and_table_is_listed() -> None:
-    assert set(PROTOCOLS) - {"demo"} == set(EXPECTED)
+    assert set(PROTOCOLS) - {"demo"} == set(EXPECTED) | set(CPU_PROTOCOLS)
     assert {"rded_table2", "cross_architecture", "ablation", "hard_vs_soft"} <= set(TABLES)
     index = (EXPERIMENTS / "README.md").read_text()
     assert all(f"]({table}/)" in index for table in TABLES)
@@ -89,6 +96,24 @@ def test_protocol_composes_with_rded_settings(protocol: str) -> None:
     assert cfg.sweep_name == protocol
     header = (CONF / "experiment" / f"{protocol}.yaml").read_text().splitlines()
     assert header[0] == "# @package _global_" and header[1].startswith("# RDED's protocol")
+
+
+@pytest.mark.parametrize("protocol", sorted(CPU_PROTOCOLS))
+def test_cpu_protocol_follows_rdeds_rules_below_128_px(protocol: str) -> None:
+    dataset, size, arch = CPU_PROTOCOLS[protocol]
+    cfg = compose_run([f"experiment={protocol}", "selector=fgdd", "teacher.checkpoint=/somewhere/teacher.pth"])
+    assert (cfg.dataset.name, cfg.dataset.input_size, cfg.dataset.factor, cfg.selector.factor) == (dataset, size, 1, 1)
+    assert cfg.model.name == cfg.teacher.arch.name == arch and cfg.ipc == 10
+    assert (cfg.selector.num_candidates, cfg.selector.mipc, list(cfg.selector.crop_ratio)) == (5, 300, [1.0, 1.0])
+    assert cfg.evaluator.epochs == 300 and cfg.evaluator.temperature == 20.0 and not cfg.evaluator.hard_labels
+    assert cfg.evaluator._target_ == "fgdd.evaluation.SoftLabelEvaluator"
+    assert cfg.selector.segmenter.name == "saliency" and cfg.sweep_name == protocol
+    settings = [line.split("#")[0] for line in (CONF / "experiment" / f"{protocol}.yaml").read_text().splitlines()]
+    assert not any("shared" in line or ".pth" in line for line in settings)  # the checkpoint path is not hard-coded
+    if dataset != "imagewoof":  # the teacher is a checkpoint the command line must name
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            bare = compose(config_name="run", overrides=[f"experiment={protocol}"])
+        assert OmegaConf.is_missing(bare.teacher, "checkpoint")
 
 
 def test_protocol_specifics() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
+from PIL import Image
 
 from fgdd.errors import (
     ClassMismatchError,
@@ -173,6 +174,8 @@ def test_fgdd_with_true_masks_records_occupancy_and_draws_its_figures(finished_r
         assert (r["path"] == "resize") == (r["occupancy"] >= r["threshold"])
     assert (out / "figures" / "occupancy.png").stat().st_size > 0
     assert (out / "figures" / "distilled_grid.png").stat().st_size > 0
+    with Image.open(out / "figures" / "foreground_samples.png") as figure:  # 10 classes x up to 4 masked images
+        assert figure.height > 1000 and figure.width > 400
 
 
 def test_grounded_sam2_offline_stops_at_once_naming_the_model(finished_run, tmp_path) -> None:

@@ -11,8 +11,8 @@ from PIL import Image
 from torch import nn
 
 from fgdd.errors import ClassMismatchError, FgddError
-from fgdd.selection import DistilledSet, RandomRealSelector, RDEDSelector, write_distilled_set
-from fgdd.selection.candidates import crop_boxes, crop_to_patch
+from fgdd.selection import DistilledSet, Patch, RandomRealSelector, RDEDSelector, write_distilled_set
+from fgdd.selection.candidates import crop_boxes, crop_patches, crop_to_patch
 from fgdd.selection.scoring import pad_to_input, score_patches
 from fgdd.selection.stitch import mosaic_position, stitch
 
@@ -130,6 +130,68 @@ def test_crop_boxes_are_seeded_per_image() -> None:
 def make_split(per_class: int = 6, size: int = 32) -> MemorySplit:
     images = {label: [gradient_image(size, seed=100 * label + i) for i in range(per_class)] for label in range(2)}
     return MemorySplit(images, ["a", "b"])
+
+
+@pytest.mark.parametrize("size", [(64, 40), (40, 64), (200, 12), (32, 32)])
+def test_candidate_boxes_are_square_by_default(size) -> None:
+    # (200, 12): no square of at least 8 % of the area fits, so torchvision's fallback (the central box) is taken
+    boxes = [box for seed in range(20) for box in crop_boxes(size, 5, seed, "x.png")]
+    width, height = size
+    for top, left, h, w in boxes:
+        assert h == w and 0 <= top and top + h <= height and 0 <= left and left + w <= width
+    if min(size) >= 32:
+        assert len(set(boxes)) > 50  # the sizes and places still vary
+    else:
+        assert set(boxes) == {(0, 94, 12, 12)}  # the centred square of the image's height
+
+
+def test_rded_selector_and_configs_draw_square_candidates() -> None:
+    from omegaconf import OmegaConf
+
+    from tests.test_run import REPO
+
+    for name in ("rded", "fgdd"):
+        assert OmegaConf.load(REPO / "conf" / "selector" / f"{name}.yaml").crop_ratio == [1.0, 1.0]
+    drawn: list = []
+
+    class Recording(RDEDSelector):
+        def best_crops(self, images, label, observer, **scoring):
+            drawn.extend(box for source, img in images for box in crop_boxes(img.size, self.num_candidates,
+                                                                              scoring["seed"], source, self.crop_scale,
+                                                                              self.crop_ratio))
+            return super().best_crops(images, label, observer, **scoring)
+
+    wide = MemorySplit({label: [gradient_image(48, seed=i).resize((72, 48)) for i in range(6)] for label in (0, 1)},
+                       ["a", "b"])
+    selection = Recording(factor=2, num_candidates=3, mipc=6).select(
+        wide, BrightnessObserver(2), ipc=1, seed=0, input_size=32, mean=MEAN, std=STD, device=torch.device("cpu"))
+    assert len(drawn) == 2 * 6 * 3 and all(h == w for _, _, h, w in drawn)
+    assert all(p.box[2] == p.box[3] for patches in selection.values() for p in patches)
+
+
+def test_non_square_candidates_remain_a_setting() -> None:
+    boxes = crop_boxes((64, 48), 40, 0, "x.png", ratio=(3 / 4, 4 / 3))
+    assert any(h != w for _, _, h, w in boxes)
+    selector = RDEDSelector(factor=1, crop_ratio=[0.75, 4 / 3])
+    assert selector.crop_ratio == (0.75, 4 / 3)
+    with pytest.raises(FgddError, match="crop_ratio"):
+        RDEDSelector(factor=1, crop_ratio=[1.5, 1.0])
+
+
+def test_tensor_crops_are_rdeds_float_resize_and_pil_crops_are_rounded() -> None:
+    from torchvision.transforms import functional as TF
+
+    image = gradient_image(40, seed=5).resize((56, 40))
+    box = (3, 7, 30, 30)
+    rded_way = TF.resized_crop(TF.to_tensor(image), *box, [16, 16], antialias=True)  # ToTensor, then the crop
+    assert torch.equal(crop_to_patch(image, box, 16), rded_way)
+    pil = crop_to_patch(image, box, 16, crop_from="pil")
+    assert torch.equal(pil * 255, (pil * 255).round())  # 8-bit values
+    assert float((pil - rded_way).abs().max()) <= 1.5 / 255  # the two differ by rounding only
+    batch = crop_patches(image, [box, (0, 0, 40, 40)], 16)
+    assert batch.shape == (2, 3, 16, 16) and torch.equal(batch[0], rded_way)
+    with pytest.raises(FgddError, match="crop_from"):
+        RDEDSelector(factor=1, crop_from="cv2")
 
 
 def test_rded_keeps_the_top_ipc_factor_squared_per_class_ranked() -> None:

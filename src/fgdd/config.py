@@ -33,9 +33,17 @@ def _short_hash(text: str) -> str:
     return hashlib.sha256(str(text).encode()).hexdigest()[:8]
 
 
+def _weights_dir() -> str:
+    # pretrained files fgdd fetches (python -m fgdd.weights): $FGDD_WEIGHTS_DIR, else ~/.cache/fgdd/weights
+    from fgdd.weights import weights_dir
+
+    return str(weights_dir())
+
+
 def register_resolvers() -> None:
     resolvers = {
         "accelerator": _accelerator, "devices": _devices, "convnet_depth": _convnet_depth, "short_hash": _short_hash,
+        "weights_dir": _weights_dir,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):

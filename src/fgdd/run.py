@@ -138,13 +138,20 @@ def obtain_teacher(cfg: DictConfig, dataset: Any, device: Any, trainer_kwargs: d
     return train_teacher(arch, dataset, Path(cfg.cache_dir), **recipe, trainer_kwargs=trainer_kwargs, device=device)
 
 
-def draw_figures(run_dir: Path) -> dict[str, Path]:
-    from fgdd.report.figures import distilled_grid_figure, occupancy_figure
+def draw_figures(run_dir: Path, cfg: DictConfig, dataset: Any, teacher: Any, device: Any) -> dict[str, Path]:
+    from fgdd.foreground.base import SegmentationContext
+    from fgdd.report.figures import (distilled_grid_figure, foreground_samples, foreground_samples_figure,
+                                     occupancy_figure)
 
     figures = {"distilled_grid": distilled_grid_figure(run_dir / "distilled", run_dir / "figures" / "distilled_grid.png")}
     if (run_dir / "occupancy.json").exists():
         summary = json.loads((run_dir / "occupancy.json").read_text())
         figures["occupancy"] = occupancy_figure(summary, run_dir / "figures" / "occupancy.png")
+        # a few kept images per class segmented again by the run's segmenter (masks are not stored)
+        segmenter = instantiate(cfg.selector.segmenter, _convert_="all")
+        segmenter.setup(SegmentationContext(observer=teacher, dataset=dataset, device=device))
+        samples = foreground_samples(run_dir / "distilled", dataset.train(), segmenter, dataset.class_names)
+        figures["foreground_samples"] = foreground_samples_figure(samples, run_dir / "figures" / "foreground_samples.png")
     return figures
 
 
@@ -268,7 +275,7 @@ def pipeline(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> dict
         select(cfg, run_dir, dataset, teacher, device)
     distilled = DistilledSet(run_dir / "distilled", classes=dataset.classes)
     if is_main_process():
-        figures = draw_figures(run_dir)
+        figures = draw_figures(run_dir, cfg, dataset, teacher, device)
         log_figures(logger, figures)
         log_distilled_set(logger, distilled.root, name=f"distilled-{run_dir.name}", metadata={
             "dataset": dataset.name, "selector": cfg.selector.name, "ipc": cfg.ipc, "seed": cfg.seed})

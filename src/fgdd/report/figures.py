@@ -5,17 +5,23 @@ from __future__ import annotations
 import io
 import json
 import math
+import random
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from fgdd.utils.io import atomic_write_bytes  # noqa: E402
+from fgdd.utils.seeding import derive_seed  # noqa: E402
 
 PATH_COLOURS = {"crop": "#1f77b4", "resize": "#ff7f0e"}
 
@@ -77,4 +83,91 @@ def distilled_grid_figure(distilled_dir: Path, path: Path, max_per_class: int = 
                                        edgecolor=PATH_COLOURS.get(record["path"], "black")))
         axes[row][0].set_title(class_id, fontsize=7, loc="left")
     fig.suptitle("distilled images (blue: crop, orange: whole image resized)", fontsize=9)
+    return _save(fig, path)
+
+
+@dataclass
+class ForegroundSample:
+    """One training image of the distilled set as the segmenter saw it, for ``foreground_samples_figure``."""
+
+    class_id: str
+    class_name: str  # what a text-prompted segmenter was given (the dataset's class name)
+    source: str
+    image: Image.Image
+    mask: np.ndarray  # bool (H, W), the segmenter's foreground, at the image's size
+    occupancy: float | None  # the value the selection used (manifest)
+    threshold: float | None  # the class's threshold (manifest; None = infinite, never/always)
+    path: str  # "crop" or "resize"
+    box: tuple[int, int, int, int]  # top, left, height, width of the kept patch in the image
+
+
+def pick_samples(records: Sequence[dict[str, Any]], per_class: int, seed: int) -> list[dict[str, Any]]:
+    """Up to ``per_class`` manifest records of one class, seeded, both paths shown where the class took both
+    (half resize, half crop, the rest from whichever path has more), in rank order."""
+    rng = random.Random(derive_seed(seed, "foreground-samples", records[0]["class"] if records else ""))
+    by_path = {path: rng.sample(group, len(group)) for path in ("resize", "crop")
+               for group in [[r for r in records if r["path"] == path]]}
+    take_resize = min(len(by_path["resize"]), max(per_class // 2, per_class - len(by_path["crop"])))
+    chosen = by_path["resize"][:take_resize] + by_path["crop"][: per_class - take_resize]
+    return sorted(chosen, key=lambda r: r["rank"])
+
+
+def foreground_samples(
+    distilled_dir: Path,
+    split: Any,  # fgdd.selection.base.ImageSource: the training split the set was selected from
+    segmenter: Any,  # a fgdd.foreground.base.Segmenter, already set up
+    class_names: Sequence[str],
+    per_class: int = 4,
+    max_classes: int = 10,
+) -> list[ForegroundSample]:
+    """A seeded sample of each class's kept patches (the first ``max_classes`` classes), segmented again.
+
+    Masks are not stored by a run (only occupancies, cached across runs), so the few images drawn here are
+    segmented once more with the run's own segmenter: the figure works for a distilled set reused from the
+    cache, and its masks are those that gave the manifest's occupancy (segmenters are deterministic).
+    """
+    records = [json.loads(line) for line in (distilled_dir / "manifest.jsonl").read_text().splitlines()]
+    meta = json.loads((distilled_dir / "distilled.json").read_text())
+    samples: list[ForegroundSample] = []
+    for label, class_id in enumerate(meta["classes"][:max_classes]):
+        chosen = pick_samples([r for r in records if r["label"] == label], per_class, int(meta.get("seed", 0)))
+        index_of = {split.relpath(i): i for i in split.indices_of_class(label)}
+        images = [split.load_rgb(index_of[r["source"]]) for r in chosen]
+        if not images:
+            continue
+        masks = segmenter.masks(images, labels=[label] * len(images), prompts=[class_names[label]] * len(images),
+                                sources=[r["source"] for r in chosen])
+        samples += [ForegroundSample(class_id, class_names[label], r["source"], image, np.asarray(mask, dtype=bool),
+                                     r["occupancy"], r["threshold"], r["path"], tuple(r["box"]))
+                    for r, image, mask in zip(chosen, images, masks)]
+    return samples
+
+
+def foreground_samples_figure(samples: Sequence[ForegroundSample], path: Path) -> Path:
+    """Rows = classes, columns = sampled images: the photo with its background dimmed and the mask outlined, the
+    kept patch's box in its path's colour, and occupancy / class threshold / path above each."""
+    classes = list(dict.fromkeys(s.class_id for s in samples))
+    columns = max([sum(s.class_id == c for s in samples) for c in classes] or [1])
+    rows = max(len(classes), 1)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows + 0.6), squeeze=False,
+                             layout="constrained")  # room for every title, whatever the class names
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, class_id in enumerate(classes):
+        for col, sample in enumerate(s for s in samples if s.class_id == class_id):
+            ax = axes[row][col]
+            pixels = np.asarray(sample.image.convert("RGB"), dtype=np.float32) / 255  # (h, w, 3)
+            # the background dimmed and the mask outlined: readable whatever the colours of the photo
+            ax.imshow(np.where(sample.mask[..., None], pixels, 0.3 * pixels))
+            if sample.mask.any() and not sample.mask.all():
+                ax.contour(sample.mask.astype(np.float32), levels=[0.5], colors="red", linewidths=1.2)
+            top, left, height, width = sample.box
+            colour = PATH_COLOURS.get(sample.path, "black")
+            ax.add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False, linewidth=2, edgecolor=colour))
+            occupancy = "n/a" if sample.occupancy is None else f"{sample.occupancy:.2f}"
+            threshold = "n/a" if sample.threshold is None else f"{sample.threshold:.2f}"
+            ax.set_title(f"{sample.class_name}\nocc {occupancy} / thr {threshold}, {sample.path}", fontsize=7,
+                         color=colour)
+    fig.suptitle("what the segmenter saw: foreground outlined in red, background dimmed\n"
+                 "box of the kept patch (blue: crop, orange: whole image resized)", fontsize=9)
     return _save(fig, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from PIL import Image
@@ -12,6 +13,9 @@ from torchvision.transforms import functional as TF
 from fgdd.utils.seeding import derive_seed, generator
 
 Box = tuple[int, int, int, int]  # top, left, height, width in source pixels
+# How a box becomes patch pixels. "tensor" is RDED's order (ToTensor, then RandomResizedCrop on the float image:
+# antialiased bilinear, no rounding); "pil" resizes the 8-bit image with PIL, so every value is rounded to 1/255.
+CropFrom = Literal["tensor", "pil"]
 
 
 def draw_images(indices: Sequence[int], mipc: int, seed: int, label: int) -> list[int]:
@@ -26,9 +30,12 @@ def crop_boxes(
     seed: int,
     source: str,
     scale: tuple[float, float] = (0.08, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    ratio: tuple[float, float] = (1.0, 1.0),
 ) -> list[Box]:
     """``num`` RandomResizedCrop boxes for one image (torchvision's sampler, seeded per run seed and image).
+
+    ``ratio`` (width / height) (1, 1) gives square boxes, as RDED's ``MultiRandomCrop``; torchvision's own default
+    (3/4, 4/3) draws boxes that the resize to a square patch then stretches.
 
     Seeding by the image's path (not its position in a batch) keeps the boxes of an image the same whatever
     else is selected, so two selectors that look at the same image see the same candidates.
@@ -40,11 +47,22 @@ def crop_boxes(
         return [tuple(RandomResizedCrop.get_params(probe, list(scale), list(ratio))) for _ in range(num)]
 
 
-def crop_to_patch(image: Image.Image, box: Box, patch_size: int) -> torch.Tensor:
+def crop_to_patch(image: Image.Image, box: Box, patch_size: int, crop_from: CropFrom = "tensor") -> torch.Tensor:
     """(3, patch_size, patch_size) float in [0, 1]: the box resized (bilinear, antialiased) to a square patch."""
-    top, left, height, width = box
-    patch = TF.resized_crop(image, top, left, height, width, [patch_size, patch_size], antialias=True)
-    return TF.to_tensor(patch)
+    return crop_patches(image, [box], patch_size, crop_from)[0]
+
+
+def crop_patches(
+    image: Image.Image, boxes: Sequence[Box], patch_size: int, crop_from: CropFrom = "tensor"
+) -> torch.Tensor:
+    """(len(boxes), 3, patch_size, patch_size) float in [0, 1]; the image is converted to a tensor once."""
+    if crop_from not in ("tensor", "pil"):
+        raise ValueError(f"crop_from must be 'tensor' or 'pil', got {crop_from!r}")
+    size = [patch_size, patch_size]
+    if crop_from == "pil":
+        return torch.stack([TF.to_tensor(TF.resized_crop(image, *box, size, antialias=True)) for box in boxes])
+    pixels = TF.to_tensor(image)  # (3, h, w) in [0, 1]
+    return torch.stack([TF.resized_crop(pixels, *box, size, antialias=True) for box in boxes])
 
 
 def whole_image_box(image: Image.Image) -> Box:

@@ -117,7 +117,8 @@ class ForegroundAwareSelector(RDEDSelector):
     ) -> list[Patch]:
         """Each whole image resized to one mosaic cell (``cell``) or to the full input (``full``), scored like a crop."""
         size = patch_size if self.resize_to == "cell" else input_size
-        pixels = torch.stack([crop_to_patch(img, whole_image_box(img), size) for _, img in images])  # (n, c, s, s)
+        pixels = torch.stack([crop_to_patch(img, whole_image_box(img), size, self.crop_from)
+                              for _, img in images])  # (n, c, s, s), resampled as the crops are
         labels = torch.full((len(images),), label, dtype=torch.long)
         scores = score_patches(observer, pixels, labels, input_size=input_size, mean=mean, std=std, device=device,
                                channels_last=self.channels_last)

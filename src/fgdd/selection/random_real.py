@@ -48,7 +48,8 @@ class RandomRealSelector:
                     box=whole_image_box(image),
                     source_size=image.size,
                     score=None,
-                    pixels=crop_to_patch(image, whole_image_box(image), input_size),
+                    # PIL's resize of the 8-bit image, as an image loader would give it (no RDED crop to match)
+                    pixels=crop_to_patch(image, whole_image_box(image), input_size, crop_from="pil"),
                     path="resize",
                 )
                 for index, image in load(drawn)

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from fgdd.errors import ConfigError
 from fgdd.selection.base import ImageSource, Selection, TolerantLoader, require_enough
-from fgdd.selection.candidates import crop_boxes, crop_to_patch, draw_images
+from fgdd.selection.candidates import CropFrom, crop_boxes, crop_patches, draw_images
 from fgdd.selection.distilled_set import Patch
 from fgdd.selection.scoring import score_patches
 
@@ -30,19 +30,25 @@ class RDEDSelector:
         num_candidates: int = 5,
         mipc: int = 300,
         crop_scale: Sequence[float] = (0.08, 1.0),
-        crop_ratio: Sequence[float] = (3 / 4, 4 / 3),
+        crop_ratio: Sequence[float] = (1.0, 1.0),  # square boxes, as RDED; (3/4, 4/3) is torchvision's default
+        crop_from: CropFrom = "tensor",  # RDED: the float image is cropped and resized; "pil": the 8-bit image
         batch_images: int = 64,
         max_bad_fraction: float = 0.01,
         channels_last: bool = True,  # candidate batches in NHWC memory order: faster convolutions, scores equal up to rounding
     ) -> None:
         if factor < 1 or num_candidates < 1 or mipc < 1:
             raise ConfigError(f"selector needs factor, num_candidates, mipc >= 1; got {factor}, {num_candidates}, {mipc}")
+        if crop_from not in ("tensor", "pil"):
+            raise ConfigError(f"selector.crop_from must be 'tensor' or 'pil', got {crop_from!r}")
+        if not 0 < crop_ratio[0] <= crop_ratio[1]:
+            raise ConfigError(f"selector.crop_ratio must be [low, high] with 0 < low <= high, got {list(crop_ratio)}")
         self.name = name
         self.factor = factor
         self.num_candidates = num_candidates
         self.mipc = mipc
         self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
         self.crop_ratio = (float(crop_ratio[0]), float(crop_ratio[1]))
+        self.crop_from = crop_from
         self.batch_images = batch_images
         self.max_bad_fraction = max_bad_fraction
         self.channels_last = channels_last
@@ -63,8 +69,8 @@ class RDEDSelector:
         """For each (relpath, PIL image): K candidate crops scored by the observer, the lowest-loss one kept."""
         k = self.num_candidates
         boxes = [crop_boxes(img.size, k, seed, source, self.crop_scale, self.crop_ratio) for source, img in images]
-        candidates = torch.stack(
-            [crop_to_patch(img, box, patch_size) for (_, img), image_boxes in zip(images, boxes) for box in image_boxes]
+        candidates = torch.cat(
+            [crop_patches(img, image_boxes, patch_size, self.crop_from) for (_, img), image_boxes in zip(images, boxes)]
         )  # (n * k, c, p, p), image-major
         labels = torch.full((len(candidates),), label, dtype=torch.long)
         scores = score_patches(

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Issue 11's CPU grid: RDED's protocol at a CPU-sized resolution (conf/experiment/cpu_*.yaml: ImageNette and
+# ImageWoof at 64 px with factor 1 and ConvNet-4, CIFAR-10 at 32 px with ConvNet-3; 300 student epochs, RDED's
+# soft-label evaluator, square crops), IPC 10, seeds 0, 1, 2, with fgdd's foreground from segmenter=saliency.
+# Cells: ImageNette and ImageWoof: random_real, rded, fgdd(saliency); CIFAR-10: rded, fgdd(saliency) and the
+# threshold ablation (q = 0.3, 0.5, 0.7 = the fgdd cell, always); fgdd(cam) cells with CAM=1.
+#
+# One cell (method x seed) runs at a time; a finished cell (metrics.json) is skipped, so a rerun fills only what is
+# missing, and after EACH finished cell the dataset's table is rewritten in its section of BENCHMARKS.md
+# (<!-- bench:cpu-grid-<dataset> -->; per-seed numbers, fgdd - rded per seed, times, the command). A failed cell is
+# recorded as failed and the grid goes on; the script then exits non-zero.
+#
+# Usage: benchmarks/cpu_grid.sh [imagenette] [imagewoof] [cifar10]       (default: all three)
+#   SEEDS="0 1 2"    EPOCHS=300 (student)    MIPC= (unset: the protocol's 300)    CAM=0|1
+#   GRID=$FGDD_BENCH_DIR/outputs/cpu-grid (run folders)   BENCHMARKS=BENCHMARKS.md (the file the tables go to)
+#   WOOF_TEACHER=<imagewoof64_conv4.pth> (unset: trained once by fgdd with teacher.recipe, cached)
+#   EXTRA="key=value ..." (more overrides for every cell, e.g. a smoke test's dataset.train_per_class)
+# Needs the saliency weights (python -m fgdd.weights fetch u2netp; make install does it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${FGDD_SHARED_DIR:-../shared}
+BENCH=${FGDD_BENCH_DIR:-$HOME/.cache/fgdd-bench}
+GRID=${GRID:-$BENCH/outputs/cpu-grid}
+BENCHMARKS=${BENCHMARKS:-BENCHMARKS.md}
+SEEDS=${SEEDS:-0 1 2}
+EPOCHS=${EPOCHS:-300}
+MIPC=${MIPC:-}
+CAM=${CAM:-0}
+PY=${PYTHON:-.venv/bin/python}
+read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled} FGDD_OFFLINE=1
+DATASETS=("$@"); [ ${#DATASETS[@]} -gt 0 ] || DATASETS=(imagenette imagewoof cifar10)
+
+extract() {  # archive (train/ val|test/ at its top) -> $BENCH/data/<folder>, once, atomically
+  [ -d "$BENCH/data/$2" ] && return
+  local partial; partial=$(mktemp -d "$BENCH/data/.extract-XXXX")
+  tar -xzf "$SHARED/data/$1" -C "$partial" && mv "$partial" "$BENCH/data/$2"
+}
+
+cell_args() {  # the overrides of one cell of the grid
+  case $1 in
+    random_real) echo "selector=random_real" ;;
+    rded) echo "selector=rded" ;;
+    fgdd-saliency-q*) echo "selector=fgdd segmenter=saliency threshold=quantile threshold.q=${1#fgdd-saliency-q}" ;;
+    fgdd-saliency-always) echo "selector=fgdd segmenter=saliency threshold=always" ;;
+    fgdd-cam-q*) echo "selector=fgdd segmenter=cam threshold=quantile threshold.q=${1#fgdd-cam-q}" ;;
+    *) echo "unknown cell $1" >&2; return 2 ;;
+  esac
+}
+
+mkdir -p "$BENCH/data" "$GRID"
+COMMON=(data_root="$BENCH/data" cache_dir="$BENCH/cache" output_root="$BENCH/outputs" logger=csv
+        evaluator.epochs="$EPOCHS" evaluator.num_workers=0 trainer.enable_progress_bar=false)
+failed=0
+for dataset in "${DATASETS[@]}"; do
+  case $dataset in
+    imagenette)
+      extract imagenette2-128.tar.gz imagenette2-128
+      ARGS=(experiment=cpu_imagenette_conv4 teacher.checkpoint="$(realpath "$SHARED/teachers/imagenette64_conv4.pth")")
+      CELLS=(random_real rded fgdd-saliency-q0.7) ;;
+    imagewoof)
+      extract imagewoof2-128.tar.gz imagewoof2-128
+      ARGS=(experiment=cpu_imagewoof_conv4)
+      [ -n "${WOOF_TEACHER:-}" ] && ARGS+=(teacher=checkpoint teacher.checkpoint="$(realpath "$WOOF_TEACHER")")
+      CELLS=(random_real rded fgdd-saliency-q0.7) ;;
+    cifar10)
+      extract cifar10-jpeg.tar.gz cifar10
+      ARGS=(experiment=cpu_cifar10_conv3 teacher.checkpoint="$(realpath "$SHARED/teachers/cifar10_conv3.pth")")
+      CELLS=(rded fgdd-saliency-q0.7 fgdd-saliency-q0.3 fgdd-saliency-q0.5 fgdd-saliency-always) ;;
+    *) echo "unknown dataset $dataset (imagenette, imagewoof, cifar10)" >&2; exit 2 ;;
+  esac
+  [ "$CAM" = 1 ] && CELLS+=(fgdd-cam-q0.7)
+  for seed in $SEEDS; do
+    for cell in "${CELLS[@]}"; do
+      run_dir=$GRID/$dataset/$cell/seed$seed
+      if [ -f "$run_dir/metrics.json" ]; then echo "done already: $dataset $cell seed $seed"; continue; fi
+      read -r -a CELL <<< "$(cell_args "$cell")"
+      [ -n "$MIPC" ] && [ "$cell" != random_real ] && CELL+=(selector.mipc="$MIPC")  # random_real draws no mipc
+      echo "=== $dataset $cell seed $seed -> $run_dir"
+      if ! "$PY" -m fgdd.run "${COMMON[@]}" "${ARGS[@]}" "${CELL[@]}" "${EXTRA_ARGS[@]}" seed="$seed" \
+          hydra.run.dir="$run_dir"; then
+        echo "FAILED: $dataset $cell seed $seed (see $run_dir/failed.json); going on" >&2
+        failed=$((failed + 1))
+      fi
+      # the table of everything finished so far, into BENCHMARKS.md, after every cell
+      "$PY" benchmarks/cpu_grid_table.py "$GRID/$dataset" --seeds $SEEDS \
+        | "$PY" benchmarks/record.py "cpu-grid-$dataset" --file "$BENCHMARKS" \
+            --command "benchmarks/cpu_grid.sh $dataset (SEEDS=\"$SEEDS\" EPOCHS=$EPOCHS${MIPC:+ MIPC=$MIPC} CAM=$CAM${EXTRA:+ EXTRA=\"$EXTRA\"})"
+    done
+  done
+done
+[ "$failed" = 0 ] || { echo "$failed cell(s) failed" >&2; exit 1; }

@@ -1,0 +1,147 @@
+"""The table of one dataset of the CPU grid (benchmarks/cpu_grid.sh), in Markdown on standard output.
+
+Usage: python benchmarks/cpu_grid_table.py GRID/<dataset> [--seeds 0 1 2]
+
+GRID/<dataset>/<cell>/seed<S>/ are run folders (fgdd.run). Per cell: the student's final top-1 per seed, mean +- std
+over the finished seeds, for fgdd cells the difference to rded on each seed where both finished, RDED's best-of-tail
+number (a max over the test set, labelled), and times per seed (distillation, student training). Unfinished cells
+show "-", failed ones "failed". The protocol lines come from the runs' own config.yaml / metrics.json / run.json,
+so a reduced run (fewer epochs, smaller mipc) says so in its table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fgdd.report.collect import DONE, FAILED, read_status
+
+# the grid's cells in the order the table lists them; others (added by hand) follow, sorted
+ORDER = ["random_real", "rded", "fgdd-saliency-q0.7", "fgdd-saliency-q0.3", "fgdd-saliency-q0.5",
+         "fgdd-saliency-always", "fgdd-cam-q0.7"]
+LABELS = {
+    "random_real": "random_real",
+    "rded": "rded",
+    "fgdd-saliency-q0.7": "fgdd (saliency, per-class 0.7-quantile, the default)",
+    "fgdd-saliency-q0.3": "fgdd (saliency, q = 0.3)",
+    "fgdd-saliency-q0.5": "fgdd (saliency, q = 0.5)",
+    "fgdd-saliency-always": "fgdd (saliency, always: every drawn image resized)",
+    "fgdd-cam-q0.7": "fgdd (cam, q = 0.7)",
+}
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{100 * values[0]:.1f} (1 seed)"
+    return f"{100 * statistics.mean(values):.1f} +- {100 * statistics.stdev(values):.1f}"
+
+
+def seconds(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.0f}"
+
+
+def cells_of(folder: Path) -> list[str]:
+    found = [p.name for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
+    return [c for c in ORDER if c in found] + sorted(c for c in found if c not in ORDER)
+
+
+def table(folder: Path, seeds: list[int]) -> str:
+    runs: dict[tuple[str, int], tuple[str, dict[str, Any] | None]] = {}
+    configs: list[dict[str, Any]] = []
+    shas: set[str] = set()
+    for cell in cells_of(folder):
+        for seed in seeds:
+            run_dir = folder / cell / f"seed{seed}"
+            if not (run_dir / "config.yaml").exists():
+                continue
+            status, metrics, _ = read_status(run_dir)
+            runs[cell, seed] = (status, metrics)
+            if status == DONE:
+                configs.append(yaml.safe_load((run_dir / "config.yaml").read_text()))
+                sha = yaml.safe_load((run_dir / "run.json").read_text()).get("git", {}).get("sha", "unknown")
+                shas.add(str(sha)[:7])
+
+    def final(cell: str, seed: int) -> float | None:
+        status, metrics = runs.get((cell, seed), (None, None))
+        return metrics["student/top1_final"] if status == DONE else None
+
+    def shown(cell: str, seed: int) -> str:
+        status = runs.get((cell, seed), (None, None))[0]
+        return "failed" if status == FAILED else pct(final(cell, seed))
+
+    def metric(cell: str, seed: int, key: str) -> Any:
+        status, metrics = runs.get((cell, seed), (None, None))
+        return metrics.get(key) if status == DONE else None
+
+    seed_list = " / ".join(str(s) for s in seeds)
+    lines = [
+        f"| method | top-1 final (%), seed {seed_list} | mean +- std | fgdd - rded (points), seed {seed_list} | "
+        f"mean fgdd - rded | best of tail (RDED-style, %), mean | distill s, seed {seed_list} | "
+        f"student s, seed {seed_list} |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for cell in cells_of(folder):
+        finals = [final(cell, s) for s in seeds]
+        done = [v for v in finals if v is not None]
+        if cell.startswith("fgdd"):
+            diffs = [None if f is None or final("rded", s) is None else 100 * (f - final("rded", s))
+                     for f, s in zip(finals, seeds)]
+            paired = [d for d in diffs if d is not None]
+            per_seed = " / ".join("-" if d is None else f"{d:+.1f}" for d in diffs)
+            mean_diff = f"{statistics.mean(paired):+.1f}" if paired else "-"
+        else:
+            per_seed = mean_diff = ""
+        tails = [v for v in (metric(cell, s, "student/top1_best_tail") for s in seeds) if v is not None]
+        lines.append(
+            f"| {LABELS.get(cell, cell)} | {' / '.join(shown(cell, s) for s in seeds)} | {spread(done)} | {per_seed} | "
+            f"{mean_diff} | {spread(tails)} | {' / '.join(seconds(metric(cell, s, 'cost/distill_s')) for s in seeds)} | "
+            f"{' / '.join(seconds(metric(cell, s, 'time/student_s')) for s in seeds)} |"
+        )
+    return "\n".join(protocol(configs, runs, shas) + [""] + lines) + "\n"
+
+
+def protocol(configs: list[dict[str, Any]], runs: dict, shas: set[str]) -> list[str]:
+    """What the finished runs were: read from their configs, so a reduced smoke run cannot pass for the grid."""
+    if not configs:
+        return ["No cell has finished yet."]
+
+    def values(get) -> str:  # over the runs that have the setting (random_real has no mipc nor crops)
+        return ", ".join(sorted({str(v) for v in map(get, configs) if v is not None}))
+
+    teacher_top1 = sorted({f"{100 * m['teacher/val_top1']:.1f}" for status, m in runs.values() if status == DONE})
+    teacher = values(lambda c: Path(str(c["teacher"]["checkpoint"])).name if c["teacher"].get("checkpoint")
+                     else f"trained by fgdd ({c['teacher']['recipe']['epochs']} epochs)")
+    finished = sum(status == DONE for status, _ in runs.values())
+    return [
+        f"- protocol: {values(lambda c: c['dataset']['name'])} at {values(lambda c: c['dataset']['input_size'])} px, "
+        f"factor {values(lambda c: c['dataset']['factor'])}, student {values(lambda c: c['model']['name'])}, "
+        f"IPC {values(lambda c: c['ipc'])}, {values(lambda c: c['evaluator']['epochs'])} student epochs, "
+        f"mipc {values(lambda c: c['selector'].get('mipc'))} and crop ratio "
+        f"{values(lambda c: c['selector'].get('crop_ratio'))} (rded, fgdd)",
+        f"- teacher: {teacher}, val top-1 {', '.join(teacher_top1)} %",
+        f"- cells finished: {finished} of {len(runs)} started; code: commit {', '.join(sorted(shas))}",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", type=Path, help="GRID/<dataset>")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args(argv)
+    sys.stdout.write(table(args.folder, args.seeds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""benchmarks/cpu_grid_table.py: the CPU grid's per-seed table, fgdd - rded per seed, and what it says of the runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import cpu_grid_table  # noqa: E402
+
+
+def fake_run(folder: Path, selector: str, top1: float | None, *, failed: bool = False, epochs: int = 300) -> None:
+    folder.mkdir(parents=True)
+    selector_cfg = {"name": selector} if selector == "random_real" else {"name": selector, "mipc": 300,
+                                                                          "crop_ratio": [1.0, 1.0]}
+    config = {"dataset": {"name": "imagenette", "input_size": 64, "factor": 1}, "model": {"name": "convnet4"},
+              "ipc": 10, "evaluator": {"epochs": epochs}, "selector": selector_cfg,
+              "teacher": {"checkpoint": "/x/imagenette64_conv4.pth"}}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    (folder / "run.json").write_text(json.dumps({"git": {"sha": "abcdef0123"}}))
+    if failed:
+        (folder / "failed.json").write_text(json.dumps({"stage": "student", "error": "X"}))
+    elif top1 is not None:
+        (folder / "metrics.json").write_text(json.dumps({
+            "student/top1_final": top1, "student/top1_best_tail": top1 + 0.01, "teacher/val_top1": 0.795,
+            "cost/distill_s": 61.4, "time/student_s": 900.2}))
+
+
+def test_table_has_per_seed_numbers_and_fgdd_minus_rded_per_seed(tmp_path) -> None:
+    grid = tmp_path / "imagenette"
+    fake_run(grid / "random_real" / "seed0", "random_real", 0.50)
+    fake_run(grid / "rded" / "seed0", "rded", 0.40)
+    fake_run(grid / "rded" / "seed1", "rded", 0.44)
+    fake_run(grid / "fgdd-saliency-q0.7" / "seed0", "fgdd", 0.43)
+    fake_run(grid / "fgdd-saliency-q0.7" / "seed1", "fgdd", 0.42)
+    fake_run(grid / "fgdd-saliency-q0.7" / "seed2", "fgdd", 0.47)  # no rded seed 2: no difference there
+    fake_run(grid / "fgdd-cam-q0.7" / "seed0", "fgdd", None, failed=True)
+    text = cpu_grid_table.table(grid, [0, 1, 2])
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert list(rows)[1:] == ["random_real", "rded", "fgdd (saliency, per-class 0.7-quantile, the default)",
+                              "fgdd (cam, q = 0.7)"]
+    fgdd = rows["fgdd (saliency, per-class 0.7-quantile, the default)"].split(" | ")
+    assert fgdd[1] == "43.0 / 42.0 / 47.0" and fgdd[2] == "44.0 +- 2.6"
+    assert fgdd[3] == "+3.0 / -2.0 / -" and fgdd[4] == "+0.5"  # 43 - 40, 42 - 44; mean over the paired seeds
+    assert fgdd[6] == "61 / 61 / 61" and fgdd[7].startswith("900 / 900 / 900")
+    assert rows["rded"].split(" | ")[1:3] == ["40.0 / 44.0 / -", "42.0 +- 2.8"]
+    assert rows["fgdd (cam, q = 0.7)"].split(" | ")[1] == "failed / - / -"
+    assert "300 student epochs, mipc 300 and crop ratio [1.0, 1.0] (rded, fgdd)" in text
+    assert "imagenette64_conv4.pth, val top-1 79.5 %" in text and "commit abcdef0" in text
+    assert "cells finished: 6 of 7 started" in text
+
+
+def test_a_reduced_run_says_so_in_its_table(tmp_path) -> None:
+    fake_run(tmp_path / "g" / "rded" / "seed0", "rded", 0.2, epochs=2)
+    assert "2 student epochs" in cpu_grid_table.table(tmp_path / "g", [0])
+    assert cpu_grid_table.table(tmp_path / "empty", [0]).startswith("No cell has finished yet.")
