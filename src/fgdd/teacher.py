@@ -203,6 +203,8 @@ def train_teacher(
         "schedule": "onecycle",
         "augment": "teacher_train_transform",
     }
+    if dataset.aspect != "squash":  # squash is what every teacher before this setting was trained with
+        recipe["aspect"] = dataset.aspect
     train_split = dataset.train()
     key, key_inputs = teacher_cache_key(dataset, train_split.root, arch, recipe, seed,
                                         images=image_list_sha256(train_split), num_workers=num_workers)
@@ -217,7 +219,7 @@ def train_teacher(
     seed_everything(derive_seed(seed, "teacher", "init"))
     model = build_model(arch, num_classes=len(dataset.classes), input_size=dataset.input_size)
     size, mean, std = dataset.input_size, tuple(dataset.mean), tuple(dataset.std)
-    train_split = train_split.with_transform(teacher_train_transform(size, mean, std))
+    train_split = train_split.with_transform(teacher_train_transform(size, mean, std, dataset.aspect))
     val_split = dataset.val()
     loader_generator = generator(seed, "teacher", "loader")
     train_loader = DataLoader(
