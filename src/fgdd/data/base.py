@@ -15,16 +15,19 @@ import numpy as np
 import torch
 from PIL import Image
 
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig
+
 from fgdd.data.images import IMAGE_EXTENSIONS, ImageInfo, inspect_images, is_image_file, open_rgb, to_rgb
 from fgdd.data.transforms import check_aspect
-from fgdd.errors import ClassMismatchError, ConfigError, CorruptImageError, DatasetNotFoundError
+from fgdd.errors import ClassMismatchError, ConfigError, CorruptImageError, DatasetNotFoundError, FgddError
 
 log = logging.getLogger(__name__)
 
 __all__ = [  # to_rgb, open_rgb and IMAGE_EXTENSIONS live in fgdd.data.images; kept importable from here
     "DATA_DIR_ENV", "DEFAULT_MAX_BAD_FRACTION", "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "SPLITS",
-    "ImageDataset", "ImageSplit", "check_class_folders", "class_mismatch", "folder_split", "is_image_file",
-    "list_class_folders", "open_rgb", "resolve_data_root", "to_rgb",
+    "ImageDataset", "ImageSplit", "build_dataset", "check_class_folders", "class_mismatch", "folder_split",
+    "is_image_file", "list_class_folders", "open_rgb", "resolve_data_root", "to_rgb",
 ]
 
 DATA_DIR_ENV = "FGDD_DATA_DIR"
@@ -226,7 +229,8 @@ def class_mismatch(
                         "recorded in the run folder's dataset.json), set dataset.allow_extra_folders=true")
     if not missing and not (extra and not allow_extra):
         remedies.append(f"List dataset.classes in the data's order: {order}")
-    return ClassMismatchError(what, list(expected), list(found), remedy="; ".join(remedies) + ".")
+    remedy = "; ".join(remedies)
+    return ClassMismatchError(what, list(expected), list(found), remedy=remedy[0].upper() + remedy[1:] + ".")
 
 
 def check_class_folders(split_root: Path, classes: Sequence[str], allow_extra: bool = False) -> list[str]:
@@ -424,6 +428,19 @@ class ImageDataset:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, classes={len(self.classes)}, input_size={self.input_size})"
+
+
+def build_dataset(node: DictConfig) -> ImageDataset:
+    """Instantiate a conf/dataset node; a constructor's own error (it names the remedy) reaches the user as itself,
+    not wrapped in Hydra's InstantiationException with a traceback."""
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as error:
+        if isinstance(error.__cause__, FgddError):
+            raise error.__cause__ from None
+        raise
 
 
 def _check_limits(name: str, limits: Mapping[str, int | None] | None) -> dict[str, int | None]:
