@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig
 
@@ -162,22 +161,22 @@ def judge_unreadable(cfg: DictConfig, dataset: ImageDataset, train: SplitReport 
         bad, total = len(train.unreadable), train.images
         if not cfg.teacher.checkpoint and bad > limit * total:
             report.problems.append(
-                f"train: {bad} of {total} images cannot be read, more than dataset.max_bad_fraction={limit}: training "
-                f"the teacher stops on them. Replace or delete them (or tolerate them: "
+                f"train: {bad} of {total} images cannot be read, more than dataset.max_bad_fraction allows "
+                f"({limit}): training the teacher stops on them. Replace or delete them (or tolerate them: "
                 f"dataset.max_bad_fraction={tolerated_fraction(bad, total)})")
         drawn = sum(min(n, cfg.selector.get("mipc", n)) for n in train.per_class.values()) + bad
         selector_limit = cfg.selector.get("max_bad_fraction", limit)
         if bad > selector_limit * drawn:  # as if every unreadable image were among those drawn (the worst case)
             report.problems.append(
                 f"train: {bad} unreadable images may be among the {drawn} the selection reads, more than "
-                f"selector.max_bad_fraction={selector_limit} of them: it may stop. Replace or delete them (or "
+                f"selector.max_bad_fraction allows ({selector_limit}): it may stop. Replace or delete them (or "
                 f"tolerate them: selector.max_bad_fraction={tolerated_fraction(bad, drawn)})")
     if val is not None and val.unreadable:
         bad, total = len(val.unreadable), val.images
         if bad > limit * total:
             report.problems.append(
-                f"val: {bad} of {total} images cannot be read, more than dataset.max_bad_fraction={limit}: the run "
-                f"stops. Replace or delete them (or leave them out of the validation: "
+                f"val: {bad} of {total} images cannot be read, more than dataset.max_bad_fraction allows "
+                f"({limit}): the run stops. Replace or delete them (or leave them out of the validation: "
                 f"dataset.max_bad_fraction={tolerated_fraction(bad, total)})")
 
 

@@ -210,7 +210,7 @@ def ipc_shortfall(cfg: DictConfig, counts: Counter, classes: list[str]) -> str |
     pool = f"min(images, selector.mipc={mipc})" if mipc else "images"
     return (
         f"ipc={cfg.ipc} needs {needed} images per class ({cfg.selector.name}"
-        f"{f': ipc x factor^2, one patch per image' if mipc else ''}), but these classes have fewer ({pool}): "
+        f"{': ipc x factor^2, one patch per image' if mipc else ''}), but these classes have fewer ({pool}): "
         f"{listed}{' ...' if len(short) > 10 else ''}; {' or '.join(remedies)}"
     )
 

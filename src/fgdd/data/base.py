@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
-
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
+from PIL import Image
 
 from fgdd.data.images import IMAGE_EXTENSIONS, ImageInfo, inspect_images, is_image_file, open_rgb, to_rgb
 from fgdd.data.transforms import check_aspect
@@ -138,8 +137,9 @@ class ImageSplit(torch.utils.data.Dataset):
             raise CorruptImageError(
                 f"{len(listed)} of {len(self)} images in {self.root} cannot be read, more than "
                 f"max_bad_fraction={self.max_bad_fraction}: {listed[:10]}{' ...' if len(listed) > 10 else ''}. "
-                f"Replace or delete these files and rerun (or tolerate them: "
-                f"dataset.max_bad_fraction={tolerated_fraction(len(listed), len(self))} or more)"
+                "Replace or delete these files and rerun. `python -m fgdd.check` with this run's settings lists "
+                "every unreadable file of the split and the dataset.max_bad_fraction that would tolerate them all "
+                "(this count covers only the images read so far)"
             )
 
     def load_rgb(self, i: int) -> Image.Image:

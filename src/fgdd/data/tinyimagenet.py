@@ -155,7 +155,7 @@ class TinyImageNetDataset(ImageDataset):
         name tinyimagenet (its teacher, caches and report rows mixed with the real one's): refused unless renamed."""
         if self.name == NAME and wnids_sha256(wnids) != OFFICIAL_WNIDS_SHA256:
             raise ConfigError(
-                f"dataset.classes=null takes the class list from {wnids_file}: {len(wnids)} wnids, not the 200 of "
+                f"with dataset.classes null the class list comes from {wnids_file}: {len(wnids)} wnids, not the 200 of "
                 f"the official Tiny-ImageNet, so a run on them would be another dataset under the name {NAME!r}. "
                 f"Either keep the configured 200 classes (drop the classes=null override) and set "
                 f"dataset.allow_extra_folders=true to leave the other wnids aside (named in a warning and recorded "
