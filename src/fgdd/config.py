@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,7 +28,7 @@ def _convnet_depth(input_size: int) -> int:
     return int(math.floor(math.log2(int(input_size) / 4)))
 
 
-def _short_hash(text: str) -> str:
+def short_hash(text: str) -> str:
     # run folders are named by a hash of the command-line overrides: stable across reruns (so they resume),
     # different for different settings (so parallel jobs never share a folder)
     return hashlib.sha256(str(text).encode()).hexdigest()[:8]
@@ -40,10 +41,16 @@ def _weights_dir() -> str:
     return str(weights_dir())
 
 
+def _hydra_subdir(output_dir: str) -> str | None:
+    # Hydra's own record of a job (.hydra/) goes into a fresh run folder only: a rerun into a folder that holds a
+    # recorded run (config.yaml), skipped, resumed or refused, leaves that run's files as they are
+    return None if (Path(output_dir) / "config.yaml").exists() else ".hydra"
+
+
 def register_resolvers() -> None:
     resolvers = {
-        "accelerator": _accelerator, "devices": _devices, "convnet_depth": _convnet_depth, "short_hash": _short_hash,
-        "weights_dir": _weights_dir,
+        "accelerator": _accelerator, "devices": _devices, "convnet_depth": _convnet_depth, "short_hash": short_hash,
+        "weights_dir": _weights_dir, "hydra_subdir": _hydra_subdir,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):

@@ -22,12 +22,13 @@ class CorruptImageError(FgddError):
 
 
 class ClassMismatchError(FgddError):
-    def __init__(self, what: str, expected: list[str], got: list[str]) -> None:
+    def __init__(self, what: str, expected: list[str], got: list[str], remedy: str = "") -> None:
         missing = [c for c in expected if c not in got]
         extra = [c for c in got if c not in expected]
         detail = f"missing {missing}, unexpected {extra}" if (missing or extra) else "same classes, different order"
         super().__init__(
-            f"class list mismatch ({what}): {detail}.\n  expected ({len(expected)}): {expected}\n  got      ({len(got)}): {got}"
+            f"class list mismatch ({what}): {detail}.{' ' + remedy if remedy else ''}\n"
+            f"  expected ({len(expected)}): {expected}\n  got      ({len(got)}): {got}"
         )
         self.expected = expected
         self.got = got

@@ -209,6 +209,8 @@ def train_teacher(
         "schedule": "onecycle",
         "augment": augment_key,
     }
+    if dataset.aspect != "squash":  # squash is what every teacher before this setting was trained with
+        recipe["aspect"] = dataset.aspect
     train_split = dataset.train()
     key, key_inputs = teacher_cache_key(dataset, train_split.root, arch, recipe, seed,
                                         images=image_list_sha256(train_split), num_workers=num_workers)
@@ -223,7 +225,8 @@ def train_teacher(
     seed_everything(derive_seed(seed, "teacher", "init"))
     model = build_model(arch, num_classes=len(dataset.classes), input_size=dataset.input_size)
     size, mean, std = dataset.input_size, tuple(dataset.mean), tuple(dataset.std)
-    train_transform = (teacher_train_transform(size, mean, std) if augment == "pad_crop_flip"
+    # random_resized_crop draws its own box on the original image, so `aspect` applies to pad_crop_flip only
+    train_transform = (teacher_train_transform(size, mean, std, dataset.aspect) if augment == "pad_crop_flip"
                        else teacher_rrc_transform(size, mean, std, tuple(crop_scale)))
     train_split = train_split.with_transform(train_transform)
     val_split = dataset.val()

@@ -6,13 +6,15 @@ import hashlib
 import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from fgdd.data.base import DEFAULT_MAX_BAD_FRACTION, IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit, folder_split
+from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit, class_mismatch, folder_split
 from fgdd.data.download import fetch_folder
-from fgdd.errors import ClassMismatchError, CorruptImageError
+from fgdd.data.images import ImageInfo
+from fgdd.errors import CorruptImageError
 
 
 class PickledImageSplit(ImageSplit):
@@ -35,6 +37,15 @@ class PickledImageSplit(ImageSplit):
 
     def load_rgb(self, i: int) -> Image.Image:
         return Image.fromarray(self.pixels[i], mode="RGB")
+
+    def inspect(self) -> list[ImageInfo]:
+        _, height, width, _ = self.pixels.shape  # decoded already: every image is readable
+        return [ImageInfo((width, height), "RGB", "pickled array")] * len(self)
+
+    def subset(self, keep: Sequence[int]) -> PickledImageSplit:
+        other = super().subset(keep)
+        other.pixels = self.pixels[np.asarray(keep, dtype=np.int64)]  # (len(keep), h, w, 3)
+        return other
 
     def content_sha256(self) -> str:
         # the virtual sample paths have no files: the hash covers the pixels and labels themselves
@@ -62,7 +73,7 @@ class CIFAR10Dataset(ImageDataset):
     def __init__(
         self,
         root: str | None,
-        classes: Sequence[str],
+        classes: Sequence[str] | None,
         class_names: Sequence[str] | None = None,
         input_size: int = 32,
         factor: int = 1,
@@ -73,10 +84,10 @@ class CIFAR10Dataset(ImageDataset):
         train_dir: str = "train",
         val_dir: str = "test",
         name: str | None = None,
-        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+        **options: Any,  # ImageDataset's: max_bad_fraction, allow_extra_folders, aspect, limit_per_class
     ) -> None:
         super().__init__(root, classes, class_names, input_size, factor, mean, std, download, name or subdir,
-                         max_bad_fraction=max_bad_fraction)
+                         **options)
         self.subdir = subdir
         self.split_dirs = {"train": train_dir, "val": val_dir}
 
@@ -100,7 +111,7 @@ class CIFAR10Dataset(ImageDataset):
             self._download()
         if pickled.is_dir():
             return self._pickled_split(pickled, which)
-        return folder_split(folders, self.classes, self.dataset_dir)
+        return folder_split(folders, self.classes, self.dataset_dir, allow_extra=self.allow_extra_folders)
 
     def _download(self) -> None:
         import torchvision.datasets as tvd
@@ -117,26 +128,34 @@ class CIFAR10Dataset(ImageDataset):
 
     def _pickled_split(self, folder: Path, which: str) -> PickledImageSplit:
         names = list(_unpickle(folder / self.meta_file)[self.meta_key])
-        if names != self.classes:
+        wanted = set(self.classes)
+        used = [n for n in names if n in wanted] if self.allow_extra_folders else names
+        if used != self.classes:
             # Pickled labels are indices into the archive's own list, so that list fixes the label order.
-            raise ClassMismatchError(f"{folder / self.meta_file} label names vs the dataset config's `classes`",
-                                     self.classes, names)
+            raise class_mismatch(f"{folder / self.meta_file} label names vs the dataset config's `classes`",
+                                 self.classes, names, self.allow_extra_folders,
+                                 order=f"the order of {self.meta_key} in {self.meta_file}")
+        label_of = {names.index(c): label for label, c in enumerate(self.classes)}  # archive label -> ours
         pixels, labels = [], []
         for batch in self.batches[which]:
             entry = _unpickle(folder / batch)
             pixels.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
             labels.extend(int(x) for x in entry[self.label_key])
         data = np.ascontiguousarray(np.concatenate(pixels))  # (n, 32, 32, 3)
+        kept = np.array([i for i, label in enumerate(labels) if label in label_of], dtype=np.int64)
+        ours = np.array([label_of[labels[i]] for i in kept], dtype=np.int64)
         # Stable sort by label: sample order is (label, position in the archive), like sorted class folders.
-        order = np.argsort(np.asarray(labels), kind="stable")
-        return PickledImageSplit(
+        order = kept[np.argsort(ours, kind="stable")]
+        split = PickledImageSplit(
             self.dataset_dir / self.split_dirs[which],
             self.classes,
             data[order],
-            [labels[i] for i in order],
+            [label_of[labels[i]] for i in order],
             order.tolist(),
             base=self.dataset_dir,
         )
+        split.ignored_classes = [n for n in names if n not in wanted]
+        return split
 
 
 class CIFAR100Dataset(CIFAR10Dataset):
@@ -145,10 +164,9 @@ class CIFAR100Dataset(CIFAR10Dataset):
     meta_file, meta_key, label_key = "meta", "fine_label_names", "fine_labels"
     torchvision_class = "CIFAR100"
 
-    def __init__(self, root: str | None, classes: Sequence[str], class_names: Sequence[str] | None = None,
+    def __init__(self, root: str | None, classes: Sequence[str] | None, class_names: Sequence[str] | None = None,
                  input_size: int = 32, factor: int = 1, mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, download: bool = False, subdir: str = "cifar100",
-                 train_dir: str = "train", val_dir: str = "test", name: str | None = None,
-                 max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> None:
+                 train_dir: str = "train", val_dir: str = "test", name: str | None = None, **options: Any) -> None:
         super().__init__(root, classes, class_names, input_size, factor, mean, std, download, subdir,
-                         train_dir, val_dir, name, max_bad_fraction=max_bad_fraction)
+                         train_dir, val_dir, name, **options)

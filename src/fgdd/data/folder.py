@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from fgdd.data.base import DEFAULT_MAX_BAD_FRACTION, IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit, folder_split
+from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit, folder_split
 from fgdd.data.download import no_download
 
 
@@ -13,7 +14,7 @@ class ImageFolderDataset(ImageDataset):
     def __init__(
         self,
         root: str | None,
-        classes: Sequence[str],
+        classes: Sequence[str] | None,
         class_names: Sequence[str] | None = None,
         input_size: int = 224,
         factor: int = 2,
@@ -23,15 +24,13 @@ class ImageFolderDataset(ImageDataset):
         subdir: str = "imagefolder",
         train_dir: str = "train",
         val_dir: str = "val",
-        allow_extra_folders: bool = False,  # true: use the listed classes out of a folder holding more (ImageNet-100)
         name: str | None = None,
-        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+        **options: Any,  # ImageDataset's: max_bad_fraction, allow_extra_folders (ImageNet-100), aspect, limit_per_class
     ) -> None:
         super().__init__(root, classes, class_names, input_size, factor, mean, std, download, name or subdir,
-                         max_bad_fraction=max_bad_fraction)
+                         **options)
         self.subdir = subdir
         self.split_dirs = {"train": train_dir, "val": val_dir}
-        self.allow_extra_folders = allow_extra_folders
 
     @property
     def dataset_dir(self) -> Path:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from fgdd.data.base import DEFAULT_MAX_BAD_FRACTION, IMAGENET_MEAN, IMAGENET_STD, ImageSplit
+from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD, ImageSplit
 from fgdd.data.download import fetch_folder
 from fgdd.data.folder import ImageFolderDataset
 from fgdd.errors import ConfigError
@@ -22,7 +23,7 @@ class ImagenetteDataset(ImageFolderDataset):
     def __init__(
         self,
         root: str | None,
-        classes: Sequence[str],
+        classes: Sequence[str] | None,
         class_names: Sequence[str] | None = None,
         input_size: int = 128,
         factor: int = 2,
@@ -31,11 +32,11 @@ class ImagenetteDataset(ImageFolderDataset):
         download: bool = False,
         subdir: str | None = None,  # None: the 128 px copy, <archive_stem>-128
         name: str | None = None,
-        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+        **options: Any,  # ImageDataset's: max_bad_fraction, allow_extra_folders, aspect, limit_per_class
     ) -> None:
         subdir = subdir or f"{self.archive_stem}-128"
         super().__init__(root, classes, class_names, input_size, factor, mean, std, download, subdir,
-                         name=name or self.archive_stem.removesuffix("2"), max_bad_fraction=max_bad_fraction)
+                         name=name or self.archive_stem.removesuffix("2"), **options)
         downloadable = self.downloadable()
         if download and subdir not in downloadable:
             raise ConfigError(

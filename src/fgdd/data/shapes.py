@@ -15,11 +15,12 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from fgdd.data.base import DEFAULT_MAX_BAD_FRACTION, IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit, folder_split
+from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit, folder_split
 from fgdd.errors import ConfigError, DatasetNotFoundError
 from fgdd.utils.seeding import derive_seed
 
@@ -181,10 +182,10 @@ class ShapesDataset(ImageDataset):
         val_per_class: int = 40,
         seed: int = 0,
         name: str | None = None,
-        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+        **options: Any,  # ImageDataset's: max_bad_fraction, aspect, limit_per_class
     ) -> None:
         super().__init__(root, classes, class_names, input_size, factor, mean, std, download, name or "shapes",
-                         max_bad_fraction=max_bad_fraction)
+                         **options)
         unknown = [c for c in self.classes if c not in SHAPE_KINDS]
         if unknown:
             raise ConfigError(f"{self.name}: unknown shape classes {unknown}; known: {sorted(SHAPE_KINDS)}")

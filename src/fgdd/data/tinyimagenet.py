@@ -7,23 +7,33 @@ train/ gives them (RDED's teachers), not the unsorted order of wnids.txt.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fgdd.data.base import (
-    DEFAULT_MAX_BAD_FRACTION,
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageDataset,
     ImageSplit,
     check_class_folders,
+    class_mismatch,
     folder_split,
     is_image_file,
 )
 from fgdd.data.download import fetch_folder
-from fgdd.errors import ClassMismatchError, ConfigError, DatasetNotFoundError
+from fgdd.errors import ConfigError, DatasetNotFoundError
 
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+NAME = "tinyimagenet"
+# sha256 of the official 200 wnids (sorted, one per line, as conf/dataset/tinyimagenet.yaml lists them): a class
+# list read from a copy's wnids.txt (classes=null) runs under the name tinyimagenet only if it is that list
+OFFICIAL_WNIDS_SHA256 = "342d6acf18911d62da4c981221f833718a3ef8299e55512239e09c64e49a344c"
+
+
+def wnids_sha256(wnids: Sequence[str]) -> str:
+    return hashlib.sha256(("\n".join(sorted(wnids)) + "\n").encode()).hexdigest()
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels (inclusive corners, as the files give them)
 
@@ -66,6 +76,8 @@ def read_words(path: Path) -> dict[str, str]:
 
 
 class TinyImageNetDataset(ImageDataset):
+    classes_from_data = True  # classes=null: the sorted wnids of wnids.txt
+
     def __init__(
         self,
         root: str | None,
@@ -78,14 +90,15 @@ class TinyImageNetDataset(ImageDataset):
         download: bool = False,
         subdir: str = "tiny-imagenet-200",
         name: str | None = None,
-        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+        **options: Any,  # ImageDataset's: max_bad_fraction, allow_extra_folders, aspect, limit_per_class
     ) -> None:
         self.subdir = subdir
         self._classes_given = classes is not None
         self._names_from_words = class_names is None
         self._checked = False
-        super().__init__(root, classes, class_names, input_size, factor, mean, std, download, name or "tinyimagenet",
-                         max_bad_fraction=max_bad_fraction)
+        self._ignored_wnids: list[str] = []  # in wnids.txt or train/ but not configured (allow_extra_folders)
+        super().__init__(root, classes, class_names, input_size, factor, mean, std, download, name or NAME,
+                         **options)
         if classes is None:
             self._prepare()  # callers read `classes` before any split (model size), so fill it now
 
@@ -114,11 +127,18 @@ class TinyImageNetDataset(ImageDataset):
                 raise self._not_found(directory, self.layout, "; or set download=true")
             fetch_folder(TINY_IMAGENET_URL, None, self.subdir, directory, what=self.name, layout=self.layout)
         wnids_file = directory / "wnids.txt"
+        ignored: list[str] = []
         if wnids_file.is_file():
             wnids = sorted(wnids_file.read_text().split())
-            if self._classes_given and sorted(self.classes) != wnids:
-                raise ClassMismatchError(f"{wnids_file} vs the dataset config's `classes`", self.classes, wnids)
-            if not self._classes_given:
+            if self._classes_given:
+                wanted = set(self.classes)
+                used = [w for w in wnids if w in wanted] if self.allow_extra_folders else wnids
+                if sorted(self.classes) != used:
+                    raise class_mismatch(f"{wnids_file} vs the dataset config's `classes`", sorted(self.classes),
+                                         wnids, self.allow_extra_folders)
+                ignored = [w for w in wnids if w not in wanted]
+            else:
+                self._refuse_renamed_class_list(wnids, wnids_file)
                 self.classes = wnids
         elif not self._classes_given:
             raise DatasetNotFoundError(f"{wnids_file} is missing and the config lists no `classes`: add either")
@@ -126,31 +146,50 @@ class TinyImageNetDataset(ImageDataset):
             words_file = directory / "words.txt"
             words = read_words(words_file) if words_file.is_file() else {}
             self.class_names = [words.get(wnid, wnid) for wnid in self.classes]
-        check_class_folders(directory / "train", self.classes)
+        ignored += check_class_folders(directory / "train", self.classes, self.allow_extra_folders)
+        self._ignored_wnids = sorted(set(ignored))
         self._checked = True
+
+    def _refuse_renamed_class_list(self, wnids: list[str], wnids_file: Path) -> None:
+        """classes=null on a copy whose wnids.txt is not the official list would run another dataset under the
+        name tinyimagenet (its teacher, caches and report rows mixed with the real one's): refused unless renamed."""
+        if self.name == NAME and wnids_sha256(wnids) != OFFICIAL_WNIDS_SHA256:
+            raise ConfigError(
+                f"with dataset.classes null the class list comes from {wnids_file}: {len(wnids)} wnids, not the 200 of "
+                f"the official Tiny-ImageNet, so a run on them would be another dataset under the name {NAME!r}. "
+                f"Either keep the configured 200 classes (drop the classes=null override) and set "
+                f"dataset.allow_extra_folders=true to leave the other wnids aside (named in a warning and recorded "
+                f"in the run folder), or give this class list its own name: dataset.name={NAME}-{len(wnids)}"
+            )
 
     def _build_split(self, which: str) -> ImageSplit:
         self._prepare()
         directory = self.dataset_dir
         if which == "train":
-            return folder_split(directory / "train", self.classes, directory, inner="images")
+            split = folder_split(directory / "train", self.classes, directory, inner="images",
+                                 allow_extra=self.allow_extra_folders)
+            split.ignored_classes = self._ignored_wnids
+            return split
         annotations = directory / "val" / "val_annotations.txt"
         if not annotations.is_file():
             # A val/ folder already sorted into val/<wnid>/ (a common preprocessing step) reads like train/.
-            return folder_split(directory / "val", self.classes, directory)
+            return folder_split(directory / "val", self.classes, directory, allow_extra=self.allow_extra_folders)
         labels = read_val_annotations(annotations)
         images = directory / "val" / "images"
         label_of = {wnid: i for i, wnid in enumerate(self.classes)}
         unknown = sorted({wnid for wnid in labels.values() if wnid not in label_of})
-        if unknown:
-            raise ClassMismatchError(f"wnids in {annotations} vs the dataset config's `classes`",
-                                     self.classes, sorted(set(labels.values())))
+        if unknown and not self.allow_extra_folders:
+            raise class_mismatch(f"wnids in {annotations} vs the dataset config's `classes`", self.classes,
+                                 sorted(set(labels.values())), allow_extra=False)
         files = sorted(p for p in images.iterdir() if is_image_file(p)) if images.is_dir() else []
         missing = [p.name for p in files if p.name not in labels]
         if missing:
             raise DatasetNotFoundError(f"{len(missing)} images in {images} have no line in {annotations}: {missing[:5]}")
-        samples = sorted(((p, label_of[labels[p.name]]) for p in files), key=lambda s: (s[1], s[0].name))
-        return ImageSplit(images, self.classes, samples, base=directory)
+        samples = sorted(((p, label_of[labels[p.name]]) for p in files if labels[p.name] in label_of),
+                         key=lambda s: (s[1], s[0].name))
+        split = ImageSplit(images, self.classes, samples, base=directory)
+        split.ignored_classes = unknown  # their images are left out
+        return split
 
     def boxes(self, which: str) -> dict[str, Box]:
         """relpath (as ImageSplit.relpath gives it) -> ground-truth box of the object."""

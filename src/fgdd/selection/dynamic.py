@@ -13,11 +13,12 @@ import torch
 from PIL import Image
 from torch import nn
 
+from fgdd.data.transforms import check_aspect, square_box
 from fgdd.errors import ConfigError
 from fgdd.foreground.base import SegmentationContext, Segmenter
 from fgdd.foreground.occupancy import OccupancyStore, cache_key, measure_occupancy
 from fgdd.selection.base import ImageSource
-from fgdd.selection.candidates import crop_to_patch, whole_image_box
+from fgdd.selection.candidates import crop_to_patch
 from fgdd.selection.distilled_set import Patch
 from fgdd.selection.rded import RDEDSelector, rank_patches
 from fgdd.selection.scoring import score_patches
@@ -39,6 +40,7 @@ class ForegroundAwareSelector(RDEDSelector):
         cache_dir: str = ".cache/fgdd",
         segment_batch_size: int | None = None,
         store_masks: bool = False,
+        aspect: str = "crop",  # how a non-square whole image becomes a square patch (data/transforms.py square_box)
         **rded: Any,
     ) -> None:
         super().__init__(factor=factor, name=name, **rded)
@@ -51,6 +53,7 @@ class ForegroundAwareSelector(RDEDSelector):
         self.cache_dir = Path(cache_dir)
         self.segment_batch_size = segment_batch_size
         self.store_masks = store_masks
+        self.aspect = check_aspect(aspect)
         self.occupancy: dict[str, float] = {}  # relpath -> occupancy of every drawn image measured
         self.class_threshold: dict[int, float] = {}
         self.summary: dict[str, dict] = {}
@@ -117,16 +120,17 @@ class ForegroundAwareSelector(RDEDSelector):
     ) -> list[Patch]:
         """Each whole image resized to one mosaic cell (``cell``) or to the full input (``full``), scored like a crop."""
         size = patch_size if self.resize_to == "cell" else input_size
-        pixels = torch.stack([crop_to_patch(img, whole_image_box(img), size, self.crop_from)
-                              for _, img in images])  # (n, c, s, s), resampled as the crops are
+        boxes = [square_box(img.size, self.aspect) for _, img in images]
+        pixels = torch.stack([crop_to_patch(img, box, size, self.crop_from)
+                              for (_, img), box in zip(images, boxes)])  # (n, c, s, s), resampled as the crops are
         labels = torch.full((len(images),), label, dtype=torch.long)
         scores = score_patches(observer, pixels, labels, input_size=input_size, mean=mean, std=std, device=device,
                                channels_last=self.channels_last)
         layout = "full" if self.resize_to == "full" and self.factor > 1 else "cell"
         return [
-            Patch(label=label, source=source, box=whole_image_box(img), source_size=img.size, score=float(score),
+            Patch(label=label, source=source, box=box, source_size=img.size, score=float(score),
                   pixels=patch, path="resize", layout=layout)
-            for (source, img), patch, score in zip(images, pixels, scores)
+            for (source, img), box, patch, score in zip(images, boxes, pixels, scores)
         ]
 
     def keep(self, patches: list[Patch], ipc: int) -> list[Patch]:

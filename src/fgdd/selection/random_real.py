@@ -8,17 +8,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from fgdd.data.transforms import check_aspect, square_box
 from fgdd.selection.base import ImageSource, Selection, TolerantLoader, require_enough
-from fgdd.selection.candidates import crop_to_patch, draw_images, whole_image_box
+from fgdd.selection.candidates import crop_to_patch, draw_images
 from fgdd.selection.distilled_set import Patch
 
 
 class RandomRealSelector:
     factor = 1
 
-    def __init__(self, name: str = "random_real", max_bad_fraction: float = 0.01) -> None:
+    def __init__(self, name: str = "random_real", max_bad_fraction: float = 0.01, aspect: str = "crop") -> None:
         self.name = name
         self.max_bad_fraction = max_bad_fraction
+        self.aspect = check_aspect(aspect)  # how a non-square image becomes the square input (square_box)
 
     def foreground_summary(self) -> dict[str, dict] | None:
         return None
@@ -45,11 +47,11 @@ class RandomRealSelector:
                 Patch(
                     label=label,
                     source=split.relpath(index),
-                    box=whole_image_box(image),
+                    box=square_box(image.size, self.aspect),
                     source_size=image.size,
                     score=None,
                     # PIL's resize of the 8-bit image, as an image loader would give it (no RDED crop to match)
-                    pixels=crop_to_patch(image, whole_image_box(image), input_size, crop_from="pil"),
+                    pixels=crop_to_patch(image, square_box(image.size, self.aspect), input_size, crop_from="pil"),
                     path="resize",
                 )
                 for index, image in load(drawn)

@@ -1,0 +1,110 @@
+"""python -m fgdd.check: the report on the real ImageNette 128 px archive, on a broken small copy of it (a stray
+folder, a truncated val image, too few images for the ipc asked), and its exit status; nothing is written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fgdd.check import main
+from tests.test_dataset_copies import remedies, tree_digest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def check(capsys, *overrides: str) -> tuple[int, str]:
+    status = main(list(overrides))
+    return status, capsys.readouterr().out
+
+
+def test_the_imagenette_archive_passes_with_its_numbers_in_under_30_s(shared_data, capsys) -> None:
+    root = shared_data("imagenette2-128")
+    start = time.perf_counter()
+    status, out = check(capsys, "dataset=imagenette", f"data_root={root.parent}", "ipc=50", "selector=fgdd")
+    assert time.perf_counter() - start < 30  # every header read and every image decoded, 13,394 JPEG files
+    assert status == 0, out
+    assert "9469 listed" in out and "3925 listed" in out  # the archive's README counts
+    assert out.count("unreadable  0") == 2 and out.count("0 not square") == 2
+    assert "width 128 / 128 / 128, height 128 / 128 / 128" in out and "RGB 9469" in out
+    assert "needs       200 readable train images per class" in out  # ipc 50 x factor 2^2
+    assert "OK: a run with these settings finds what it needs" in out
+
+
+def broken_copy(archive: Path, dest: Path, per_class: int = 12) -> Path:
+    """The first ``per_class`` images of every class and split, a stray folder in train/, one truncated val image."""
+    for split in ("train", "val"):
+        for folder in sorted((archive / split).iterdir()):
+            (dest / split / folder.name).mkdir(parents=True)
+            for image in sorted(folder.iterdir())[:per_class]:
+                shutil.copyfile(image, dest / split / folder.name / image.name)
+    (dest / "train" / "stray").mkdir()
+    shutil.copyfile(next((dest / "train" / "n01440764").iterdir()), dest / "train" / "stray" / "x.JPEG")
+    truncated = sorted((dest / "val" / "n02102040").iterdir())[3]
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    return truncated
+
+
+def test_a_broken_copy_fails_with_every_problem_and_remedy_and_passes_once_they_are_followed(shared_data, tmp_path,
+                                                                                             capsys) -> None:
+    data = tmp_path / "data"
+    truncated = broken_copy(shared_data("imagenette2-128"), data / "imagenette2-128")
+    before = tree_digest(data)
+    args = ["dataset=imagenette", f"data_root={data}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    result = subprocess.run([sys.executable, "-m", "fgdd.check", *args, "ipc=5"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=300, check=False)
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr  # a run would stop
+    assert "10 configured, 11 found; extra ['stray']" in out
+    assert f"val/n02102040/{truncated.name}: OSError: image file is truncated" in out
+    assert "validates   on 119 val images (1 unreadable left out)" in out  # 1 of 120: within max_bad_fraction
+    assert "2 problem(s)" in out and "ipc=5 needs 20 images per class" in out and "lower ipc" in out
+    assert "mipc" not in out.split("lower ipc")[-1]  # 12 images a class: raising mipc would not help
+    assert set(remedies(out)) == {"dataset.allow_extra_folders=true"}
+
+    status, out = check(capsys, *args, "ipc=3", *set(remedies(out)))  # ipc 3 x 4 cells = 12 images a class
+    assert status == 0, out
+    assert "1 more ignored (allow_extra_folders): ['stray']" in out and "OK" in out
+    assert tree_digest(data) == before and not list(tmp_path.glob("outputs"))  # reads only
+
+
+def test_non_square_images_are_reported_with_what_the_aspect_setting_does(tmp_path, capsys) -> None:
+    for split, n in (("train", 4), ("val", 2)):
+        for name in ("a", "b"):
+            (tmp_path / "mine" / split / name).mkdir(parents=True)
+            for k in range(n):
+                size = (48, 32) if k % 2 == 0 else (32, 32)
+                Image.new("L", size, 90).save(tmp_path / "mine" / split / name / f"{k}.png")
+    status, out = check(capsys, "dataset=imagefolder", "dataset.subdir=mine", "dataset.classes=[a,b]",
+                        f"data_root={tmp_path}", "dataset.input_size=32", "dataset.factor=1", "ipc=2",
+                        "selector=random_real", "dataset.aspect=pad")
+    assert status == 0, out
+    assert "width 32 / 40 / 48, height 32 / 32 / 32 px (min / median / max); 4 not square" in out
+    assert "modes       L 8; formats PNG 8" in out
+    assert "dataset.aspect=pad: non-square images get black bars to a square" in out
+
+
+def test_missing_data_and_unknown_keys_have_their_own_exit_status(tmp_path, capsys) -> None:
+    status, out = check(capsys, "dataset=imagewoof", f"data_root={tmp_path / 'nowhere'}")
+    assert status == 1 and "no data at" in out and "imagewoof2-128" in out
+    assert main(["dataset=imagewoof", "dataset.subdirr=x"]) == 2
+    assert "subdirr" in capsys.readouterr().err
+
+
+def test_download_true_is_never_a_download_from_the_check(tmp_path, capsys, monkeypatch) -> None:
+    args = ["dataset=cifar10", f"data_root={tmp_path}", "dataset.download=true"]
+    monkeypatch.setenv("FGDD_OFFLINE", "1")
+    status, out = check(capsys, *args)
+    assert status == 1 and "FGDD_OFFLINE=1 forbids the download" in out
+    monkeypatch.delenv("FGDD_OFFLINE")
+    monkeypatch.setattr("fgdd.data.download._download_and_extract", lambda *a: pytest.fail("the check downloaded"))
+    status, out = check(capsys, *args)
+    assert status == 0 and "not on disk yet: a run downloads it" in out
+    assert not any(tmp_path.iterdir())

@@ -1,0 +1,306 @@
+"""Users' own copies of a dataset, built small here: a stray folder, extra wnids, classes=null on them, unreadable
+images, a subset of the classes. Every message that names a remedy is followed, through the real config (a
+declared key, no `+`), and must then work; no user file changes on the way (hashes before and after)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from fgdd.check import main as check_main
+from fgdd.config import register_resolvers
+from fgdd.data.base import build_dataset
+from fgdd.data.tinyimagenet import OFFICIAL_WNIDS_SHA256, wnids_sha256
+from fgdd.errors import ClassMismatchError, ConfigError, CorruptImageError
+from fgdd.run import CONF_DIR, ipc_shortfall
+from tests.test_data_cifar import write_fake_cifar10
+
+register_resolvers()
+EXTRA_WNIDS = ["n00000001", "n99999999"]  # a widely shared Tiny-ImageNet copy lists two wnids beyond the 200
+
+
+def run_config(*overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="run", overrides=list(overrides))
+
+
+def remedies(message: str) -> list[str]:
+    """The `dataset.<key>=<value>` settings a message tells the user to set."""
+    return [m.rstrip(".") for m in re.findall(r"(dataset\.[\w.]+=[^\s`,;)]+)", message)]
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def png(value: int, size: tuple[int, int] = (8, 8)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (value % 256, 40, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def truncate(path: Path) -> Path:
+    return write(path, path.read_bytes()[:40])  # the PNG header survives, the pixels do not
+
+
+# -- copies in each dataset's layout -------------------------------------------------------------------------------
+
+# dataset option -> overrides that point it at a copy under data_root, the copy's folder, and its train/val folders
+FOLDER_DATASETS = {
+    "imagenette": ([], "imagenette2-128", ("train", "val")),
+    "imagewoof": ([], "imagewoof2-128", ("train", "val")),
+    "imagefolder": (["dataset.subdir=mine", "dataset.classes=[apple,pear,plum]"], "mine", ("train", "val")),
+    "imagenet1k": ([], "imagenet", ("train", "val")),
+    "cifar10": ([], "cifar10", ("train", "test")),
+}
+ALL = [*FOLDER_DATASETS, "tinyimagenet"]
+
+
+def dataset_overrides(option: str, data_root: Path, *more: str) -> list[str]:
+    extra = FOLDER_DATASETS[option][0] if option in FOLDER_DATASETS else []
+    return [f"dataset={option}", f"data_root={data_root}", *extra, *more]
+
+
+def build_copy(option: str, data_root: Path, classes: list[str], per_class: int = 2, val_per_class: int = 2,
+               extra: tuple[str, ...] = ()) -> list[Path]:
+    """A copy of ``option``'s layout holding ``classes`` (+ ``extra`` classes, as a stray folder or extra wnids);
+    returns the val image files in sample order."""
+    everything = sorted([*classes, *extra])
+    if option == "tinyimagenet":
+        top = data_root / "tiny-imagenet-200"
+        write(top / "wnids.txt", "\n".join(everything).encode() + b"\n")
+        for wnid in everything:
+            for k in range(per_class):
+                write(top / "train" / wnid / "images" / f"{wnid}_{k}.JPEG", png(k))
+        lines, val = [], []
+        for label, wnid in enumerate(everything):
+            for k in range(val_per_class):
+                name = f"val_{label * val_per_class + k}.JPEG"
+                path = write(top / "val" / "images" / name, png(label + k))
+                lines.append(f"{name}\t{wnid}\t0\t0\t7\t7")
+                if wnid in classes:
+                    val.append(path)
+        write(top / "val" / "val_annotations.txt", ("\n".join(lines) + "\n").encode())
+        return val
+    _, subdir, (train_dir, val_dir) = FOLDER_DATASETS[option]
+    val = []
+    for name in everything:
+        for k in range(per_class):
+            write(data_root / subdir / train_dir / name / f"{k:03d}.png", png(k))
+        for k in range(val_per_class):
+            path = write(data_root / subdir / val_dir / name / f"{k:03d}.png", png(100 + k))
+            if name in classes:
+                val.append(path)
+    return val
+
+
+def configured_classes(option: str, data_root: Path) -> list[str]:
+    return list(run_config(*dataset_overrides(option, data_root)).dataset.classes)
+
+
+# -- a stray folder / extra wnids ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ALL)
+def test_a_stray_class_stops_with_a_remedy_that_works_for_every_dataset(option, tmp_path, caplog) -> None:
+    data = tmp_path / "data"
+    classes = configured_classes(option, data)
+    build_copy(option, data, classes, extra=("stray",) if option != "tinyimagenet" else tuple(EXTRA_WNIDS))
+    before = tree_digest(data)
+
+    with pytest.raises(ClassMismatchError) as error:
+        build_dataset(run_config(*dataset_overrides(option, data)).dataset).train()
+    assert remedies(str(error.value)) == ["dataset.allow_extra_folders=true"]
+
+    dataset = build_dataset(run_config(*dataset_overrides(option, data, *remedies(str(error.value)))).dataset)
+    with caplog.at_level(logging.WARNING):
+        train, val = dataset.train(), dataset.val()
+    ignored = ["stray"] if option != "tinyimagenet" else EXTRA_WNIDS
+    assert train.classes == classes and len(train) == 2 * len(classes) and len(val) == 2 * len(classes)
+    assert dataset.record()["splits"]["train"]["ignored_classes"] == ignored  # what the run folder's dataset.json keeps
+    assert any(all(c in r.getMessage() for c in ignored) for r in caplog.records if r.levelno == logging.WARNING)
+    if option == "tinyimagenet":  # val images of the extra wnids are left out too, and recorded
+        assert dataset.record()["splits"]["val"]["ignored_classes"] == EXTRA_WNIDS
+    assert tree_digest(data) == before
+
+
+def test_classes_null_on_a_tiny_imagenet_copy_with_extra_wnids_is_refused_and_both_remedies_work(tmp_path) -> None:
+    data = tmp_path / "data"
+    official = configured_classes("tinyimagenet", data)
+    assert wnids_sha256(official) == OFFICIAL_WNIDS_SHA256  # the constant is the config's list
+    build_copy("tinyimagenet", data, official, per_class=1, val_per_class=1, extra=tuple(EXTRA_WNIDS))
+    before = tree_digest(data)
+
+    with pytest.raises(ConfigError) as error:  # not 202 classes silently trained under the name tinyimagenet
+        build_dataset(run_config(*dataset_overrides("tinyimagenet", data, "dataset.classes=null")).dataset)
+    message = str(error.value)
+    assert "202 wnids" in message and "tinyimagenet" in message
+    assert remedies(message) == ["dataset.allow_extra_folders=true", "dataset.name=tinyimagenet-202"]
+
+    subset = build_dataset(run_config(*dataset_overrides("tinyimagenet", data, remedies(message)[0])).dataset)
+    assert subset.name == "tinyimagenet" and subset.classes == official and len(subset.val()) == 200
+    renamed = build_dataset(run_config(*dataset_overrides("tinyimagenet", data, "dataset.classes=null",
+                                                          remedies(message)[1])).dataset)
+    assert renamed.name == "tinyimagenet-202" and len(renamed.classes) == 202 and len(renamed.val()) == 202
+    assert tree_digest(data) == before
+
+
+def test_classes_null_on_the_official_tiny_imagenet_list_keeps_its_name(tmp_path) -> None:
+    data = tmp_path / "data"
+    build_copy("tinyimagenet", data, configured_classes("tinyimagenet", data), per_class=1, val_per_class=1)
+    dataset = build_dataset(run_config(*dataset_overrides("tinyimagenet", data, "dataset.classes=null")).dataset)
+    assert dataset.name == "tinyimagenet" and len(dataset.classes) == 200
+
+
+@pytest.mark.parametrize("option", ["imagenette", "cifar10"])
+def test_classes_null_on_a_folder_dataset_is_refused_with_a_remedy_that_works(option, tmp_path) -> None:
+    data = tmp_path / "data"
+    classes = configured_classes(option, data)
+    build_copy(option, data, classes, extra=("stray",))
+    with pytest.raises(ConfigError) as error:  # never "whatever folders are there" under the dataset's name
+        build_dataset(run_config(*dataset_overrides(option, data, "dataset.classes=null")).dataset)
+    assert remedies(str(error.value)) == ["dataset.allow_extra_folders=true"]
+    dataset = build_dataset(run_config(*dataset_overrides(option, data, *remedies(str(error.value)))).dataset)
+    assert dataset.train().classes == classes
+
+
+def test_a_subset_of_pickled_cifar10_classes_is_read_with_its_labels_renumbered(tmp_path) -> None:
+    data = tmp_path / "data"
+    write_fake_cifar10(data / "cifar10" / "cifar-10-batches-py")
+    before = tree_digest(data)
+    overrides = dataset_overrides("cifar10", data, "dataset.classes=[cat,dog]")
+    with pytest.raises(ClassMismatchError) as error:
+        build_dataset(run_config(*overrides).dataset).train()
+    assert remedies(str(error.value)) == ["dataset.allow_extra_folders=true"]
+    dataset = build_dataset(run_config(*overrides, *remedies(str(error.value))).dataset)
+    train, val = dataset.train(), dataset.val()
+    assert train.classes == ["cat", "dog"] and sorted(set(train.targets)) == [0, 1]
+    for i in range(len(train)):  # the fake pixels carry the archive label: cat = 3, dog = 5
+        assert train.load_rgb(i).getpixel((0, 0))[1] == (3, 5)[train.targets[i]]
+    assert len(val) == 3 and val.ignored_classes == ["airplane", "automobile", "bird", "deer", "frog", "horse", "ship",
+                                                     "truck"]
+    assert tree_digest(data) == before
+
+
+# -- unreadable images ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ALL)
+def test_unreadable_val_images_are_left_out_never_replaced_and_the_remedy_works(option, tmp_path, caplog) -> None:
+    data = tmp_path / "data"
+    classes = configured_classes(option, data)
+    val_files = build_copy(option, data, classes, per_class=1, val_per_class=2)
+    # just over max_bad_fraction=0.01, each the first val image of its class (every class keeps one)
+    bad = [truncate(path) for path in val_files[0::2][: len(val_files) // 100 + 1]]
+    before = tree_digest(data)
+
+    with pytest.raises(CorruptImageError) as error:
+        build_dataset(run_config(*dataset_overrides(option, data)).dataset).val()
+    assert all(p.name in str(error.value) for p in bad)
+    [fix] = remedies(str(error.value))
+    assert fix.startswith("dataset.max_bad_fraction=")
+
+    dataset = build_dataset(run_config(*dataset_overrides(option, data, fix)).dataset)
+    with caplog.at_level(logging.WARNING):
+        val = dataset.val()
+    assert len(val) == len(val_files) - len(bad)  # left out, not replaced by another image of the class
+    names = [val.samples[i][0] for i in range(len(val))]
+    assert len(set(names)) == len(names) and not set(bad) & set(names)
+    items = [val[i] for i in range(len(val))]  # every remaining image reads, each once
+    assert [label for _, label in items] == val.targets
+    left_out = dataset.record()["splits"]["val"]["unreadable_left_out"]
+    assert sorted(left_out) == sorted(p.relative_to(val.base).as_posix() for p in bad)
+    assert all(any(p.name in r.getMessage() for r in caplog.records) for p in bad)
+    assert tree_digest(data) == before
+
+
+def test_a_val_image_that_becomes_unreadable_during_a_run_is_an_error_not_a_substitute(tmp_path) -> None:
+    data = tmp_path / "data"
+    val_files = build_copy("imagefolder", data, ["apple", "pear", "plum"])
+    val = build_dataset(run_config(*dataset_overrides("imagefolder", data)).dataset).val()
+    truncate(val_files[0])
+    with pytest.raises(CorruptImageError, match=val_files[0].name):
+        val[0]
+
+
+def test_the_train_split_limit_message_leads_to_a_setting_that_works(tmp_path, capsys) -> None:
+    data = tmp_path / "data"
+    build_copy("imagefolder", data, ["apple", "pear", "plum"], per_class=10)
+    for k in range(2):
+        truncate(data / "mine" / "train" / "pear" / f"{k:03d}.png")
+    overrides = dataset_overrides("imagefolder", data)
+    train = build_dataset(run_config(*overrides).dataset).train()
+    with pytest.raises(CorruptImageError) as error:  # stops at the first file over the limit: the count is partial
+        [train[i] for i in range(len(train))]
+    assert "python -m fgdd.check" in str(error.value)
+    assert check_main(overrides) == 1  # the message's advice: the check lists them all, with the setting
+    [fix] = set(remedies(capsys.readouterr().out))
+    assert fix == "dataset.max_bad_fraction=0.067"  # 2 of 30
+    train = build_dataset(run_config(*overrides, fix).dataset).train()
+    assert len([train[i] for i in range(len(train))]) == 30  # train images are still replaced (teacher batches)
+
+
+# -- limits per class and the ipc message ---------------------------------------------------------------------------
+
+
+def test_limit_per_class_keeps_the_first_images_of_every_class(tmp_path) -> None:
+    data = tmp_path / "data"
+    build_copy("imagefolder", data, ["apple", "pear", "plum"], per_class=5, val_per_class=4)
+    dataset = build_dataset(run_config(*dataset_overrides("imagefolder", data, "dataset.limit_per_class.train=2",
+                                                          "dataset.limit_per_class.val=1")).dataset)
+    train, val = dataset.train(), dataset.val()
+    assert [train.relpath(i) for i in range(len(train))] == [f"train/{c}/{k:03d}.png" for c in ("apple", "pear", "plum")
+                                                            for k in range(2)]
+    assert len(val) == 3
+
+
+def test_limit_per_class_slices_pickled_cifar_with_its_pixels(tmp_path) -> None:
+    data = tmp_path / "data"
+    write_fake_cifar10(data / "cifar10" / "cifar-10-batches-py")
+    dataset = build_dataset(run_config(*dataset_overrides("cifar10", data, "dataset.limit_per_class.train=1")).dataset)
+    train = dataset.train()
+    assert len(train) == 10 and train.targets == list(range(10))
+    for i in range(10):  # the pixels follow the samples kept: the fake images carry their label and archive row
+        assert train.load_rgb(i).getpixel((0, 0))[1] == i
+        row = int(train.relpath(i).split("/")[1])  # archive position: batch row // 4 + 1, index row % 4 in it
+        assert train.load_rgb(i).getpixel((0, 0))[0] == 10 * (row // 4 + 1) + row % 4
+
+
+def test_debug_fast_slices_every_dataset_and_a_command_line_ipc_wins() -> None:
+    cfg = run_config("dataset=imagenette", "debug=fast")
+    assert cfg.ipc == 1 and dict(cfg.dataset.limit_per_class) == {"train": 10, "val": 5}
+    assert cfg.teacher.recipe.epochs == 2 and cfg.evaluator.epochs == 2
+    assert run_config("dataset=tinyimagenet", "debug=fast", "ipc=10").ipc == 10
+
+
+def cfg_for_ipc(ipc: int, mipc: int | None, limit: int | None = None) -> DictConfig:
+    selector = {"name": "rded", "factor": 2, "mipc": mipc} if mipc else {"name": "random_real"}
+    return OmegaConf.create({"ipc": ipc, "selector": selector, "dataset": {"limit_per_class": {"train": limit}}})
+
+
+def test_the_ipc_message_advises_raising_mipc_only_where_mipc_is_the_limit() -> None:
+    classes = ["a", "b"]
+    short_class = ipc_shortfall(cfg_for_ipc(10, mipc=300), {0: 30, 1: 500}, classes)
+    assert "'a': 30" in short_class and "mipc" not in short_class.split(";")[-1]  # 30 images < 40, mipc is not it
+    short_mipc = ipc_shortfall(cfg_for_ipc(10, mipc=20), {0: 30, 1: 500}, classes)
+    assert "raise selector.mipc (now 20)" in short_mipc
+    assert ipc_shortfall(cfg_for_ipc(10, mipc=40), {0: 30, 1: 500}, classes) is not None
+    assert ipc_shortfall(cfg_for_ipc(7, mipc=40), {0: 30, 1: 500}, classes) is None  # 28 needed
+    assert ipc_shortfall(cfg_for_ipc(3, mipc=40), {0: 2, 1: 5}, classes).endswith("lower ipc")
+    sliced = ipc_shortfall(cfg_for_ipc(10, mipc=300, limit=10), {0: 10, 1: 10}, classes)
+    assert "raise dataset.limit_per_class.train (now 10" in sliced
