@@ -25,6 +25,7 @@ hard-label side ``evaluator=hard_lr_search`` and the reference ``evaluator=full_
 from __future__ import annotations
 
 import math
+import re
 import shlex
 import statistics
 from collections import defaultdict
@@ -252,17 +253,22 @@ def missing_controls(entries: list[dict[str, Any]], folder: Path) -> list[dict[s
                     continue
                 own = _overrides(_any_row(entry["rows"])) if entry else None
                 same = next((r for e in group for r in e["rows"].get(control, {}).values()), None)
-                slug = f"{key[0]}-{key[1]}-ipc{key[3]}-e{key[4]}-{method}-{control}".replace("/", "_")
+                slug = _slug(f"{key[0]}-{key[1]}-ipc{key[3]}-e{key[4]}-{method}-{control}")
                 command = fill_command(own or anyone, own, control, lacking, folder / "controls" / slug,
                                        _overrides(same) if same else None)
                 missing.append({"group": dict(zip(GROUP_KEY, key)), "method": method, "control": control,
                                 "seeds": lacking, "command": command})
         if group[0]["reference"] is None and (key[0], key[1]) not in references:
             command = fill_command(anyone, None, FULL_REAL, seeds[:1],
-                                   folder / "controls" / f"{key[0]}-{key[1]}-full_real".replace("/", "_"))
+                                   folder / "controls" / _slug(f"{key[0]}-{key[1]}-full_real"))
             references[(key[0], key[1])] = {"group": dict(zip(GROUP_KEY, key)), "method": "(reference)",
                                             "control": FULL_REAL, "seeds": seeds[:1], "command": command}
     return missing + list(references.values())
+
+
+def _slug(text: str) -> str:
+    # a folder name from a method label such as "fgdd(cam, quantile 0.7)": no spaces, brackets or slashes
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")
 
 
 def _any_row(controls: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
