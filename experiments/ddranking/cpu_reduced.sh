@@ -3,21 +3,21 @@
 # shared 2-core CPU in about an hour (BENCHMARKS.md, "Fair evaluation (DD-Ranking scores)"). Reductions against
 # experiment=ddranking_cifar10_ipc10 (itself DD-Ranking's protocol with fgdd's students):
 #   - SEEDS (default 0) instead of 0..4;
-#   - EPOCHS (default 100) student epochs instead of 300, for every distilled-set student;
+#   - EPOCHS (default 50) student epochs instead of 300, for every distilled-set student;
 #   - LRS (default 0.001,0.01,0.1) instead of DD-Ranking's five learning rates;
 #   - hard-label lr search for rded and fgdd only (random_real's HLR is not needed for any score);
 #   - REF_EPOCHS (default 2) epochs for the full-real reference instead of 200;
 #   - one test-set evaluation per student, at its final epoch (tail_fraction=0; the final epoch is fgdd's reported
 #     number anyway), since a pass over the 10,000 test images costs minutes on the shared cores.
-# Three sweeps under $OUT/sweeps (soft-label controls, hard-label control, reference), the reference in parallel;
-# then one fgdd.report over all three. Finished runs are skipped: rerunning only runs what is missing.
+# Three sweeps under $OUT/sweeps (soft-label controls, hard-label control, reference), run side by side (one thread
+# each); then one fgdd.report over all three. Finished runs are skipped: rerunning only runs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p "${OUT:=$HOME/.cache/fgdd-ddranking}"
 DATA=${FGDD_DATA:-$HOME/.cache/fgdd-test-data}         # holds cifar10-jpeg/{train,test}/<class>/*.jpg
 TEACHER=${TEACHER:-$(realpath ../shared/teachers/cifar10_conv3.pth)}
 SEEDS=${SEEDS:-0}
-EPOCHS=${EPOCHS:-100}
+EPOCHS=${EPOCHS:-50}
 LRS=${LRS:-0.001,0.01,0.1}
 REF_EPOCHS=${REF_EPOCHS:-2}
 PY=${PYTHON:-.venv/bin/python}
@@ -28,9 +28,10 @@ COMMON=(experiment=ddranking_cifar10_ipc10 data_root="$DATA" dataset.subdir=cifa
 "$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name=reference selector=random_real evaluator=full_real \
   evaluator.epochs="$REF_EPOCHS" evaluator.inner.tail_fraction=0 > "$OUT.reference.log" 2>&1 &
 reference=$!
+"$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name=hard selector=rded,fgdd evaluator=hard_lr_search \
+  evaluator.epochs="$EPOCHS" evaluator.inner.tail_fraction=0 "evaluator.lrs=[$LRS]" > "$OUT.hard.log" 2>&1 &
+hard=$!
 "$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name=soft selector=random_real,rded,fgdd evaluator=rded,soft_noaug \
   evaluator.epochs="$EPOCHS" evaluator.tail_fraction=0
-"$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name=hard selector=rded,fgdd evaluator=hard_lr_search \
-  evaluator.epochs="$EPOCHS" evaluator.inner.tail_fraction=0 "evaluator.lrs=[$LRS]"
-wait "$reference"
+wait "$reference" "$hard"
 "$PY" -m fgdd.report "$OUT/sweeps" --no-runs --markdown "$OUT/report.md" --figures "$OUT/figures"
