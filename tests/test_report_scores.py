@@ -234,3 +234,28 @@ def test_figures_go_to_wandb_when_the_runs_did(sweep, tmp_path, monkeypatch) -> 
     assert logged["init"]["project"] == "p" and logged["init"]["job_type"] == "report"
     assert {"report/grid_accuracy", "report/ior_hlr"} <= set(logged) and logged["finished"]
     assert logged["init"]["group"] == "sweep"  # the sweep folder's name, as the runs' W&B group
+
+
+def test_a_missing_control_inside_a_sweeps_grid_gets_that_sweeps_command(sweep) -> None:
+    from fgdd.report.sweep import find_grids
+
+    command = ["experiment=ddranking_cifar10_ipc10", "segmenter=cam", "selector=random_real,rded,fgdd",
+               "evaluator=rded,soft_noaug", "seed=0,1", "sweep_name=table"]
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": command}}}))
+    entries, _ = entries_of(sweep)
+    missing = {(m["method"], m["control"]): m for m in missing_controls(list(entries.values()), sweep,
+                                                                          find_grids(sweep))}
+    fgdd = "fgdd(cam, quantile 0.7)"
+    # fgdd's soft-label jobs are in the grid: rerun the sweep's command; its lr search is not: a command of its own
+    assert missing[(fgdd, SOFT_NOAUG)]["command"] == "python -m fgdd.run -m " + shlex.join(command)
+    assert missing[(fgdd, SOFT_AUG)]["sweep"] is not None
+    assert missing[(fgdd, HARD_SEARCH)]["sweep"] is None and "hydra.sweep.dir=" in missing[(fgdd, HARD_SEARCH)][
+        "command"]
+
+
+def test_an_unfinished_reference_is_pending_not_missing(sweep) -> None:
+    for name in ("ref-r-0", "ref-d-0"):
+        (sweep / name / "metrics.json").unlink()  # both reference runs still going
+    entries, _ = entries_of(sweep)
+    assert entries["rded"]["reference"] is None and entries["rded"]["reference_pending"]
+    assert not [m for m in missing_controls(list(entries.values()), sweep) if m["control"] == FULL_REAL]

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     grids = find_grids(args.folder)
     cells = aggregate(rows, args.metric, published)
     entries = compute_scores(annotate(rows), args.metric, args.lrs_weight, args.ars_weight)
-    scores = scores_markdown(entries, missing_controls(entries, args.folder.resolve()), args.metric,
+    scores = scores_markdown(entries, missing_controls(entries, args.folder.resolve(), grids), args.metric,
                              args.lrs_weight, args.ars_weight) if entries else ""
     if not args.no_runs:
         Console(width=240).print(runs_table(rows, f"fgdd runs under {args.folder}"))

@@ -118,6 +118,7 @@ def compute_scores(rows: list[dict[str, Any]], metric: str = "student/top1_final
     """One entry per (group, method) that has at least one DD-Ranking control; rows need ``control`` and
     ``epochs`` (``annotate``)."""
     references = _references(rows, metric)
+    reference_runs = {(r["dataset"], r["student"]) for r in rows if r["control"] == FULL_REAL}  # any status
     groups: dict[tuple, dict[str, dict[str, dict[int, dict[str, Any]]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(dict)))
     for row in rows:
@@ -150,6 +151,7 @@ def compute_scores(rows: list[dict[str, Any]], metric: str = "student/top1_final
                 "accuracy": {c: _stats(v) for c, v in acc.items()},
                 "random": {c: _stats(v) for c, v in rnd.items()},
                 "reference": reference,
+                "reference_pending": reference is None and (group["dataset"], group["student"]) in reference_runs,
                 "IOR": _stats(ior), "HLR": _stats(hlr), "LRS": _stats(lrs), "ARS": _stats(ars),
                 "chosen_lr": {s: r["lr_search/lr"] for s, r in controls.get(HARD_SEARCH, {}).items()
                               if r.get("lr_search/lr") is not None},
@@ -203,12 +205,12 @@ def _evaluator_settings(overrides: list[str], target: str) -> list[str]:
     return out
 
 
-def fill_command(base: list[str], selector_source: list[str] | None, control: str, seeds: list[int],
-                 sweep_dir: Path, same_control: list[str] | None = None) -> str:
-    """``python -m fgdd.run -m`` with ``base``'s overrides (dataset, model, teacher, ipc ...), the selector settings
-    of ``selector_source`` (``None``: random_real), the control's evaluator with the ``evaluator.*`` settings of a
-    run of the same control (``same_control``: the grid's runs agree) or else the student budget of ``base``, the
-    seeds, and a sweep folder of its own under the report's folder (the sweep's record of its grid stays as it was)."""
+def job_overrides(base: list[str], selector_source: list[str] | None, control: str, seeds: list[int],
+                  same_control: list[str] | None = None) -> list[str]:
+    """The overrides of the jobs that run ``control``: ``base``'s (dataset, model, teacher, ipc ...), the selector
+    settings of ``selector_source`` (``None``: random_real), the control's evaluator with the ``evaluator.*``
+    settings of a run of the same control (``same_control``: the grid's runs agree) or else the student budget of
+    ``base``, and the seeds (comma-separated: a sweep)."""
     keep = [o for o in base if _key(o) not in ("seed", "sweep_name") and not _key(o).startswith("hydra.")
             and not _is_selector(_key(o)) and _key(o).split(".", 1)[0] != "evaluator"]
     selector = [o for o in selector_source if _is_selector(_key(o))] if selector_source is not None else [
@@ -218,9 +220,28 @@ def fill_command(base: list[str], selector_source: list[str] | None, control: st
         settings = [o for o in same_control if _key(o).startswith("evaluator.")]
     else:
         settings = _evaluator_settings(base, evaluator)
-    seed = ",".join(str(s) for s in seeds)
-    args = [*keep, *selector, f"evaluator={evaluator}", *settings, f"seed={seed}", f"hydra.sweep.dir={sweep_dir}"]
-    return "python -m fgdd.run -m " + shlex.join(args)
+    return [*keep, *selector, f"evaluator={evaluator}", *settings, f"seed={','.join(str(s) for s in seeds)}"]
+
+
+def fill_command(overrides: list[str], sweep_dir: Path) -> str:
+    """A sweep of ``overrides`` into a folder of its own (the original sweep's record of its grid stays as it was)."""
+    return "python -m fgdd.run -m " + shlex.join([*overrides, f"hydra.sweep.dir={sweep_dir}"])
+
+
+def _comparable(overrides: list[str], ignore: tuple[str, ...] = ()) -> frozenset:
+    from fgdd.report.sweep import canonical
+
+    return canonical([o for o in overrides if _key(o) != "sweep_name" and not _key(o).startswith("hydra.")
+                      and not any(_key(o) == k or _key(o).startswith(k + ".") for k in ignore)])
+
+
+def _sweep_holding(jobs: list[list[str]], grids: list[Any], ignore: tuple[str, ...] = ()) -> Any:
+    """The sweep whose grid holds every one of ``jobs`` (compared without sweep_name and ``ignore`` keys), if any."""
+    wanted = {_comparable(job, ignore) for job in jobs}
+    for grid in grids:
+        if grid.error is None and wanted <= {_comparable(cell, ignore) for cell in grid.cells}:
+            return grid
+    return None
 
 
 def _overrides(row: dict[str, Any]) -> list[str]:
@@ -230,9 +251,11 @@ def _overrides(row: dict[str, Any]) -> list[str]:
     return [f"dataset={row['dataset']}", f"model={row['student']}", f"ipc={row['ipc']}", f"selector={row['selector']}"]
 
 
-def missing_controls(entries: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
-    """Per (group, method, control): the seeds of the group that have no run of it, with the command that runs
-    them; per (dataset, student) without any reference: the command for one (seed: the first of the group's)."""
+def missing_controls(entries: list[dict[str, Any]], folder: Path, grids: list[Any] = ()) -> list[dict[str, Any]]:
+    """Per (group, method, control): the seeds of the group with no run of it (a failed or unfinished run counts as
+    there: the sweep status below lists it), with the command that runs them: the command of a sweep whose grid
+    holds them already (``grids``), else a sweep of their own; per (dataset, student) with no reference run at all:
+    the command for one (seed: the group's first)."""
     missing: list[dict[str, Any]] = []
     references: dict[tuple[str, str], dict[str, Any]] = {}
     by_group: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
@@ -253,16 +276,23 @@ def missing_controls(entries: list[dict[str, Any]], folder: Path) -> list[dict[s
                     continue
                 own = _overrides(_any_row(entry["rows"])) if entry else None
                 same = next((r for e in group for r in e["rows"].get(control, {}).values()), None)
+                args = (own or anyone, own, control)
+                same_overrides = _overrides(same) if same else None
+                sweep = _sweep_holding([job_overrides(*args, [s], same_overrides) for s in lacking], grids)
                 slug = _slug(f"{key[0]}-{key[1]}-ipc{key[3]}-e{key[4]}-{method}-{control}")
-                command = fill_command(own or anyone, own, control, lacking, folder / "controls" / slug,
-                                       _overrides(same) if same else None)
+                command = sweep.command_line() if sweep else fill_command(
+                    job_overrides(*args, lacking, same_overrides), folder / "controls" / slug)
                 missing.append({"group": dict(zip(GROUP_KEY, key)), "method": method, "control": control,
-                                "seeds": lacking, "command": command})
-        if group[0]["reference"] is None and (key[0], key[1]) not in references:
-            command = fill_command(anyone, None, FULL_REAL, seeds[:1],
-                                   folder / "controls" / _slug(f"{key[0]}-{key[1]}-full_real"))
+                                "seeds": lacking, "command": command, "sweep": sweep})
+        if group[0]["reference"] is None and not group[0]["reference_pending"] and (key[0], key[1]) not in references:
+            job = job_overrides(anyone, None, FULL_REAL, seeds[:1])
+            # the reference's own budget differs from the students': any full_real job of a sweep will do
+            sweep = _sweep_holding([job], grids, ignore=("evaluator", "selector", "segmenter", "threshold", "ipc"))
+            command = sweep.command_line() if sweep else fill_command(
+                job, folder / "controls" / _slug(f"{key[0]}-{key[1]}-full_real"))
             references[(key[0], key[1])] = {"group": dict(zip(GROUP_KEY, key)), "method": "(reference)",
-                                            "control": FULL_REAL, "seeds": seeds[:1], "command": command}
+                                            "control": FULL_REAL, "seeds": seeds[:1], "command": command,
+                                            "sweep": sweep}
     return missing + list(references.values())
 
 
@@ -330,11 +360,13 @@ def scores_markdown(entries: list[dict[str, Any]], missing: list[dict[str, Any]]
     lines += ["", "Controls (told apart by each run's evaluator):"]
     lines += [f"- {name}: {text}" for name, text in CONTROL_TEXT.items()]
     if missing:
-        lines += ["", f"Missing controls ({len(missing)}): a score leaves out a seed that lacks one; each command runs "
-                  "what is missing into its own sweep folder under this one (rerun `fgdd.report` afterwards):"]
+        lines += ["", f"Missing controls ({len(missing)}): a score leaves out a seed that lacks one. Each command runs "
+                  "what is missing: the command of the sweep whose grid holds it, else a sweep into a folder of its "
+                  "own under this one (finished runs are skipped; rerun `fgdd.report` afterwards):"]
         for item in missing:
             group = item["group"]
             lines.append(f"- {group['dataset']} / {group['student']} / ipc {group['ipc']} / {group['epochs']} epochs, "
                          f"{item['method']}, {item['control']}, seeds {', '.join(map(str, item['seeds']))}:")
-            lines.append(f"  `{item['command']}`")
+            where = f" (in the grid of sweep `{item['sweep'].folder.name}`: its command again)" if item["sweep"] else ""
+            lines.append(f"  `{item['command']}`{where}")
     return "\n".join(lines)
