@@ -259,3 +259,15 @@ def test_an_unfinished_reference_is_pending_not_missing(sweep) -> None:
     entries, _ = entries_of(sweep)
     assert entries["rded"]["reference"] is None and entries["rded"]["reference_pending"]
     assert not [m for m in missing_controls(list(entries.values()), sweep) if m["control"] == FULL_REAL]
+
+
+def test_a_reference_measured_elsewhere_can_be_given(sweep, capsys) -> None:
+    for name in ("ref-r-0", "ref-d-0"):
+        (sweep / name / "metrics.json").unlink()
+        (sweep / name / "config.yaml").unlink()  # no reference run at all
+    assert main([str(sweep), "--no-runs", "--reference", "cifar10:convnet3=80"]) == 0  # percent or fraction
+    out = capsys.readouterr().out
+    assert "| rded | +7.0 +- 4.2 | +51.0 +- 1.4 | 18.5 +- 1.0 |" in out  # the same HLR as the 0.80 run gave
+    assert "80.0 %, given with --reference" in out and "Missing controls (3)" in out  # no reference to run
+    assert main([str(sweep), "--reference", "cifar10=0.8"]) == 2
+    assert "DATASET:STUDENT=ACCURACY" in capsys.readouterr().err

@@ -15,7 +15,9 @@ from rich.console import Console
 
 from fgdd.report.collect import find_runs, load_row
 from fgdd.report.published import load_published
-from fgdd.report.scores import ARS_WEIGHT, LRS_WEIGHT, annotate, compute_scores, missing_controls, scores_markdown
+from fgdd.report.scores import (
+    ARS_WEIGHT, LRS_WEIGHT, annotate, compute_scores, missing_controls, parse_reference, scores_markdown,
+)
 from fgdd.report.status import runs_markdown, sweeps_markdown
 from fgdd.report.summary import aggregate
 from fgdd.report.sweep import Grid, find_grids
@@ -54,12 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figures", type=Path, help="write the sweep's figures (PNG) into this folder")
     parser.add_argument("--lrs-weight", type=float, default=LRS_WEIGHT, help="DD-Ranking's w in LRS (default 0.5)")
     parser.add_argument("--ars-weight", type=float, default=ARS_WEIGHT, help="DD-Ranking's weight in ARS (0.5)")
+    parser.add_argument("--reference", action="append", default=[], metavar="DATASET:STUDENT=ACC",
+                        help="a full-real accuracy measured elsewhere, for HLR where no full_real run finished "
+                             "(repeatable; e.g. cifar10:convnet3=0.826)")
     args = parser.parse_args(argv)
     if not args.folder.exists():
         print(f"fgdd.report: error: {args.folder} does not exist", file=sys.stderr)
         return 2
     try:
         published = load_published(args.published) if args.published else None
+        given = dict(parse_reference(text) for text in args.reference)
     except (OSError, ValueError) as error:
         print(f"fgdd.report: error: {error}", file=sys.stderr)
         return 2
@@ -73,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     grids = find_grids(args.folder)
     cells = aggregate(rows, args.metric, published)
-    entries = compute_scores(annotate(rows), args.metric, args.lrs_weight, args.ars_weight)
+    entries = compute_scores(annotate(rows), args.metric, args.lrs_weight, args.ars_weight, given)
     scores = scores_markdown(entries, missing_controls(entries, args.folder.resolve(), grids), args.metric,
                              args.lrs_weight, args.ars_weight) if entries else ""
     if not args.no_runs:

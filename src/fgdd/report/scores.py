@@ -113,11 +113,28 @@ def _references(rows: list[dict[str, Any]], metric: str) -> dict[tuple[str, str]
             for key, seeds in by_key.items()}
 
 
+def parse_reference(text: str) -> tuple[tuple[str, str], float]:
+    """``DATASET:STUDENT=ACC`` (ACC a fraction or a percent) -> ((dataset, student), fraction)."""
+    try:
+        pair, value = text.split("=", 1)
+        dataset, student = pair.split(":", 1)
+        accuracy = float(value)
+    except ValueError:
+        raise ValueError(f"--reference {text!r}: write DATASET:STUDENT=ACCURACY, e.g. cifar10:convnet3=0.826") from None
+    accuracy = accuracy / 100 if accuracy > 1 else accuracy
+    if not 0.0 <= accuracy <= 1.0:
+        raise ValueError(f"--reference {text!r}: the accuracy is a fraction in [0, 1] or a percent")
+    return (dataset.strip(), student.strip()), accuracy
+
+
 def compute_scores(rows: list[dict[str, Any]], metric: str = "student/top1_final", w: float = LRS_WEIGHT,
-                   g: float = ARS_WEIGHT) -> list[dict[str, Any]]:
+                   g: float = ARS_WEIGHT, given: dict[tuple[str, str], float] | None = None) -> list[dict[str, Any]]:
     """One entry per (group, method) that has at least one DD-Ranking control; rows need ``control`` and
-    ``epochs`` (``annotate``)."""
+    ``epochs`` (``annotate``). ``given``: full-real accuracies measured elsewhere, per (dataset, student), used
+    where no full_real run finished (DD-Ranking's cached constants, ``REAL_DATA_ACC_CACHE``, are such values)."""
     references = _references(rows, metric)
+    for key, accuracy in (given or {}).items():
+        references.setdefault(key, {"per_seed": {}, "constant": accuracy, "epochs": [], "given": True})
     reference_runs = {(r["dataset"], r["student"]) for r in rows if r["control"] == FULL_REAL}  # any status
     groups: dict[tuple, dict[str, dict[str, dict[int, dict[str, Any]]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(dict)))
@@ -139,7 +156,7 @@ def compute_scores(rows: list[dict[str, Any]], metric: str = "student/top1_final
             hlr: dict[int, float] = {}
             if reference is not None:
                 ref_seeds = reference["per_seed"]
-                constant = statistics.fmean(ref_seeds.values())
+                constant = reference["constant"] if reference.get("given") else statistics.fmean(ref_seeds.values())
                 hlr = {s: ref_seeds.get(s, constant) - v for s, v in acc[HARD_SEARCH].items()}
             lrs = {s: label_robust_score(ior[s], hlr[s], w) for s in ior if s in hlr}
             gain_noaug = {s: v - rnd[SOFT_NOAUG][s] for s, v in acc[SOFT_NOAUG].items() if s in rnd[SOFT_NOAUG]}
@@ -353,6 +370,10 @@ def scores_markdown(entries: list[dict[str, Any]], missing: list[dict[str, Any]]
     references = {(e["dataset"], e["student"]): e["reference"] for e in entries if e["reference"]}
     lines.append("")
     for (dataset, student), ref in sorted(references.items()):
+        if ref.get("given"):
+            lines.append(f"Full-real reference, {dataset} / {student}: {100 * ref['constant']:.1f} %, given with "
+                         "--reference (no full_real run finished here); HLR uses it for every seed.")
+            continue
         seeds = ref["per_seed"]
         lines.append(f"Full-real reference, {dataset} / {student}: {100 * statistics.fmean(seeds.values()):.1f} % "
                      f"(seeds {', '.join(map(str, sorted(seeds)))}; {', '.join(map(str, ref['epochs']))} epochs); "
