@@ -19,7 +19,8 @@ from fgdd.evaluation.full_real import FullRealEvaluator
 from fgdd.evaluation.lr_search import LRSearchEvaluator, holdout_split
 from fgdd.evaluation.plain import PlainTrainTransform
 from fgdd.run import CONF_DIR, run
-from tests.test_evaluation_evaluator import MEAN, STD, ColourTeacher, run as evaluate, tiny_student
+from tests.test_evaluation_evaluator import MEAN, STD, ColourTeacher, tiny_student
+from tests.test_evaluation_evaluator import run as evaluate
 from tests.test_run import tiny_cfg
 
 CLASSES = ["a", "b"]

@@ -13,7 +13,12 @@ from omegaconf import OmegaConf
 
 from fgdd.errors import FgddError
 from fgdd.export import (
-    LABELS, export_run, load_export, main, strip_order, strip_pixel_order,
+    LABELS,
+    export_run,
+    load_export,
+    main,
+    strip_order,
+    strip_pixel_order,
 )
 from fgdd.run import run
 from tests.test_run import tiny_cfg

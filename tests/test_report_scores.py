@@ -14,8 +14,17 @@ from hydra import compose, initialize_config_dir
 from fgdd.report.__main__ import main
 from fgdd.report.collect import evaluator_label, find_runs, load_row
 from fgdd.report.scores import (
-    FULL_REAL, HARD_SEARCH, SOFT_AUG, SOFT_NOAUG, annotate, augmentation_robust_score, compute_scores, control_of,
-    label_robust_score, missing_controls, normalised,
+    FULL_REAL,
+    HARD_SEARCH,
+    SOFT_AUG,
+    SOFT_NOAUG,
+    annotate,
+    augmentation_robust_score,
+    compute_scores,
+    control_of,
+    label_robust_score,
+    missing_controls,
+    normalised,
 )
 from fgdd.run import CONF_DIR
 

@@ -82,7 +82,7 @@ class SoftLabelEvaluator:
         soft_label_rounds: int | None = None,  # stored: epochs whose batches are labelled and replayed (None: all)
         soft_label_topk: int = 10,  # stored: classes kept per label (fp16)
         channels_last: bool = False,  # student weights and batches in NHWC memory order (faster conv kernels)
-        augment: bool = True,  # False: no tile shuffle / crop / flip, each image resized and normalised (CutMix: cutmix)
+        augment: bool = True,  # False: no tile shuffle, crop or flip; each image resized, normalised (CutMix: cutmix)
     ) -> None:
         if epochs < 1 or eval_every < 1 or val_batch_size < 1 or num_workers < 0:
             raise ConfigError(

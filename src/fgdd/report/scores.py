@@ -120,7 +120,8 @@ def parse_reference(text: str) -> tuple[tuple[str, str], float]:
         dataset, student = pair.split(":", 1)
         accuracy = float(value)
     except ValueError:
-        raise ValueError(f"--reference {text!r}: write DATASET:STUDENT=ACCURACY, e.g. cifar10:convnet3=0.826") from None
+        raise ValueError(f"--reference {text!r}: write DATASET:STUDENT=ACCURACY, e.g. cifar10:convnet3=0.826") \
+            from None
     accuracy = accuracy / 100 if accuracy > 1 else accuracy
     if not 0.0 <= accuracy <= 1.0:
         raise ValueError(f"--reference {text!r}: the accuracy is a fraction in [0, 1] or a percent")
@@ -140,7 +141,9 @@ def compute_scores(rows: list[dict[str, Any]], metric: str = "student/top1_final
         lambda: defaultdict(lambda: defaultdict(dict)))
     for row in rows:
         if row["control"] in (SOFT_AUG, SOFT_NOAUG, HARD_SEARCH):
-            groups[tuple(row[k] for k in GROUP_KEY)][row["method"]][row["control"]][row["seed"]] = row
+            slot = groups[tuple(row[k] for k in GROUP_KEY)][row["method"]][row["control"]]
+            if row["seed"] not in slot or slot[row["seed"]]["status"] != DONE:  # the same job twice: a finished one
+                slot[row["seed"]] = row
     entries = []
     for key, methods in groups.items():
         group = dict(zip(GROUP_KEY, key))
