@@ -23,6 +23,7 @@ CONF = Path(CONF_DIR)
 REPO = CONF.parent
 EXPERIMENTS = REPO / "experiments"
 PROTOCOLS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+CONTROL_GRIDS = {"ddranking_cifar10_ipc10"}  # DD-Ranking's control grids: a table's sweep, not one of RDED's protocols
 TABLES = sorted(p.parent.name for p in EXPERIMENTS.glob("*/README.md"))
 
 # protocol -> (dataset, input size, student = teacher architecture), as RDED's scripts and argument.py set them
@@ -77,8 +78,8 @@ def commands(table: str) -> dict[str, list[str]]:
 
 
 def test_every_protocol_and_table_is_listed() -> None:
-    assert set(PROTOCOLS) - {"demo"} == set(EXPECTED) | set(CPU_PROTOCOLS)
-    assert {"rded_table2", "cross_architecture", "ablation", "hard_vs_soft"} <= set(TABLES)
+    assert set(PROTOCOLS) - {"demo"} - CONTROL_GRIDS == set(EXPECTED) | set(CPU_PROTOCOLS)
+    assert {"rded_table2", "cross_architecture", "ablation", "hard_vs_soft", "ddranking"} <= set(TABLES)
     index = (EXPERIMENTS / "README.md").read_text()
     assert all(f"]({table}/)" in index for table in TABLES)
 
@@ -204,3 +205,23 @@ def test_ablation_published_labels_name_real_jobs() -> None:
         if "seed=0" in cell and "threshold=never" in cell:
             made.add(method_label(OmegaConf.to_container(compose_run(cell).selector, resolve=True)))
     assert labels == made and len(made) == 4  # 2 segmenters x 2 resize targets
+
+
+def test_ddranking_grid_is_the_experiments_own_and_every_control_composes() -> None:
+    """experiment=ddranking_cifar10_ipc10 carries its grid as sweeper params (so the experiment alone runs it), the
+    same grid as the README's command; every evaluator of it composes with the CIFAR-10 protocol."""
+    import yaml
+
+    text = (CONF / "experiment" / "ddranking_cifar10_ipc10.yaml").read_text()
+    params = yaml.safe_load(text)["hydra"]["sweeper"]["params"]
+    cells, swept = expand([f"{k}={v}" for k, v in params.items()])
+    assert len(cells) == 60 and swept == ["selector", "evaluator", "seed"]
+    readme_cells, _ = expand(commands("ddranking")["run"])
+    assert sorted(map(sorted, (c for c in readme_cells))) == sorted(
+        sorted([*c, "experiment=ddranking_cifar10_ipc10", "sweep_name=ddranking_cifar10_ipc10"]) for c in cells)
+    for evaluator in params["evaluator"].split(","):
+        cfg = compose_run(["experiment=ddranking_cifar10_ipc10", f"evaluator={evaluator}"])
+        assert (cfg.dataset.name, cfg.ipc, cfg.model.name, cfg.teacher.arch.name) == ("cifar10", 10, "convnet3",
+                                                                                       "convnet3")
+        inner = cfg.evaluator.get("inner") or cfg.evaluator
+        assert inner.epochs == (200 if evaluator == "full_real" else 300)

@@ -18,6 +18,7 @@ from fgdd.data.transforms import eval_transform
 from fgdd.errors import ConfigError, FgddError
 from fgdd.evaluation.augment import StudentTrainTransform
 from fgdd.evaluation.loaders import AugmentedDistilledSet, AugmentParamsSet, SeededEpochSampler, seed_worker
+from fgdd.evaluation.plain import PlainTrainTransform
 from fgdd.evaluation.soft_labels import SoftLabelStore
 from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, validation_epochs
 from fgdd.utils.seeding import derive_seed, seed_everything
@@ -81,6 +82,7 @@ class SoftLabelEvaluator:
         soft_label_rounds: int | None = None,  # stored: epochs whose batches are labelled and replayed (None: all)
         soft_label_topk: int = 10,  # stored: classes kept per label (fp16)
         channels_last: bool = False,  # student weights and batches in NHWC memory order (faster conv kernels)
+        augment: bool = True,  # False: no tile shuffle, crop or flip; each image resized, normalised (CutMix: cutmix)
     ) -> None:
         if epochs < 1 or eval_every < 1 or val_batch_size < 1 or num_workers < 0:
             raise ConfigError(
@@ -117,6 +119,7 @@ class SoftLabelEvaluator:
         self.soft_label_rounds = soft_label_rounds
         self.soft_label_topk = soft_label_topk
         self.channels_last = channels_last
+        self.augment = augment
 
     def evaluate(
         self,
@@ -149,7 +152,8 @@ class SoftLabelEvaluator:
         batch_size = self.batch_size if self.batch_size is not None else rded_batch_size(ipc, num_classes)
         seed_everything(derive_seed(seed, "student-init"))  # dropout and anything else on the global RNG
 
-        transform = StudentTrainTransform(input_size, factor, mean, std)
+        transform = (StudentTrainTransform(input_size, factor, mean, std) if self.augment
+                     else PlainTrainTransform(input_size, mean, std))
         train_set = AugmentedDistilledSet.preload(distilled, num_classes, transform)
         store = None
         if self.soft_labels == "stored":

@@ -59,6 +59,8 @@ def load_row(run_dir: Path) -> dict[str, Any]:
         "status": status,
         "failure": failure,
         "overrides": read_overrides(run_dir),
+        "evaluator_config": config.get("evaluator"),  # DD-Ranking's controls are told apart by it (report.scores)
+        "logger_config": config.get("logger"),  # the report's figures go to W&B when the runs went there
         **metrics,
         **costs,
     }
@@ -88,14 +90,25 @@ def teacher_label(teacher: dict[str, Any]) -> str:
 def evaluator_label(evaluator: dict[str, Any] | None) -> str:
     """``soft-label`` (RDED: teacher soft labels computed online at student time), ``hard-label`` (no teacher at
     student time), or ``soft-label (stored top-10, 30 rounds)`` (replayed stored labels: not RDED's protocol,
-    so never mixed with, nor compared to, RDED's numbers); another evaluator class is named in front."""
+    so never mixed with, nor compared to, RDED's numbers); ``(no aug)`` / ``(no CutMix)`` / ``(no crop/flip)`` when
+    the student augmentation is off; ``..., lr search on holdout`` for DD-Ranking's learning-rate search and
+    ``full-real reference (...)`` for the student trained on the whole training split; another evaluator class is
+    named in front."""
     if not evaluator:  # runs from before the evaluator group existed used RDED's soft labels
         return SOFT
+    cls = str(evaluator.get("_target_", "")).rsplit(".", 1)[-1]
+    if cls == "LRSearchEvaluator":
+        return f"{evaluator_label(evaluator.get('inner'))}, lr search on {evaluator.get('select_on', 'holdout')}"
+    if cls == "FullRealEvaluator":
+        return f"full-real reference ({evaluator_label(evaluator.get('inner'))})"
     if evaluator.get("hard_labels"):
         kind = HARD
     elif evaluator.get("soft_labels", "online") == "stored":
         kind = f"{SOFT} (stored top-{evaluator.get('soft_label_topk')}, {evaluator.get('soft_label_rounds')} rounds)"
     else:
         kind = SOFT
-    cls = str(evaluator.get("_target_", "")).rsplit(".", 1)[-1]
+    augment, cutmix = evaluator.get("augment", True), evaluator.get("cutmix", True)
+    off = {(False, False): "no aug", (False, True): "no crop/flip", (True, False): "no CutMix"}.get((augment, cutmix))
+    if off:
+        kind = f"{kind} ({off})"
     return kind if cls in ("", "SoftLabelEvaluator") else f"{cls}:{kind}"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# DD-Ranking's scores for random_real, rded and fgdd (cam) on CIFAR-10 IPC 10 with a protocol reduced to fit a
+# shared 2-core CPU in about an hour (BENCHMARKS.md, "Fair evaluation (DD-Ranking scores)"). Reductions against
+# experiment=ddranking_cifar10_ipc10 (itself DD-Ranking's protocol with fgdd's students):
+#   - SEEDS (default 0) instead of 0..4;
+#   - EPOCHS (default 50) student epochs instead of 300, for every distilled-set student;
+#   - LRS (default 0.001,0.01,0.1) instead of DD-Ranking's five learning rates;
+#   - hard-label lr search for rded and fgdd only (random_real's HLR is not needed for any score);
+#   - REF_EPOCHS (default 2) epochs for the full-real reference instead of 200;
+#   - one test-set evaluation per student, at its final epoch (tail_fraction=0; the final epoch is fgdd's reported
+#     number anyway), since a pass over the 10,000 test images costs minutes on the shared cores.
+# Three sweeps under $OUT/sweeps (soft-label controls, hard-label control, reference), run side by side (one thread
+# each); then one fgdd.report over all three. Finished runs are skipped: rerunning only runs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mkdir -p "${OUT:=$HOME/.cache/fgdd-ddranking}"
+DATA=${FGDD_DATA:-$HOME/.cache/fgdd-test-data}         # holds cifar10-jpeg/{train,test}/<class>/*.jpg
+TEACHER=${TEACHER:-$(realpath ../shared/teachers/cifar10_conv3.pth)}
+SEEDS=${SEEDS:-0}
+EPOCHS=${EPOCHS:-50}
+LRS=${LRS:-0.001,0.01,0.1}
+REF_EPOCHS=${REF_EPOCHS:-2}
+PY=${PYTHON:-.venv/bin/python}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled} FGDD_OFFLINE=1 OMP_NUM_THREADS=1
+COMMON=(experiment=ddranking_cifar10_ipc10 data_root="$DATA" dataset.subdir=cifar10-jpeg teacher=checkpoint
+        teacher.checkpoint="$TEACHER" segmenter=cam cache_dir="$OUT/cache" output_root="$OUT" logger=csv
+        evaluator.num_workers=0 trainer.enable_progress_bar=false device=cpu seed="$SEEDS")
+"$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name=reference selector=random_real evaluator=full_real \
+  evaluator.epochs="$REF_EPOCHS" evaluator.inner.tail_fraction=0 > "$OUT.reference.log" 2>&1 &
+reference=$!
+"$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name=hard selector=rded,fgdd evaluator=hard_lr_search \
+  evaluator.epochs="$EPOCHS" evaluator.inner.tail_fraction=0 "evaluator.lrs=[$LRS]" > "$OUT.hard.log" 2>&1 &
+hard=$!
+"$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name=soft selector=random_real,rded,fgdd evaluator=rded,soft_noaug \
+  evaluator.epochs="$EPOCHS" evaluator.tail_fraction=0
+wait "$reference" "$hard"
+"$PY" -m fgdd.report "$OUT/sweeps" --no-runs --markdown "$OUT/report.md" --figures "$OUT/figures"

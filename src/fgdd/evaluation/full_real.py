@@ -1,0 +1,146 @@
+"""The upper reference of DD-Ranking's hard-label recovery (``evaluator=full_real``): the student trained with hard
+labels on the whole real training split, tested on the val split. The run's distilled set is not used.
+
+One such training costs as much as hundreds of distilled-set students, and its result depends only on the
+dataset, the student's architecture and initial weights (the run seed), the recipe and the kind of device; so it
+is cached under ``<cache_dir>/full_real/`` keyed by exactly these, and every other run of a sweep (other selectors,
+IPCs, teachers, tables) with the same key reads it back instead of training again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+import fgdd
+from fgdd.accuracy_cache import weights_sha256
+from fgdd.errors import ConfigError
+from fgdd.utils.distributed import is_main_process
+from fgdd.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+CACHED = "reference/cached"  # 1.0 when the metrics were read from the cache, 0.0 when trained here
+
+
+# settings that change how fast the student trains, never what it learns (tested for the loader workers)
+_NOT_IN_KEY = ("num_workers", "val_batch_size")
+
+
+def _recipe(inner: Any) -> dict[str, Any]:
+    # the inner evaluator's settings, as plain values (its constructor arguments are its attributes)
+    return {k: v for k, v in sorted(vars(inner).items())
+            if isinstance(v, (bool, int, float, str, type(None))) and k not in _NOT_IN_KEY}
+
+
+def _device_type(trainer_kwargs: Mapping[str, Any]) -> str:
+    accelerator = str(trainer_kwargs.get("accelerator", "auto"))
+    if accelerator == "cpu" or not torch.cuda.is_available():
+        return "cpu"
+    return "cuda"  # CPU and CUDA kernels round differently; a reference made on one is not the other's
+
+
+class ReferenceCache:
+    """``<cache_dir>/full_real/<dataset>-<sha256 of the key>.json``: {"key": {...}, "metrics": {...}}."""
+
+    def __init__(self, cache_dir: str | Path, dataset_name: str, key: dict[str, Any]) -> None:
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+        self.path = Path(cache_dir) / "full_real" / f"{dataset_name}-{digest[:20]}.json"
+        self.key = key
+
+    def get(self) -> dict[str, float] | None:
+        if not self.path.is_file():
+            return None
+        try:
+            record = json.loads(self.path.read_text())
+            if record["key"] != json.loads(json.dumps(self.key, default=str)):
+                raise ValueError("its key differs from this run's")
+            metrics = {str(k): float(v) for k, v in record["metrics"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            log.warning("ignoring the cached full-real reference %s (%s); training it again", self.path, error)
+            return None
+        return metrics
+
+    def put(self, metrics: Mapping[str, float]) -> None:
+        atomic_write_json(self.path, {"key": self.key, "metrics": dict(metrics)})
+
+
+class FullRealEvaluator:
+    def __init__(
+        self,
+        inner: Any,  # the student recipe (fgdd.evaluation.SoftLabelEvaluator with hard_labels=true)
+        dataset: Any,  # fgdd.data.ImageDataset: its train split is the training set
+        cache_dir: str,
+        lr: float | None = None,  # None: the run's (model.lr)
+        epochs: int | None = None,  # must equal inner.epochs; top-level so `evaluator.epochs=N` works here too
+        num_workers: int | None = None,
+    ) -> None:
+        if not getattr(inner, "hard_labels", False):
+            raise ConfigError("the full-real reference trains with hard labels; set evaluator.inner.hard_labels=true")
+        if getattr(inner, "batch_size", None) is None:
+            raise ConfigError("evaluator.inner.batch_size must be set for the full-real reference (RDED's batch rule "
+                              "is for distilled sets of a given IPC)")
+        for name, value in (("epochs", epochs), ("num_workers", num_workers)):
+            if value is not None and getattr(inner, name, value) != value:
+                raise ConfigError(f"evaluator.{name}={value} but evaluator.inner.{name}={getattr(inner, name)}; "
+                                  f"set evaluator.{name} (the inner one follows it)")
+        if lr is not None and lr <= 0:
+            raise ConfigError(f"evaluator.lr must be > 0 or null (the model's), got {lr}")
+        self.inner = inner
+        self.dataset = dataset
+        self.cache_dir = cache_dir
+        self.lr = lr
+
+    def key(self, train: Any, val: Any, student: nn.Module, lr: float, seed: int, input_size: int,
+            mean: Sequence[float], std: Sequence[float], trainer_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "train_root": str(Path(train.root).resolve()),
+            "train_sha256": train.content_sha256(),
+            "val_root": str(Path(val.root).resolve()),
+            "val_sha256": val.content_sha256(),
+            "student": type(student).__name__,
+            "student_init_sha256": weights_sha256(student),  # the architecture and its initial weights (the seed)
+            "recipe": _recipe(self.inner),
+            "lr": float(lr),
+            "seed": int(seed),
+            "input_size": int(input_size),
+            "mean": [float(m) for m in mean],
+            "std": [float(s) for s in std],
+            "device_type": _device_type(trainer_kwargs),
+            "torch": torch.__version__,
+            "fgdd": fgdd.__version__,
+        }
+
+    def evaluate(self, distilled: Dataset, val: Any, student: nn.Module, teacher: nn.Module | None, *, lr: float,
+                 num_classes: int, input_size: int, mean: Sequence[float], std: Sequence[float], seed: int,
+                 trainer_kwargs: Mapping[str, Any], logger: Any = None, **unused: Any) -> dict[str, float]:
+        """``distilled``, ``teacher`` and the distilled set's ``ipc``/``factor`` are not used: the training set is
+        the dataset's whole train split, with hard labels."""
+        train = self.dataset.train()
+        if list(train.classes) != list(getattr(val, "classes", train.classes)):
+            raise ConfigError(f"train and val splits disagree on the classes: {train.classes} vs {val.classes}")
+        rate = self.lr if self.lr is not None else lr
+        cache = ReferenceCache(self.cache_dir, self.dataset.name,
+                               self.key(train, val, student, rate, seed, input_size, mean, std, trainer_kwargs))
+        cached = cache.get()
+        if cached is not None:
+            log.info("full-real reference read from %s", cache.path)
+            return {**cached, CACHED: 1.0}
+        log.info("training the full-real reference on %d images (cached afterwards in %s)", len(train), cache.path)
+        results = self.inner.evaluate(
+            train, val, student, None, lr=rate, ipc=max(1, len(train) // num_classes), num_classes=num_classes,
+            factor=1,  # real photos, not mosaics: the tile shuffle of RDED's augmentation does not apply
+            input_size=input_size, mean=mean, std=std, seed=seed, trainer_kwargs=trainer_kwargs, logger=logger,
+        )
+        results = {**results, "reference/train_images": float(len(train)), "reference/lr": float(rate)}
+        if is_main_process():
+            cache.put(results)
+        return {**results, CACHED: 0.0}

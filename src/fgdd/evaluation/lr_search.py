@@ -1,0 +1,128 @@
+"""DD-Ranking's learning-rate search around any evaluator (``evaluator=hard_lr_search``).
+
+DD-Ranking (NUS-HPC-AI-Lab/DD-Ranking, ``ddranking/metrics``) trains the hard-label student on a distilled set once
+per learning rate in {0.001, 0.005, 0.01, 0.05, 0.1} and keeps the best, so that a method is not ranked by how
+well its images suit one fixed learning rate. DD-Ranking picks that best by accuracy on the test set itself.
+Here the choice is made on a split the reported number never sees, unless asked otherwise:
+
+- ``select_on="holdout"`` (default): every learning rate's student is scored on a class-balanced, seeded sample
+  of the *training* split (``holdout_per_class`` images per class) that leaves out every image the distilled set
+  was cut from (its manifest's ``source`` files); the chosen learning rate is then trained once more, same seed,
+  and that student's test accuracy is the reported number. Cost: one training per learning rate, plus one.
+- ``select_on="test"``: DD-Ranking's own rule, the best test accuracy over the learning rates is reported (a
+  maximum over the test set: optimistic by construction; say so wherever the number goes).
+
+Ties go to the smaller learning rate (the list is searched in order, the first maximum wins, as in DD-Ranking).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from fgdd.data.base import ImageSplit
+from fgdd.errors import ConfigError
+from fgdd.utils.seeding import generator
+
+log = logging.getLogger(__name__)
+
+DD_RANKING_LRS = (0.001, 0.005, 0.01, 0.05, 0.1)
+SELECT_METRIC = "student/top1_final"  # the selection uses the final epoch, the number fgdd reports
+
+
+def holdout_split(train: ImageSplit, per_class: int, exclude: set[str], seed: int) -> ImageSplit:
+    """``per_class`` training images of each class, drawn with ``seed``, none of them in ``exclude`` (relpaths)."""
+    samples = []
+    for label, class_id in enumerate(train.classes):
+        pool = [i for i in train.indices_of_class(label) if train.relpath(i) not in exclude]
+        if len(pool) < per_class:
+            raise ConfigError(
+                f"the lr-search holdout needs {per_class} training images of class {class_id!r} outside the "
+                f"distilled set's sources, but only {len(pool)} are left; lower evaluator.holdout_per_class"
+            )
+        samples.extend(train.samples[i] for i in _draw(pool, per_class, seed, label))
+    return ImageSplit(train.root, train.classes, samples, base=train.base, max_bad_fraction=train.max_bad_fraction)
+
+
+def _draw(pool: list[int], k: int, seed: int, label: int) -> list[int]:
+    # a seeded permutation of the pool, first k kept, then sorted: the holdout is a set, its order irrelevant
+    order = torch.randperm(len(pool), generator=generator(seed, "lr-search-holdout", label))[:k]
+    return sorted(pool[i] for i in order.tolist())
+
+
+def distilled_sources(distilled: Dataset) -> set[str]:
+    """The training images the distilled set was cut from (relpaths of its manifest); none for a set without one."""
+    manifest = getattr(distilled, "manifest", None)
+    if manifest is None:
+        raise ConfigError(
+            "the lr-search holdout must leave out the images the distilled set came from, but this set has no "
+            "manifest (a fgdd DistilledSet has one); use evaluator.select_on=test to select on the test set"
+        )
+    return {record["source"] for record in manifest()}
+
+
+class LRSearchEvaluator:
+    def __init__(
+        self,
+        inner: Any,  # an evaluator with evaluate(...) (fgdd.evaluation.SoftLabelEvaluator)
+        lrs: Sequence[float] = DD_RANKING_LRS,
+        select_on: Literal["holdout", "test"] = "holdout",
+        dataset: Any = None,  # fgdd.data.ImageDataset: its train split gives the holdout (select_on=holdout)
+        holdout_per_class: int = 50,
+        holdout_seed: int = 0,  # the holdout is the same for every run seed (one selection split per dataset)
+        epochs: int | None = None,  # must equal inner.epochs: top-level so `evaluator.epochs=N` works for every
+        num_workers: int | None = None,  # evaluator of a sweep (the YAML interpolates inner's from these)
+    ) -> None:
+        if not lrs or any(lr <= 0 for lr in lrs):
+            raise ConfigError(f"evaluator.lrs must be a non-empty list of positive learning rates, got {list(lrs)}")
+        if select_on not in ("holdout", "test"):
+            raise ConfigError(f"evaluator.select_on must be 'holdout' or 'test', got {select_on!r}")
+        if select_on == "holdout" and dataset is None:
+            raise ConfigError("evaluator.select_on=holdout draws its holdout from the dataset; pass dataset")
+        if holdout_per_class < 1:
+            raise ConfigError(f"evaluator.holdout_per_class must be >= 1, got {holdout_per_class}")
+        for name, value in (("epochs", epochs), ("num_workers", num_workers)):
+            if value is not None and getattr(inner, name, value) != value:
+                raise ConfigError(f"evaluator.{name}={value} but evaluator.inner.{name}={getattr(inner, name)}; "
+                                  f"set evaluator.{name} (the inner one follows it)")
+        self.inner = inner
+        self.lrs = [float(lr) for lr in lrs]
+        self.select_on = select_on
+        self.dataset = dataset
+        self.holdout_per_class = holdout_per_class
+        self.holdout_seed = holdout_seed
+
+    def evaluate(self, distilled: Dataset, val: Any, student: nn.Module, teacher: nn.Module | None, *, lr: float,
+                 seed: int, trainer_kwargs: Mapping[str, Any], logger: Any = None,
+                 **settings: Any) -> dict[str, float]:
+        """The inner evaluator's metrics for the chosen learning rate, plus ``lr_search/*``; ``lr`` (the recipe's)
+        is not used: the search replaces it."""
+        initial = copy.deepcopy(student)  # every learning rate starts from the same weights
+
+        def train(rate: float, split: Any, log_to: Any) -> dict[str, float]:
+            return self.inner.evaluate(distilled, split, copy.deepcopy(initial), teacher, lr=rate, seed=seed,
+                                       trainer_kwargs=trainer_kwargs, logger=log_to, **settings)
+
+        selection_split = val
+        if self.select_on == "holdout":
+            selection_split = holdout_split(self.dataset.train(), self.holdout_per_class,
+                                            distilled_sources(distilled), self.holdout_seed)
+        scores: dict[float, dict[str, float]] = {}
+        for rate in self.lrs:
+            scores[rate] = train(rate, selection_split, None)
+            log.info("lr search: lr %g -> %s %.4f on the %s split", rate, SELECT_METRIC,
+                     scores[rate][SELECT_METRIC], self.select_on)
+        best = max(self.lrs, key=lambda rate: (scores[rate][SELECT_METRIC], -self.lrs.index(rate)))
+        results = scores[best] if self.select_on == "test" else train(best, val, logger)
+        extra = {f"lr_search/select_top1@{rate:g}": scores[rate][SELECT_METRIC] for rate in self.lrs}
+        extra["lr_search/lr"] = best
+        extra["lr_search/trainings"] = float(len(self.lrs) + (self.select_on == "holdout"))
+        extra["lr_search/train_seconds"] = sum(s["student/train_seconds"] for s in scores.values()) + (
+            results["student/train_seconds"] if self.select_on == "holdout" else 0.0)
+        return {**results, **extra}

@@ -1,0 +1,349 @@
+"""``python -m fgdd.export RUN_DIR OUT``: a run's distilled set with the teacher's soft labels, in a format any
+framework can read, and ``load_export`` to read it back.
+
+RDED's student never sees stored labels: the teacher labels every augmented batch online. What another framework
+can replay instead is the teacher's label of each image under N seeded augmentation rounds: round r is exactly the
+augmentation fgdd's student draws for each image in epoch r (same run seed, same sampler, same per-image draws),
+before CutMix, which mixes images of a batch and is left to the consumer (mix the labels by area, as CutMix does).
+
+Layout of OUT (written whole or not at all; an existing OUT is never touched)::
+
+    images/<class>/<NNNN>.<jpg|png>   the distilled images, byte copies, class folders in label order
+    images/distilled.json, manifest.jsonl   fgdd's own description of the set (classes, ipc, factor, patches)
+    soft_labels.pt                    torch.save of a dict of plain tensors (torch.load(..., weights_only=True))
+    export.json                       what every tensor holds, its shape and dtype, the classes, normalisation,
+                                      augmentation and the seeds
+
+``soft_labels.pt`` (R rounds, n images, k classes, f = the mosaic factor):
+
+- ``files`` (list of n str): image paths under images/, the order of every tensor's n axis
+- ``labels`` int64 (n,): hard labels
+- ``sample_seeds`` int64 (R, n): the seed of each image's torch.Generator in round r (fgdd's own draws)
+- ``col_strips`` / ``row_strips`` int8 (R, n, f): the order of the f vertical / horizontal strips (RDED's tile
+  shuffle; strip k covers pixels [k*s, (k+1)*s) with s = size // f, the last strip also the remainder);
+  identity when f = 1
+- ``crop_boxes`` int32 (R, n, 4): (top, left, height, width) of the crop in the strip-shuffled image
+- ``flips`` bool (R, n): horizontal flip after the crop
+- ``logits`` float32 (R, n, k): the teacher's logits on that input (``--labels logits``), or
+- ``topk_probs`` float16 (R, n, K) and ``topk_classes`` int16 (R, n, K): the K largest probabilities of
+  softmax(logits / T), T = the run's temperature, as fgdd's stored soft labels keep them (``--labels topk``)
+
+The input of image i in round r: uint8 -> [0, 1], columns then rows put in strip order, crop box, resized to
+input_size x input_size (bilinear, antialiased), flipped if asked, normalised with export.json's mean and std.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+FORMAT = "fgdd-soft-labels/1"
+LABELS = "soft_labels.pt"
+DESCRIPTION = "export.json"
+IMAGES = "images"
+
+
+def strip_pixel_order(size: int, factor: int, order: Tensor) -> Tensor:
+    """(size,) pixel indices along one axis with the ``factor`` strips laid out in ``order`` (factor,): strip k
+    covers [k*s, (k+1)*s), s = size // factor, and the last strip also the remainder."""
+    step = size // factor
+    edges = [k * step for k in range(factor)] + [size]
+    return torch.cat([torch.arange(edges[k], edges[k + 1]) for k in order.tolist()])
+
+
+def strip_order(pixel_order: Tensor, size: int, factor: int) -> Tensor:
+    """(factor,) the strip order behind a pixel order (the inverse of ``strip_pixel_order``): each pixel's strip,
+    consecutive repeats collapsed (every strip appears once, as one run)."""
+    strip = (pixel_order // (size // factor)).clamp(max=factor - 1)  # (size,)
+    return torch.unique_consecutive(strip)
+
+
+@dataclass
+class Augmentations:
+    sample_seeds: Tensor  # (R, n) int64
+    col_strips: Tensor  # (R, n, f) int8
+    row_strips: Tensor  # (R, n, f) int8
+    crop_boxes: Tensor  # (R, n, 4) int32
+    flips: Tensor  # (R, n) bool
+
+
+def draw_rounds(images: list[Tensor], seed: int, rounds: int, input_size: int, factor: int,
+                mean: Sequence[float], std: Sequence[float]) -> Augmentations:
+    """The augmentation of every image in fgdd's student epochs 0..rounds-1 for run ``seed``."""
+    from fgdd.evaluation.augment import StudentTrainTransform
+    from fgdd.evaluation.loaders import SeededEpochSampler
+    from fgdd.utils.seeding import derive_seed
+
+    n = len(images)
+    transform = StudentTrainTransform(input_size, factor, mean, std)
+    sampler = SeededEpochSampler(n, derive_seed(seed, "student-data"))  # the evaluator's sampler, same seed
+    seeds = torch.zeros(rounds, n, dtype=torch.int64)
+    cols = torch.zeros(rounds, n, factor, dtype=torch.int8)
+    rows = torch.zeros(rounds, n, factor, dtype=torch.int8)
+    boxes = torch.zeros(rounds, n, 4, dtype=torch.int32)
+    flips = torch.zeros(rounds, n, dtype=torch.bool)
+    for r in range(rounds):
+        sampler.epoch = r
+        for index, sample_seed in sampler:
+            _, h, w = images[index].shape
+            params = transform.draw(h, w, torch.Generator().manual_seed(sample_seed))
+            seeds[r, index] = sample_seed
+            cols[r, index] = strip_order(params["cols"], w, factor)
+            rows[r, index] = strip_order(params["rows"], h, factor)
+            boxes[r, index] = params["box"].to(torch.int32)
+            flips[r, index] = bool(params["flip"])
+    return Augmentations(seeds, cols, rows, boxes, flips)
+
+
+def augmented_input(image: Tensor, cols: Tensor, rows: Tensor, box: Sequence[int], flip: bool, input_size: int,
+                    mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """(3, h, w) uint8 -> (3, input_size, input_size) normalised: the documented recipe, from the stored params."""
+    _, h, w = image.shape
+    factor = len(cols)
+    x = image.float().div(255)
+    if factor > 1:
+        x = x[:, :, strip_pixel_order(w, factor, cols.long())][:, strip_pixel_order(h, factor, rows.long()), :]
+    top, left, height, width = (int(v) for v in box)
+    x = F.interpolate(x[None, :, top: top + height, left: left + width], size=(input_size, input_size),
+                      mode="bilinear", align_corners=False, antialias=True)[0]
+    if flip:
+        x = x.flip(-1)
+    m = torch.tensor(list(mean)).view(3, 1, 1)
+    s = torch.tensor(list(std)).view(3, 1, 1)
+    return (x - m) / s
+
+
+@torch.inference_mode()
+def teacher_logits(teacher: nn.Module, images: list[Tensor], aug: Augmentations, input_size: int,
+                   mean: Sequence[float], std: Sequence[float], device: torch.device, batch_size: int = 256) -> Tensor:
+    """(R, n, k) float32: the teacher (eval mode) on every image of every round."""
+    teacher.eval()
+    rounds, n = aug.sample_seeds.shape
+    out: list[Tensor] = []
+    for r in range(rounds):
+        inputs = torch.stack([augmented_input(images[i], aug.col_strips[r, i], aug.row_strips[r, i],
+                                              aug.crop_boxes[r, i].tolist(), bool(aug.flips[r, i]), input_size,
+                                              mean, std) for i in range(n)])  # (n, 3, s, s)
+        out.append(torch.cat([teacher(chunk.to(device)).float().cpu() for chunk in inputs.split(batch_size)]))
+    return torch.stack(out)  # (R, n, k)
+
+
+def topk_probabilities(logits: Tensor, temperature: float, k: int) -> tuple[Tensor, Tensor]:
+    """fgdd's stored-label form: the k largest of softmax(logits / T), fp16, and their classes, int16."""
+    probs = F.softmax(logits.float() / temperature, dim=-1)
+    values, classes = probs.topk(min(k, logits.shape[-1]), dim=-1)
+    return values.half(), classes.to(torch.int16)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_run(run_dir: str | Path, out: str | Path, *, rounds: int, labels: str = "logits", topk: int = 10,
+               device: str = "cpu", batch_size: int = 256) -> Path:
+    """Write ``out`` from a finished run folder; returns ``out``. The teacher is the run's (loaded, or read from
+    the cache of trained teachers)."""
+    from omegaconf import OmegaConf
+    from hydra.utils import instantiate
+
+    from fgdd.errors import ConfigError, FgddError
+    from fgdd.evaluation.augment import pil_to_uint8
+    from fgdd.run import obtain_teacher
+    from fgdd.selection.distilled_set import DistilledSet
+    from fgdd.utils.device import resolve_device
+
+    run_dir, out = Path(run_dir), Path(out)
+    if rounds < 1:
+        raise ConfigError(f"--rounds must be >= 1, got {rounds}")
+    if labels not in ("logits", "topk"):
+        raise ConfigError(f"--labels must be logits or topk, got {labels!r}")
+    if out.exists():
+        raise FgddError(f"{out} already exists; fgdd.export never overwrites (choose another folder)")
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / "distilled").is_dir():
+        raise FgddError(f"{run_dir} is not a fgdd run folder with a distilled set (config.yaml, distilled/)")
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    dataset = instantiate(cfg.dataset, _convert_="all")
+    distilled = DistilledSet(run_dir / "distilled", classes=dataset.classes)
+    where = resolve_device(device)
+    teacher, _ = obtain_teacher(cfg, dataset, where, OmegaConf.to_container(cfg.trainer, resolve=True))
+    images = [pil_to_uint8(distilled[i][0]) for i in range(len(distilled))]
+    evaluator = cfg.get("evaluator") or {}
+    temperature = float((evaluator.get("inner") or evaluator).get("temperature", 20.0))
+    aug = draw_rounds(images, int(cfg.seed), rounds, dataset.input_size, distilled.factor, dataset.mean, dataset.std)
+    logits = teacher_logits(teacher, images, aug, dataset.input_size, dataset.mean, dataset.std, where, batch_size)
+    tensors: dict[str, Any] = {
+        "format": FORMAT,
+        "files": [path.relative_to(distilled.root).as_posix() for path, _ in distilled.samples],
+        "labels": torch.tensor(distilled.targets, dtype=torch.int64),
+        "sample_seeds": aug.sample_seeds, "col_strips": aug.col_strips, "row_strips": aug.row_strips,
+        "crop_boxes": aug.crop_boxes, "flips": aug.flips,
+    }
+    if labels == "logits":
+        tensors["logits"] = logits
+    else:
+        tensors["topk_probs"], tensors["topk_classes"] = topk_probabilities(logits, temperature, topk)
+    teacher_cfg = OmegaConf.to_container(cfg.teacher, resolve=True)
+    description = {
+        "format": FORMAT,
+        "source_run": str(run_dir.resolve()),
+        "dataset": dataset.name,
+        "classes": list(dataset.classes),
+        "num_images": len(images),
+        "ipc": distilled.ipc,
+        "factor": distilled.factor,
+        "input_size": dataset.input_size,
+        "normalisation": {"mean": list(dataset.mean), "std": list(dataset.std), "scale": "pixels / 255 first"},
+        "rounds": rounds,
+        "labels": labels,
+        "temperature": temperature,  # the run's KL temperature (RDED: 20); apply it to the logits yourself
+        "topk": topk if labels == "topk" else None,
+        "seeds": {
+            "run_seed": int(cfg.seed),
+            "rule": "round r = fgdd student epoch r: sampler seed derive_seed(run_seed, 'student-data'); image i's "
+                    "draws from torch.Generator().manual_seed(sample_seeds[r, i]) in the order column strips, row "
+                    "strips (f > 1 only), crop box (RandomResizedCrop, scale (1/f, 1), ratio (3/4, 4/3)), flip (p 0.5)",
+        },
+        "augmentation": "uint8 -> [0, 1]; columns, then rows, put in strip order; crop (top, left, height, width); "
+                        "resize to input_size (bilinear, antialias); horizontal flip; normalise (mean, std). "
+                        "CutMix, which RDED applies on top, is not in the labels",
+        "teacher": {"arch": teacher_cfg.get("arch", {}).get("name"), "checkpoint": teacher_cfg.get("checkpoint")},
+        "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")}
+                    for k, v in tensors.items() if isinstance(v, Tensor)},
+    }
+    return _write(out, distilled.root, tensors, description)
+
+
+def _write(out: Path, images_from: Path, tensors: dict[str, Any], description: dict[str, Any]) -> Path:
+    from fgdd.utils.io import fsync_dir
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        shutil.copytree(images_from, staging / IMAGES)
+        torch.save(tensors, staging / LABELS)
+        description["soft_labels_sha256"] = _sha256(staging / LABELS)
+        (staging / DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
+        fsync_dir(staging)
+        os.rename(staging, out)  # fails rather than replaces if out appeared meanwhile
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # only our own staging folder
+        raise
+    return out
+
+
+@dataclass
+class ExportedSet:
+    root: Path
+    description: dict[str, Any]
+    tensors: dict[str, Any]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.description["classes"])
+
+    def distilled(self) -> Any:
+        """The images as fgdd's DistilledSet ((PIL image, label) pairs), for fgdd's evaluators."""
+        from fgdd.selection.distilled_set import DistilledSet
+
+        return DistilledSet(self.root / IMAGES, classes=self.classes)
+
+    def images(self) -> list[Tensor]:
+        """(3, h, w) uint8 per image, in the order of the tensors' n axis, decoded by PIL as fgdd decodes them
+        for its teacher (another JPEG decoder may differ by a grey level in a few pixels)."""
+        from PIL import Image
+        from torchvision.transforms.functional import pil_to_tensor
+
+        decoded = []
+        for name in self.tensors["files"]:
+            with Image.open(self.root / IMAGES / name) as image:
+                decoded.append(pil_to_tensor(image.convert("RGB")))
+        return decoded
+
+    def inputs(self, r: int, images: list[Tensor] | None = None) -> Tensor:
+        """(n, 3, s, s): round r's augmented, normalised inputs, rebuilt from the stored parameters."""
+        images = images if images is not None else self.images()
+        d, t = self.description, self.tensors
+        return torch.stack([augmented_input(img, t["col_strips"][r, i], t["row_strips"][r, i],
+                                            t["crop_boxes"][r, i].tolist(), bool(t["flips"][r, i]), d["input_size"],
+                                            d["normalisation"]["mean"], d["normalisation"]["std"])
+                            for i, img in enumerate(images)])
+
+    def targets(self, r: int, temperature: float | None = None) -> Tensor:
+        """(n, k) probabilities of round r: softmax(logits / T) (T: the run's unless given), or the stored top-k
+        with the rest of the mass spread evenly over the other classes (FKD's rule, as fgdd's stored labels)."""
+        k = len(self.classes)
+        if "logits" in self.tensors:
+            t = temperature if temperature is not None else self.description["temperature"]
+            return F.softmax(self.tensors["logits"][r].float() / t, dim=-1)
+        values = self.tensors["topk_probs"][r].float()
+        classes = self.tensors["topk_classes"][r].long()
+        rest = k - values.shape[1]
+        fill = (1.0 - values.sum(1, keepdim=True)).clamp(min=0.0) / rest if rest else values.new_zeros(len(values), 1)
+        return fill.expand(len(values), k).clone().scatter_(1, classes, values)
+
+
+def load_export(path: str | Path) -> ExportedSet:
+    """Read an export back; its soft labels' checksum and every tensor's shape are checked against export.json."""
+    from fgdd.errors import FgddError
+
+    root = Path(path)
+    if not (root / DESCRIPTION).is_file() or not (root / LABELS).is_file():
+        raise FgddError(f"{root} is not a fgdd export (needs {DESCRIPTION} and {LABELS}); write one with "
+                        "python -m fgdd.export RUN_DIR OUT")
+    description = json.loads((root / DESCRIPTION).read_text())
+    if description.get("format") != FORMAT:
+        raise FgddError(f"{root}: format {description.get('format')!r}, this fgdd reads {FORMAT!r}")
+    if _sha256(root / LABELS) != description["soft_labels_sha256"]:
+        raise FgddError(f"{root / LABELS} does not match the checksum in {DESCRIPTION}: the file changed or is "
+                        "truncated; export again")
+    tensors = torch.load(root / LABELS, weights_only=True)
+    for name, spec in description["tensors"].items():
+        if list(tensors[name].shape) != spec["shape"]:
+            raise FgddError(f"{root}: tensor {name} has shape {list(tensors[name].shape)}, export.json says "
+                            f"{spec['shape']}")
+    return ExportedSet(root, description, tensors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fgdd.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path, help="a finished fgdd run folder (config.yaml, distilled/)")
+    parser.add_argument("out", type=Path, help="the export folder to create (must not exist)")
+    parser.add_argument("--rounds", type=int, default=300, help="augmentation rounds labelled (default: RDED's 300 "
+                                                                "epochs)")
+    parser.add_argument("--labels", choices=("logits", "topk"), default="logits",
+                        help="full float32 logits, or fgdd's stored form: top-k fp16 probabilities at the run's T")
+    parser.add_argument("--topk", type=int, default=10, help="classes kept per label with --labels topk")
+    parser.add_argument("--device", default="cpu", help="where the teacher runs: cpu, cuda, cuda:N, auto")
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args(argv)
+    from fgdd.errors import FgddError
+
+    try:
+        out = export_run(args.run_dir, args.out, rounds=args.rounds, labels=args.labels, topk=args.topk,
+                         device=args.device, batch_size=args.batch_size)
+    except FgddError as error:
+        print(f"fgdd.export: error: {error}", file=sys.stderr)
+        return 2
+    print(f"exported {args.run_dir} -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
