@@ -18,7 +18,7 @@ from fgdd.evaluation import SoftLabelEvaluator
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CPU = {"accelerator": "cpu", "devices": 1, "deterministic": True, "enable_progress_bar": False}
 KEYS = {"student/top1_final", "student/top5_final", "student/top1_best_tail", "student/train_seconds",
-        "student/epochs", "cost/soft_label_bytes"}
+        "student/epochs", "cost/soft_label_bytes", "student/bf16"}
 
 
 def colour_images(per_class: int, size: int, seed: int) -> list[tuple[Image.Image, int]]:
@@ -192,10 +192,10 @@ def test_device_augmentation_trains_the_same_student() -> None:
     # the device path draws the same per-sample choices and applies them to whole batches: on the CPU the batches,
     # and so the trained weights, are identical to the per-image loader path
     students = [tiny_student(), tiny_student(), tiny_student()]
-    run(SoftLabelEvaluator(epochs=2, batch_size=4), ColourTeacher(), student=students[0])
-    run(SoftLabelEvaluator(epochs=2, batch_size=4, augment_on_device=True), ColourTeacher(), student=students[1])
-    run(SoftLabelEvaluator(epochs=2, batch_size=4, augment_on_device=True, num_workers=2), ColourTeacher(),
-        student=students[2])
+    loader = {"epochs": 2, "batch_size": 4, "pipeline": "loader"}
+    run(SoftLabelEvaluator(**loader), ColourTeacher(), student=students[0])
+    run(SoftLabelEvaluator(**loader, augment_on_device=True), ColourTeacher(), student=students[1])
+    run(SoftLabelEvaluator(**loader, augment_on_device=True, num_workers=2), ColourTeacher(), student=students[2])
     reference = students[0].state_dict()
     for other in students[1:]:
         assert all(torch.equal(v, other.state_dict()[k]) for k, v in reference.items())
@@ -260,7 +260,7 @@ def test_stored_soft_label_settings_are_checked() -> None:
 def test_device_augmentation_needs_one_image_size() -> None:
     items = colour_images(2, 16, 0) + [(colour_images(1, 20, 0)[0][0], 1)]
     with pytest.raises(ConfigError, match="augment_on_device"):
-        SoftLabelEvaluator(epochs=1, augment_on_device=True).evaluate(
+        SoftLabelEvaluator(epochs=1, pipeline="loader", augment_on_device=True).evaluate(
             ListDataset(items), FakeSplit(colour_images(1, 16, 0)), tiny_student(), ColourTeacher(), lr=1e-3, ipc=1,
             num_classes=2, factor=1, input_size=16, mean=MEAN, std=STD, seed=0, trainer_kwargs=CPU,
         )
