@@ -205,11 +205,12 @@ def _resize_weights(start: Tensor, length: Tensor, size: int, out: int) -> Tenso
     """(n, out, size) weights of an antialiased bilinear resize (torch's ``antialias=True`` kernel: a triangle filter
     widened by the scale when shrinking, renormalised at the borders) of the span [start, start + length) of an axis
     of ``size`` pixels to ``out`` pixels. Upsampling reduces to plain bilinear with clamped borders."""
+    device = start.device
     start, length = start.double()[:, None, None], length.double()[:, None, None]  # (n, 1, 1)
     scale = length / out
     support = scale.clamp(min=1.0)  # the filter's half-width in input pixels
-    centre = start + (torch.arange(out, dtype=torch.float64)[None, :, None] + 0.5) * scale  # (n, out, 1)
-    pixel = torch.arange(size, dtype=torch.float64)[None, None, :] + 0.5  # (1, 1, size) pixel centres
+    centre = start + (torch.arange(out, dtype=torch.float64, device=device)[None, :, None] + 0.5) * scale  # (n, out, 1)
+    pixel = torch.arange(size, dtype=torch.float64, device=device)[None, None, :] + 0.5  # (1, 1, size) pixel centres
     weight = (1.0 - (pixel - centre).abs() / support).clamp(min=0.0)  # (n, out, size)
     inside = (pixel >= start) & (pixel < start + length)  # only pixels of the crop contribute
     weight = weight * inside
@@ -247,8 +248,9 @@ class BatchAugment:
         # (n, out, size): output pixel <- source pixel of the original (unshuffled) image along one axis
         weights = _resize_weights(start, length, size, self.input_size)  # over the strip-shuffled axis
         if self.factor > 1:  # shuffled position p shows source pixel order[p]; move each weight column there
-            perms, which = strips.unique(dim=0, return_inverse=True)  # at most factor! distinct strip orders
+            perms, which = strips.cpu().unique(dim=0, return_inverse=True)  # at most factor! distinct strip orders
             order = torch.stack([_strip_order(size, self.factor, perm) for perm in perms])[which]  # (n, size)
+            order = order.to(weights.device)
             weights = torch.zeros_like(weights).scatter_(2, order[:, None, :].expand_as(weights), weights)
         if flip is not None:
             weights = torch.where(flip[:, None, None], weights.flip(1), weights)
@@ -259,9 +261,9 @@ class BatchAugment:
         ``params`` from ``draw`` (leading n) -> (n, c, input, input) normalised float32."""
         device = pixels.device
         _, c, h, w = pixels.shape
-        box = params["box"].cpu()
-        a_y = self._axis(h, params["rows"].cpu(), box[:, 0], box[:, 2], None).to(device)  # (n, S, h)
-        a_x = self._axis(w, params["cols"].cpu(), box[:, 1], box[:, 3], params["flip"].cpu()).to(device)  # (n, S, w)
+        box, flip = params["box"].to(device), params["flip"].to(device)  # the matrices are built where the pixels are
+        a_y = self._axis(h, params["rows"], box[:, 0], box[:, 2], None)  # (n, S, h)
+        a_x = self._axis(w, params["cols"], box[:, 1], box[:, 3], flip)  # (n, S, w)
         # 1/255 and the normalisation folded in: ((x / 255) - mean) / std = x * (1 / (255 std)) - mean / std
         std = torch.tensor(self.std, device=device).view(1, c, 1, 1)
         mean = torch.tensor(self.mean, device=device).view(1, c, 1, 1)

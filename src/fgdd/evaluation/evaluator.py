@@ -90,6 +90,7 @@ class SoftLabelEvaluator:
         pipeline: str = "batched",  # batched: set on the device, vectorised draws, no workers; loader: per sample
         precision: str = "auto",  # auto | fp32 | bf16 (autocast of the student's and teacher's forward passes)
         extra_student_forward: bool = False,  # RDED's code: one more no-grad student forward per step
+        compile: str | None = None,  # torch.compile mode of the forward passes (GPU option); None: eager
     ) -> None:
         if epochs < 1 or eval_every < 1 or val_batch_size < 1 or num_workers < 0:
             raise ConfigError(
@@ -109,6 +110,8 @@ class SoftLabelEvaluator:
                               "augments where the pixels are); set one of them")
         if precision not in PRECISIONS:
             raise ConfigError(f"evaluator.precision must be one of {PRECISIONS}, got {precision!r}")
+        if compile not in (None, "default", "reduce-overhead", "max-autotune"):
+            raise ConfigError(f"evaluator.compile must be null, default, reduce-overhead or max-autotune, got {compile!r}")
         if soft_labels not in ("online", "stored"):
             raise ConfigError(f"evaluator.soft_labels must be 'online' or 'stored', got {soft_labels!r}")
         if soft_labels == "stored" and hard_labels:
@@ -136,6 +139,7 @@ class SoftLabelEvaluator:
         self.pipeline = pipeline
         self.precision = precision
         self.extra_student_forward = extra_student_forward
+        self.compile = compile
 
     def evaluate(
         self,
@@ -221,6 +225,7 @@ class SoftLabelEvaluator:
             channels_last=self.channels_last,
             precision=self.precision,
             extra_student_forward=self.extra_student_forward,
+            compile_mode=self.compile,
             mean=mean,
             std=std,
         )

@@ -116,6 +116,7 @@ class SoftLabelStudent(L.LightningModule):
         extra_student_forward: bool = False,  # RDED's code: one more no-grad student forward (train mode) per step
         mean: Sequence[float] | None = None,  # validation batches arrive as uint8 and are normalised here
         std: Sequence[float] | None = None,
+        compile_mode: str | None = None,  # torch.compile mode for student and teacher forwards (None: eager)
     ) -> None:
         super().__init__()
         if (device_augment is None) != (pixels is None):
@@ -154,6 +155,12 @@ class SoftLabelStudent(L.LightningModule):
         self.extra_student_forward = extra_student_forward
         self.mean = list(mean) if mean is not None else None
         self.std = list(std) if std is not None else None
+        self.compile_mode = compile_mode
+        # the callables the steps run: the modules themselves, or torch.compile wrappers sharing their parameters
+        # (kept in a plain dict so that the wrappers are not registered as submodules twice in the state dict)
+        self._forward: dict[str, nn.Module] = {"student": self.student}
+        if teacher is not None:
+            self._forward["teacher"] = teacher
         self.save_hyperparameters(ignore=["student", "teacher", "soft_label_store", "device_augment", "pixels"])
         self.val_history: list[dict[str, float]] = []  # one entry per validation: epoch, top1, top5 (fractions)
         self._mix_generator: torch.Generator | None = None
@@ -175,6 +182,9 @@ class SoftLabelStudent(L.LightningModule):
         self._mix_generator = generator(self.seed, "student-cutmix", self.global_rank)
         self.bf16 = use_bf16(self.precision, self.device)
         self.hparams["bf16"] = self.bf16  # what `precision` resolved to here, for the logger's hparams
+        if self.compile_mode is not None:
+            self._forward = {name: torch.compile(module, mode=self.compile_mode)
+                             for name, module in self._forward.items()}
         if self._pixels is not None:
             self._pixels = self._pixels.to(self.device)
         if self.soft_label_store is not None and self.trainer.world_size > 1:
@@ -207,12 +217,12 @@ class SoftLabelStudent(L.LightningModule):
                 perm, box = torch.arange(n), (0, 0, 0, 0)
             images = apply_cutmix(images, perm, box)
             with torch.no_grad():
-                teacher_logits = self.teacher(images)  # (n, k): the only teacher forwards of the run
+                teacher_logits = self._forward["teacher"](images)  # (n, k): the only teacher forwards
             targets = store.record(self.current_epoch, batch_idx, labels, perm, box, teacher_logits)
         else:
             perm, box, targets = store.replay(self.current_epoch, batch_idx, labels)
             images = apply_cutmix(images, perm, box)
-        return soft_target_kl(self.student(images), targets.to(images.device), self.temperature)
+        return soft_target_kl(self._forward["student"](images), targets.to(images.device), self.temperature)
 
     def _layout(self, images: Tensor) -> Tensor:
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
@@ -235,14 +245,14 @@ class SoftLabelStudent(L.LightningModule):
                     # RDED's loop runs the student on the batch without gradients (in train mode) before the
                     # teacher labels it: batch-norm running statistics move twice per step. Off by default.
                     with torch.no_grad():
-                        self.student(images)
-                logits = self.student(images)  # (n, k)
+                        self._forward["student"](images)
+                logits = self._forward["student"](images)  # (n, k)
                 if self.hard_labels:
                     loss = mixed_label_ce(logits, labels, perm, lam)
                 else:
                     assert self.teacher is not None
                     with torch.no_grad():
-                        teacher_logits = self.teacher(images)  # (n, k), computed online on the mixed batch
+                        teacher_logits = self._forward["teacher"](images)  # (n, k), online on the mixed batch
                     loss = soft_label_kl(logits, teacher_logits, self.temperature)
         self.log("student/train_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=len(labels), sync_dist=True)
@@ -260,7 +270,7 @@ class SoftLabelStudent(L.LightningModule):
             raise ConfigError("validation needs the dataset's mean and std (SoftLabelStudent(mean=..., std=...))")
         images = self._layout(normalise(images, self.mean, self.std))
         with self._autocast():
-            logits = self.student(images)  # (n, k)
+            logits = self._forward["student"](images)  # (n, k)
         k = min(5, logits.shape[1])
         hits = logits.topk(k, dim=1).indices.eq(labels[:, None])  # (n, k)
         assert self._val_counts is not None
