@@ -66,8 +66,13 @@ from fgdd.models.convnet import ConvNet  # noqa: E402
 
 MEAN, STD = tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
 TEMPERATURE = 20.0
-# (input px, ConvNet depth, factor, ipc, classes, batch)
-CASES = {32: (32, 3, 1, 10, 10, 50), 64: (64, 4, 2, 10, 10, 50)}
+# (input px, ConvNet depth, factor, ipc, classes, batch); 128: RDED's ImageNette/ImageWoof protocol (for GPUs)
+CASES = {32: (32, 3, 1, 10, 10, 50), 64: (64, 4, 2, 10, 10, 50), 128: (128, 5, 2, 10, 10, 50)}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -122,7 +127,8 @@ class ReferenceLoop:
 
     def __init__(self, images: list[Image.Image], labels: list[int], val: Any, student: nn.Module,
                  teacher: nn.Module, *, input_size: int, factor: int, batch_size: int, epochs: int,
-                 lr: float = 1e-3, workers: int = 4) -> None:
+                 lr: float = 1e-3, workers: int = 4, device: torch.device = torch.device("cpu")) -> None:
+        self.device = device
         train_transform = T.Compose([
             T.ToTensor(), StripShuffle(factor), T.RandomResizedCrop(input_size, scale=(1.0 / factor, 1.0)),
             T.RandomHorizontalFlip(), T.Normalize(MEAN, STD),
@@ -132,7 +138,7 @@ class ReferenceLoop:
                                  num_workers=workers)
         self.val_loader = DataLoader(val.with_transform(eval_transform(input_size, MEAN, STD)), batch_size=256,
                                      num_workers=workers)
-        self.student, self.teacher = student, teacher.eval()
+        self.student, self.teacher = student.to(device), teacher.to(device).eval()
         self.epochs = epochs
         self.optimizer = torch.optim.AdamW(param_groups(student, 0.01), lr=lr, betas=(0.9, 0.999))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: rded_lr_factor(e, epochs))
@@ -142,7 +148,7 @@ class ReferenceLoop:
     def train_epoch(self) -> None:
         self.student.train()
         for images, _ in self.loader:
-            images = cutmix_batch(images)
+            images = cutmix_batch(images.to(self.device, non_blocking=True))
             with torch.no_grad():
                 self.student(images)  # RDED's extra forward: batch-norm statistics move twice per step
                 soft = self.teacher(images)
@@ -159,16 +165,18 @@ class ReferenceLoop:
         self.student.eval()
         correct = total = 0
         for images, labels in self.val_loader:
-            correct += int((self.student(images).argmax(1) == labels).sum())
+            correct += int((self.student(images.to(self.device)).argmax(1).cpu() == labels).sum())
             total += len(labels)
         return correct / total
 
     def run(self) -> None:
         for epoch in range(self.epochs):
+            sync(self.device)
             self.epoch_starts.append(time.perf_counter())
             self.train_epoch()
             if (epoch + 1) % 10 == 0 and epoch > 0.8 * self.epochs or epoch == self.epochs - 1:
                 self.val_top1.append(self.validate())
+        sync(self.device)
         self.epoch_starts.append(time.perf_counter())
 
 
@@ -257,24 +265,31 @@ def steady_epochs(starts: Sequence[float]) -> list[float]:
 class EpochStarts:
     """Lightning callback: the wall clock at each training epoch's start (and at the end of fit)."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
         self.starts: list[float] = []
 
     def on_train_epoch_start(self, trainer: Any, module: Any) -> None:
+        sync(self.device)
         self.starts.append(time.perf_counter())
 
     def on_fit_end(self, trainer: Any, module: Any) -> None:
+        sync(self.device)
         self.starts.append(time.perf_counter())
 
 
 def fgdd_run(items: list[tuple[Image.Image, int]], val: Any, teacher: nn.Module, *, size: int, depth: int,
-             factor: int, ipc: int, classes: int, batch: int, epochs: int, **options: Any) -> list[float]:
+             factor: int, ipc: int, classes: int, batch: int, epochs: int, device: torch.device,
+             **options: Any) -> list[float]:
     import lightning as L
 
     class Timer(EpochStarts, L.Callback):
         pass
 
-    timer = Timer()
+    timer = Timer(device)
+    teacher = teacher.to(device)
+    accelerator = {"accelerator": "gpu", "devices": [device.index or 0]} if device.type == "cuda" else \
+        {"accelerator": "cpu", "devices": 1}
     torch.manual_seed(6)
     student = ConvNet(classes, size, depth)
     evaluator = SoftLabelEvaluator(epochs=epochs, batch_size=batch, **options)
@@ -282,35 +297,36 @@ def fgdd_run(items: list[tuple[Image.Image, int]], val: Any, teacher: nn.Module,
         warnings.simplefilter("ignore")
         evaluator.evaluate(items, val, student, teacher, lr=1e-3, ipc=ipc, num_classes=classes, factor=factor,
                            input_size=size, mean=MEAN, std=STD, seed=0,
-                           trainer_kwargs={"accelerator": "cpu", "devices": 1, "enable_progress_bar": False,
-                                           "deterministic": True, "callbacks": [timer]})
+                           trainer_kwargs={**accelerator, "enable_progress_bar": False,
+                                           "deterministic": device.type == "cpu", "callbacks": [timer]})
     return steady_epochs(timer.starts)
 
 
 def reference_run(images: list[Image.Image], labels: list[int], val: Any, teacher: nn.Module, *, size: int,
-                  depth: int, factor: int, batch: int, epochs: int, classes: int) -> list[float]:
+                  depth: int, factor: int, batch: int, epochs: int, classes: int, device: torch.device) -> list[float]:
     torch.manual_seed(6)
     loop = ReferenceLoop(images, labels, val, ConvNet(classes, size, depth), teacher, input_size=size, factor=factor,
-                         batch_size=batch, epochs=epochs)
+                         batch_size=batch, epochs=epochs, device=device)
     loop.run()
     return steady_epochs(loop.epoch_starts)
 
 
-def raw_step_rates(size: int, depth: int, classes: int, batch: int, repeats: int) -> dict[str, float]:
+def raw_step_rates(size: int, depth: int, classes: int, batch: int, repeats: int,
+                   device: torch.device) -> dict[str, float]:
     """Images/s of one training step on synthetic tensors: student forward + backward + AdamW, teacher forward."""
     torch.manual_seed(0)
-    x = torch.randn(batch, 3, size, size)
+    x = torch.randn(batch, 3, size, size, device=device)
     rates = {}
     for name, channels_last, bf16 in (("fp32", False, False), ("channels_last", True, False), ("bf16", False, True),
                                       ("bf16 + channels_last", True, True)):
         fmt = torch.channels_last if channels_last else torch.contiguous_format
-        student = ConvNet(classes, size, depth).to(memory_format=fmt)
-        teacher = ConvNet(classes, size, depth).eval().to(memory_format=fmt)
+        student = ConvNet(classes, size, depth).to(device, memory_format=fmt)
+        teacher = ConvNet(classes, size, depth).eval().to(device, memory_format=fmt)
         optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3)
         batch_in = x.contiguous(memory_format=fmt)
 
         def step() -> None:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 with torch.no_grad():
                     soft = teacher(batch_in)
                 out = student(batch_in)
@@ -324,38 +340,43 @@ def raw_step_rates(size: int, depth: int, classes: int, batch: int, repeats: int
             step()  # warm-up (oneDNN primitive caches)
         times = []
         for _ in range(max(repeats, 5)):
+            sync(device)
             start = time.perf_counter()
             step()
+            sync(device)
             times.append(time.perf_counter() - start)
         rates[name] = batch / statistics.median(times)
     return rates
 
 
-def validation_rates(val: Any, size: int, depth: int, classes: int, repeats: int) -> dict[str, float]:
+def validation_rates(val: Any, size: int, depth: int, classes: int, repeats: int,
+                     device: torch.device) -> dict[str, float]:
     """Images/s of one validation pass: the reference (decode + transform per image in 4 workers, fp32) against
     fgdd's (the decoded tensor, normalised per batch, channels_last, bf16 where native), plus the one decode."""
     from fgdd.evaluation.eval_images import normalise
 
     torch.manual_seed(6)
-    student = ConvNet(classes, size, depth).eval()
+    student = ConvNet(classes, size, depth).eval().to(device)
     reference_loader = DataLoader(val.with_transform(eval_transform(size, MEAN, STD)), batch_size=256, num_workers=4)
-    bf16 = native_bf16(torch.device("cpu"))
-    fast = ConvNet(classes, size, depth).eval().to(memory_format=torch.channels_last)
+    bf16 = native_bf16(device)
+    fast = ConvNet(classes, size, depth).eval().to(device, memory_format=torch.channels_last)
     times: dict[str, list[float]] = {"reference": [], "fgdd": [], "decode once": []}
     decoded: EvalImages | None = None
     for _ in range(repeats):
         start = time.perf_counter()
         with torch.no_grad():
             for images, _ in reference_loader:
-                student(images)
+                student(images.to(device))
+        sync(device)
         times["reference"].append(time.perf_counter() - start)
         start = time.perf_counter()
         decoded = decode_eval_images(val, size)
         times["decode once"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             for pixels, _ in decoded.batches(256):
-                fast(normalise(pixels, MEAN, STD).contiguous(memory_format=torch.channels_last))
+                fast(normalise(pixels.to(device), MEAN, STD).contiguous(memory_format=torch.channels_last))
+        sync(device)
         times["fgdd"].append(time.perf_counter() - start)
     return {name: len(val) / statistics.median(t) for name, t in times.items()}
 
@@ -368,13 +389,23 @@ def bench_case(key: int, args: argparse.Namespace, out: dict[str, Any]) -> None:
     items = list(zip(images, labels))
     tiny_val = decode_eval_images(PILSplit(images[:classes], labels[:classes]), size)  # fgdd's last-epoch val: tiny
     n = len(images)
-    common = dict(size=size, depth=depth, factor=factor, batch=batch, epochs=args.epochs)
+    device = torch.device(args.device)
+    common = dict(size=size, depth=depth, factor=factor, batch=batch, epochs=args.epochs, device=device)
     variants: dict[str, Callable[[], list[float]]] = {
         "reference (RDED's loop)": lambda: reference_run(images, labels, tiny_val_split(images, labels, classes),
                                                          teacher, classes=classes, **common),
         "fgdd default": lambda: fgdd_run(items, tiny_val, teacher, ipc=ipc, classes=classes, **common),
     }
-    if not args.quick:
+    if not args.quick and device.type == "cuda":
+        levers = {
+            "fgdd, precision=fp32": dict(precision="fp32"),
+            "fgdd, compile=default": dict(compile="default"),
+            "fgdd, compile=reduce-overhead (CUDA graphs)": dict(compile="reduce-overhead"),
+        }
+        for name, options in levers.items():
+            variants[name] = lambda options=options: fgdd_run(items, tiny_val, teacher, ipc=ipc, classes=classes,
+                                                              **common, **options)
+    elif not args.quick:
         levers = {
             "fgdd, precision=fp32": dict(precision="fp32"),
             "fgdd, precision=fp32, channels_last=false": dict(precision="fp32", channels_last=False),
@@ -398,8 +429,8 @@ def bench_case(key: int, args: argparse.Namespace, out: dict[str, Any]) -> None:
         "case": label, "images_per_epoch": n, "loops": {name: {"images_per_s": rate, "ratio": rate / reference,
                                                                "epoch_seconds": times[name]}
                                                         for name, rate in rates.items()},
-        "raw_step": raw_step_rates(size, depth, classes, batch, args.repeats),
-        "validation": validation_rates(val, size, depth, classes, 1 if args.quick else min(args.repeats, 3)),
+        "raw_step": raw_step_rates(size, depth, classes, batch, args.repeats, device),
+        "validation": validation_rates(val, size, depth, classes, 1 if args.quick else min(args.repeats, 3), device),
         "val_images": len(val),
     })
 
@@ -428,7 +459,8 @@ def markdown(out: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--case", type=int, nargs="*", choices=sorted(CASES), default=sorted(CASES))
+    parser.add_argument("--case", type=int, nargs="*", choices=sorted(CASES), default=[32, 64])
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=6, help="epochs per timed run (the first and last not timed)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
@@ -443,15 +475,21 @@ def main(argv: list[str] | None = None) -> int:
         args.repeats, args.epochs = 1, 3
     if args.epochs < 3:
         parser.error("--epochs must be >= 3 (the first and the last epoch are not timed)")
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device here")
     torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    # RDED's 4 workers on a machine with fewer cores: torch warns at every epoch's start; the count is the protocol's
+    warnings.filterwarnings("ignore", message=".*worker processes in total.*")
     started = time.perf_counter()
     out: dict[str, Any] = {"cases": []}
     for key in args.case:
         bench_case(key, args, out)
+    device = torch.device(args.device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     out["header"] = (f"benchmarks/reference_loop.py {shlex.join(sys.argv[1:] if argv is None else argv)} | "
-                     f"{datetime.date.today()} | {platform.node()} | {platform.processor() or 'cpu'}, "
-                     f"{args.threads} torch thread(s), native bf16: {native_bf16(torch.device('cpu'))} | "
+                     f"{datetime.date.today()} | {platform.node()} | {where}, "
+                     f"{args.threads} torch thread(s), native bf16: {native_bf16(device)} | "
                      f"torch {torch.__version__} | repeats {args.repeats} x {args.epochs - 2} timed epochs | "
                      f"{time.perf_counter() - started:.0f} s")
     print("\n" + markdown(out))
