@@ -4,6 +4,8 @@
 #   2. distills IPC 10 with rded and fgdd (cam) and trains both students with RDED's full 300-epoch protocol,
 #   3. measures GPU throughput of every stage, random-weight Grounded SAM2 at its real input sizes included
 #      (benchmarks/speed.py --device cuda),
+#   4. races fgdd's student loop against RDED's own loop on the GPU (benchmarks/reference_loop.py: ConvNet-3 32 px,
+#      ConvNet-4 64 px, ConvNet-5 128 px; bf16, channels_last, torch.compile and CUDA graphs as levers),
 #   and prints one table (benchmarks/gpu_table.py). Everything lands under $OUT (the device tool's folder) or
 #   $FGDD_GPU_OUT (default /tmp/fgdd-gpu/out).
 #
@@ -41,12 +43,14 @@ if [ "$SMOKE" = 1 ]; then
   PROTOCOL=(dataset.input_size=32 teacher.recipe.epochs=1 selector.mipc=40 evaluator.epochs=2 evaluator.num_workers=0
             teacher.recipe.num_workers=0 model.net.width=16 teacher.arch.net.width=16 trainer.enable_progress_bar=false)
   SPEED=(--quick --device cpu)
+  REFERENCE=(--quick --case 32 --device cpu)
 else
   DEVICE=cuda; TRAINER=gpu
   # teacher: RDED's ConvNet-5 at 128 px; the recipe of shared/teachers (one-cycle SGD) with 30 epochs
   PROTOCOL=(teacher.recipe.epochs=30 teacher.recipe.batch_size=128 teacher.recipe.num_workers=12 evaluator.num_workers=8
             trainer.enable_progress_bar=false)
   SPEED=(--device cuda)
+  REFERENCE=(--device cuda --case 32 64 128 --repeats 3 --epochs 6 --threads 8)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT_DIR/gpu.txt"
 fi
 
@@ -59,4 +63,8 @@ grep -E "\[fgdd\]\[INFO\] - (stage .* done|teacher val)" "$OUT_DIR/runs.log" || 
 echo "distillation + students: $(( $(date +%s) - START )) s"
 
 "$PY" benchmarks/speed.py "${SPEED[@]}" --json "$OUT_DIR/speed.json" 2>&1 | tee "$OUT_DIR/speed.log" | tail -n 40
-"$PY" benchmarks/gpu_table.py "$WORK/outputs/sweeps/gpu" "$OUT_DIR/speed.json" | tee "$OUT_DIR/table.md"
+# a failure here still leaves the table of everything else
+"$PY" benchmarks/reference_loop.py "${REFERENCE[@]}" --json "$OUT_DIR/reference_loop.json" > "$OUT_DIR/reference_loop.log" \
+  2>&1 || { echo "benchmarks/reference_loop.py failed:"; tail -n 30 "$OUT_DIR/reference_loop.log"; }
+"$PY" benchmarks/gpu_table.py "$WORK/outputs/sweeps/gpu" "$OUT_DIR/speed.json" "$OUT_DIR/reference_loop.json" \
+  | tee "$OUT_DIR/table.md"

@@ -1,7 +1,7 @@
 """Print benchmarks/gpu.sh's one table: per distillation run (teacher, rded, fgdd) its accuracy and stage times,
 then the per-stage throughput rows measured by benchmarks/speed.py.
 
-Usage: python benchmarks/gpu_table.py <sweep folder> <speed.json>
+Usage: python benchmarks/gpu_table.py <sweep folder> <speed.json> [<reference_loop.json>]
 """
 
 from __future__ import annotations
@@ -43,8 +43,20 @@ def speed_rows(speed: Any) -> list[list[str]]:
     return table
 
 
+def reference_rows(reference: Any) -> list[list[str]]:
+    # benchmarks/reference_loop.py: each loop's training images/s and its ratio to RDED's loop, then the raw limit
+    table = []
+    for case in reference["cases"]:
+        for name, row in case["loops"].items():
+            table.append([f"student loop ({case['case']}): {name}", f"{row['images_per_s']:.1f} images/s",
+                          f"{row['ratio']:.2f}x RDED's loop"])
+        limits = ", ".join(f"{k} {v:.0f}" for k, v in case["raw_step"].items())
+        table.append([f"student loop ({case['case']}): raw training step", f"{limits} images/s", "-"])
+    return table
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    if len(argv) not in (2, 3):
         print(__doc__, file=sys.stderr)
         return 2
     sweep, speed_path = Path(argv[0]), Path(argv[1])
@@ -52,6 +64,8 @@ def main(argv: list[str]) -> int:
     lines += [f"| {' | '.join(row)} |" for row in run_rows(sweep)]
     if speed_path.exists():
         lines += [f"| {' | '.join(row)} |" for row in speed_rows(json.loads(speed_path.read_text()))]
+    if len(argv) == 3 and Path(argv[2]).exists():
+        lines += [f"| {' | '.join(row)} |" for row in reference_rows(json.loads(Path(argv[2]).read_text()))]
     print("\n".join(lines))
     return 0
 

@@ -239,7 +239,7 @@ def bench_teacher(res: Results, device: torch.device, quick: bool, repeats: int)
         times = interleaved({"NCHW": trainer(False), "channels_last": trainer(True)}, repeats)
         rows = [res.row("teacher", f"{name} {input_size} px, batch {batch}, {workers} workers, {fmt}", batch * steps, t,
                         TEACHER_WORK[input_size]) for fmt, t in times.items()]
-        res.pair("teacher training: channels_last (measured only; teacher.py is unchanged)",
+        res.pair("teacher training: channels_last (applied: fgdd.training.classifier)",
                  f"batch {batch}, {name} {input_size} px", rows[0], rows[1], ("NCHW", "channels_last"))
 
 
@@ -469,14 +469,16 @@ def bench_student(res: Results, device: torch.device, quick: bool, repeats: int)
             # the first epoch starts workers (stored: it is the recorded round); the last one validates
             return timer.times[1:-1]
 
-        stored = "stored soft labels (+ device, channels_last), replayed epochs"
+        stored = "stored soft labels (default + replayed epochs)"
+        old = {"pipeline": "loader", "precision": "fp32", "channels_last": False}  # the loop before issue 12
         variants = {
-            "loader, 0 workers": lambda: run(num_workers=0),
-            **({f"loader, {workers} workers": lambda: run(num_workers=workers)} if workers else {}),
-            "augment_on_device": lambda: run(num_workers=0, augment_on_device=True),
-            "augment_on_device + channels_last": lambda: run(num_workers=0, augment_on_device=True, channels_last=True),
-            stored: lambda: run(num_workers=0, augment_on_device=True, channels_last=True, soft_labels="stored",
-                                soft_label_rounds=1),
+            "pipeline=loader, 0 workers, fp32, NCHW": lambda: run(num_workers=0, **old),
+            **({f"pipeline=loader, {workers} workers, fp32, NCHW": lambda: run(num_workers=workers, **old)}
+               if workers else {}),
+            "pipeline=batched, fp32, NCHW": lambda: run(precision="fp32", channels_last=False),
+            "pipeline=batched, fp32, channels_last": lambda: run(precision="fp32"),
+            "default (batched, precision=auto, channels_last)": lambda: run(),
+            stored: lambda: run(soft_labels="stored", soft_label_rounds=1),
         }
         times = interleaved(variants, repeats)
         label = f"ConvNet-{depth} {input_size} px, IPC {ipc} x {classes} classes, batch {batch}"
@@ -485,14 +487,17 @@ def bench_student(res: Results, device: torch.device, quick: bool, repeats: int)
         rows = {name: res.row("student", f"{label}, {name}", n, t, work) for name, t in times.items()}
         rows[stored]["soft_label_bytes_per_round"] = stored_bytes[-1]  # rounds = 1: one epoch's labels (top-10)
         workload = f"{n} images, ConvNet-{depth} {input_size} px, one epoch"
-        for before in dict.fromkeys(("loader, 0 workers", f"loader, {workers} workers")):
-            if before in rows:
-                res.pair("student: distilled set and its augmentation on the device", workload, rows[before],
-                         rows["augment_on_device"], (before, "augment_on_device"))
-        res.pair("student: channels_last", workload, rows["augment_on_device"],
-                 rows["augment_on_device + channels_last"], ("NCHW", "channels_last"))
+        loader0, batched = "pipeline=loader, 0 workers, fp32, NCHW", "pipeline=batched, fp32, NCHW"
+        default = "default (batched, precision=auto, channels_last)"
+        res.pair("student: batched pipeline (set on the device, vectorised draws, no workers)", workload,
+                 rows[loader0], rows[batched], ("loader, 0 workers", "batched"))
+        res.pair("student: channels_last", workload, rows[batched], rows["pipeline=batched, fp32, channels_last"],
+                 ("NCHW", "channels_last"))
+        res.pair("student: bf16 autocast (precision=auto on a CPU with native bf16)", workload,
+                 rows["pipeline=batched, fp32, channels_last"], rows[default], ("fp32", "bf16"))
+        res.pair("student: all of the above", workload, rows[loader0], rows[default], ("before", "default"))
         res.pair("student: stored soft labels (replayed epochs skip the teacher)", workload,
-                 rows["augment_on_device + channels_last"], rows[stored], ("online", "stored, replayed epoch"))
+                 rows[default], rows[stored], ("online", "stored, replayed epoch"))
 
 
 # ----------------------------------------------------------------------------------------------------------------

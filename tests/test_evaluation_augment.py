@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from PIL import Image
@@ -152,3 +154,99 @@ def test_stored_soft_labels_replay_and_spread_the_rest() -> None:
     with pytest.raises(FgddError, match="not the batch"):
         store.replay(4, 0, torch.tensor([1, 2]))
     assert store.nbytes == 2 * 2 + 2 * 2 + 16 + 2 * 2 * 2 + 2 * 2 * 2
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the batched pipeline (BatchAugment, BatchedEpochs)
+
+
+def _per_image_params(params: dict, k: int, size: int, factor: int) -> dict:
+    # BatchAugment's (n, factor) strip permutations as the per-image transform's pixel orders
+    from fgdd.evaluation.augment import _strip_order
+
+    def order(perm: torch.Tensor) -> torch.Tensor:
+        return _strip_order(size, factor, perm) if factor > 1 else torch.arange(size)
+
+    return {"rows": order(params["rows"][k]), "cols": order(params["cols"][k]), "box": params["box"][k],
+            "flip": params["flip"][k]}
+
+
+@pytest.mark.parametrize("input_size, factor, source", [(32, 1, 32), (64, 2, 64), (16, 2, 17), (32, 2, 40), (12, 3, 13)])
+def test_batched_augmentation_gives_the_per_image_pixels(input_size: int, factor: int, source: int) -> None:
+    # strip shuffle, crop, antialiased resize (up and down: 40 -> 32, 13 -> 12), flip and normalisation folded into
+    # two interpolation matrices give torchvision's per-image result up to float rounding
+    from fgdd.evaluation.augment import BatchAugment
+
+    augment = BatchAugment(input_size, factor, MEAN, STD)
+    per_image = StudentTrainTransform(input_size, factor, MEAN, STD)
+    pixels = torch.randint(0, 256, (9, 3, source, source), dtype=torch.uint8)
+    index = torch.tensor([4, 0, 8, 8, 1, 2, 7, 3, 5, 6, 0, 1])
+    params = augment.draw(len(index), source, source, torch.Generator().manual_seed(0))
+    batch = augment.apply_batch(pixels, index, params)
+    assert batch.shape == (len(index), 3, input_size, input_size) and batch.dtype == torch.float32
+    for k, i in enumerate(index.tolist()):
+        expected = per_image.apply(pixels[i], _per_image_params(params, k, source, factor))
+        torch.testing.assert_close(batch[k], expected, rtol=0, atol=1e-5)
+
+
+def test_batched_draws_follow_torchvisions_distributions() -> None:
+    # the vectorised draws against the per-sample ones (torchvision's RandomResizedCrop rule), over 4,000 samples each
+    from fgdd.evaluation.augment import CROP_RATIO, BatchAugment
+
+    for size, factor in [(64, 2), (32, 1), (60, 3)]:
+        n = 4000
+        params = BatchAugment(size, factor, MEAN, STD).draw(n, size, size, torch.Generator().manual_seed(1))
+        g = torch.Generator().manual_seed(2)
+        single = torch.tensor([resized_crop_box(size, size, (1.0 / factor, 1.0), CROP_RATIO, g) for _ in range(n)])
+        for boxes in (params["box"], single):
+            assert bool(((boxes[:, 0] + boxes[:, 2] <= size) & (boxes[:, 1] + boxes[:, 3] <= size)).all())
+            assert bool((boxes >= 0).all())
+        for column in range(4):  # top, left, height, width: the same means and spreads
+            a, b = params["box"][:, column].double(), single[:, column].double()
+            assert abs(a.mean() - b.mean()) < 0.05 * size, (size, column)
+            assert abs(a.std() - b.std()) < 0.05 * size, (size, column)
+        area = (params["box"][:, 2] * params["box"][:, 3]).double() / size**2
+        assert area.min() >= 1.0 / factor - 0.05  # RandomResizedCrop(scale=(1/factor, 1))
+        assert 0.47 < params["flip"].double().mean() < 0.53
+        if factor == 1:  # no non-square crop fits the whole area: the whole image, as torchvision and RDED
+            assert bool((params["box"] == torch.tensor([0, 0, size, size])).all())
+        else:  # every strip order is drawn, about equally often
+            orders = torch.unique(params["rows"], dim=0, return_counts=True)[1]
+            assert len(orders) == math.factorial(factor) and orders.min() > 0.8 * n / len(orders)
+
+
+def test_batched_epochs_cover_the_set_once_and_replay_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fgdd.evaluation.loaders as loaders
+    from fgdd.evaluation.augment import BatchAugment
+
+    labels = torch.arange(23) % 3
+    augment = BatchAugment(16, 2, MEAN, STD)
+
+    def epochs(rounds=None, count=3):
+        plan = loaders.BatchedEpochs(labels, 16, 16, augment, batch_size=5, seed=0, rounds=rounds)
+        return [list(plan) for _ in range(count)], len(plan)
+
+    runs, length = epochs()
+    assert length == 5 and all(len(batches) == 5 for batches in runs)
+    for batches in runs:
+        index = torch.cat([params["index"] for params, _ in batches])
+        assert sorted(index.tolist()) == list(range(23))  # each image once an epoch
+        assert all(torch.equal(y, labels[p["index"]]) for p, y in batches)
+    assert not torch.equal(runs[0][0][0]["index"], runs[1][0][0]["index"])  # a new order every epoch
+    again, _ = epochs()
+    assert all(torch.equal(a[0][key], b[0][key]) for ea, eb in zip(runs, again) for a, b in zip(ea, eb)
+               for key in a[0])  # same seed, same draws
+    replayed, _ = epochs(rounds=2, count=4)  # epoch 2 repeats epoch 0, epoch 3 epoch 1
+    for e in (2, 3):
+        assert all(torch.equal(a[0][k], b[0][k]) for a, b in zip(replayed[e], replayed[e - 2]) for k in a[0])
+
+    # DDP: every rank runs the same number of steps and together they cover the epoch (padded like
+    # DistributedSampler)
+    seen = []
+    for rank in range(3):
+        monkeypatch.setattr(loaders, "_rank_and_world", lambda rank=rank: (rank, 3))
+        plan = loaders.BatchedEpochs(labels, 16, 16, augment, batch_size=5, seed=0)
+        batches = list(plan)
+        assert len(batches) == len(plan) == 2
+        seen += torch.cat([p["index"] for p, _ in batches]).tolist()
+    assert set(seen) == set(range(23)) and len(seen) == 24

@@ -18,7 +18,7 @@ from fgdd.evaluation import SoftLabelEvaluator
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CPU = {"accelerator": "cpu", "devices": 1, "deterministic": True, "enable_progress_bar": False}
 KEYS = {"student/top1_final", "student/top5_final", "student/top1_best_tail", "student/train_seconds",
-        "student/epochs", "cost/soft_label_bytes"}
+        "student/epochs", "cost/soft_label_bytes", "student/bf16"}
 
 
 def colour_images(per_class: int, size: int, seed: int) -> list[tuple[Image.Image, int]]:
@@ -192,10 +192,10 @@ def test_device_augmentation_trains_the_same_student() -> None:
     # the device path draws the same per-sample choices and applies them to whole batches: on the CPU the batches,
     # and so the trained weights, are identical to the per-image loader path
     students = [tiny_student(), tiny_student(), tiny_student()]
-    run(SoftLabelEvaluator(epochs=2, batch_size=4), ColourTeacher(), student=students[0])
-    run(SoftLabelEvaluator(epochs=2, batch_size=4, augment_on_device=True), ColourTeacher(), student=students[1])
-    run(SoftLabelEvaluator(epochs=2, batch_size=4, augment_on_device=True, num_workers=2), ColourTeacher(),
-        student=students[2])
+    loader = {"epochs": 2, "batch_size": 4, "pipeline": "loader"}
+    run(SoftLabelEvaluator(**loader), ColourTeacher(), student=students[0])
+    run(SoftLabelEvaluator(**loader, augment_on_device=True), ColourTeacher(), student=students[1])
+    run(SoftLabelEvaluator(**loader, augment_on_device=True, num_workers=2), ColourTeacher(), student=students[2])
     reference = students[0].state_dict()
     for other in students[1:]:
         assert all(torch.equal(v, other.state_dict()[k]) for k, v in reference.items())
@@ -260,7 +260,72 @@ def test_stored_soft_label_settings_are_checked() -> None:
 def test_device_augmentation_needs_one_image_size() -> None:
     items = colour_images(2, 16, 0) + [(colour_images(1, 20, 0)[0][0], 1)]
     with pytest.raises(ConfigError, match="augment_on_device"):
-        SoftLabelEvaluator(epochs=1, augment_on_device=True).evaluate(
+        SoftLabelEvaluator(epochs=1, pipeline="loader", augment_on_device=True).evaluate(
             ListDataset(items), FakeSplit(colour_images(1, 16, 0)), tiny_student(), ColourTeacher(), lr=1e-3, ipc=1,
             num_classes=2, factor=1, input_size=16, mean=MEAN, std=STD, seed=0, trainer_kwargs=CPU,
         )
+
+
+def test_precision_setting_decides_the_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fgdd.evaluation.student as student_module
+
+    dtypes: list[torch.dtype] = []
+    student = tiny_student()
+    student[0].register_forward_hook(lambda m, args, out: dtypes.append(out.dtype))
+    metrics = run(SoftLabelEvaluator(epochs=1, batch_size=8, precision="bf16"), ColourTeacher(), student=student)
+    assert metrics["student/bf16"] == 1.0 and set(dtypes) == {torch.bfloat16}  # training and validation
+    assert all(p.dtype == torch.float32 for p in student.parameters())  # weights stay fp32
+    dtypes.clear()
+    metrics = run(SoftLabelEvaluator(epochs=1, batch_size=8, precision="fp32"), ColourTeacher(), student=student)
+    assert metrics["student/bf16"] == 0.0 and set(dtypes) == {torch.float32}
+    # auto follows the hardware: fp32 where bf16 is not native
+    monkeypatch.setattr(student_module, "native_bf16", lambda device: False)
+    assert run(SoftLabelEvaluator(epochs=1, batch_size=8), ColourTeacher())["student/bf16"] == 0.0
+    monkeypatch.setattr(student_module, "native_bf16", lambda device: True)
+    assert run(SoftLabelEvaluator(epochs=1, batch_size=8), ColourTeacher())["student/bf16"] == 1.0
+    with pytest.raises(ConfigError, match="precision"):
+        SoftLabelEvaluator(precision="fp16")
+
+
+def test_extra_student_forward_reproduces_rdeds_second_batch_norm_update() -> None:
+    # RDED's loop runs the student twice per step in train mode (once without gradients): the batch-norm running
+    # statistics move twice per step; the default runs it once
+    def train(extra: bool) -> tuple[int, nn.Module]:
+        student = tiny_student()
+        calls: list[bool] = []
+        student.register_forward_pre_hook(lambda m, args: calls.append(m.training) if m.training else None)
+        run(SoftLabelEvaluator(epochs=2, batch_size=8, precision="fp32", extra_student_forward=extra),
+            ColourTeacher(), student=student)
+        return len(calls), student
+
+    once, plain = train(False)
+    twice, rded = train(True)
+    assert (once, twice) == (2 * 2, 2 * 2 * 2)  # 16 images, batch 8: 2 steps an epoch, 2 epochs
+    assert int(plain[1].num_batches_tracked) == 4 and int(rded[1].num_batches_tracked) == 8
+
+
+def test_pipeline_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="pipeline"):
+        SoftLabelEvaluator(pipeline="workers")
+    with pytest.raises(ConfigError, match="augment_on_device belongs to pipeline=loader"):
+        SoftLabelEvaluator(augment_on_device=True)
+    with pytest.raises(ConfigError, match="compile"):
+        SoftLabelEvaluator(compile="fast")
+
+
+def test_batched_pipeline_needs_one_image_size() -> None:
+    items = colour_images(2, 16, 0) + [(colour_images(1, 20, 0)[0][0], 1)]
+    with pytest.raises(ConfigError, match="pipeline=loader"):
+        SoftLabelEvaluator(epochs=1).evaluate(
+            ListDataset(items), FakeSplit(colour_images(1, 16, 0)), tiny_student(), ColourTeacher(), lr=1e-3, ipc=1,
+            num_classes=2, factor=1, input_size=16, mean=MEAN, std=STD, seed=0, trainer_kwargs=CPU,
+        )
+
+
+def test_both_pipelines_learn_the_same_task() -> None:
+    # another random stream, the same distributions: both pipelines follow the teacher, and the loader pipeline
+    # keeps its own guarantees (tested above)
+    for pipeline in ("batched", "loader"):
+        evaluator = SoftLabelEvaluator(epochs=12, batch_size=8, eval_every=2, tail_fraction=0.5, pipeline=pipeline)
+        assert run(evaluator, ColourTeacher())["student/top1_final"] >= 0.9
+        assert run(evaluator, ColourTeacher(scale=-10.0))["student/top1_final"] <= 0.1

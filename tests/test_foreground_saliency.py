@@ -8,7 +8,6 @@ import json
 import shutil
 import stat
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np

@@ -11,7 +11,7 @@ from PIL import Image
 from torch import nn
 
 from fgdd.errors import ClassMismatchError, FgddError
-from fgdd.selection import DistilledSet, Patch, RandomRealSelector, RDEDSelector, write_distilled_set
+from fgdd.selection import DistilledSet, RandomRealSelector, RDEDSelector, write_distilled_set
 from fgdd.selection.candidates import crop_boxes, crop_patches, crop_to_patch
 from fgdd.selection.scoring import pad_to_input, score_patches
 from fgdd.selection.stitch import mosaic_position, stitch

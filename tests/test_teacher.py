@@ -226,3 +226,17 @@ def test_classifier_module_recipe_and_val_metric() -> None:
     [config] = trainer.lr_scheduler_configs
     assert isinstance(config.scheduler, torch.optim.lr_scheduler.OneCycleLR) and config.interval == "step"
     assert config.scheduler.total_steps == 2
+
+
+def test_classifier_trains_in_channels_last_and_hands_back_ordinary_weights() -> None:
+    torch.manual_seed(0)
+    images, labels = torch.randn(16, 3, 32, 32), torch.arange(16) % 2
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=8)
+    model = build_model({**CONV3, "width": 4}, 2, 32)
+    layouts: list[bool] = []
+    model.layers["conv"][1].register_forward_pre_hook(
+        lambda m, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_model_summary=False, **CPU)
+    trainer.fit(ClassifierModule(model, lr=0.1), loader, loader)
+    assert layouts and all(layouts)  # every training and validation batch ran in NHWC
+    assert all(p.is_contiguous() for p in model.parameters())  # handed back in the default layout

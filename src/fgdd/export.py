@@ -160,8 +160,8 @@ def export_run(run_dir: str | Path, out: str | Path, *, rounds: int, labels: str
                device: str = "cpu", batch_size: int = 256) -> Path:
     """Write ``out`` from a finished run folder; returns ``out``. The teacher is the run's (loaded, or read from
     the cache of trained teachers)."""
-    from omegaconf import OmegaConf
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
     from fgdd.errors import ConfigError, FgddError
     from fgdd.evaluation.augment import pil_to_uint8

@@ -230,8 +230,12 @@ def obtain_teacher(cfg: DictConfig, dataset: Any, device: Any, trainer_kwargs: d
 
 def draw_figures(run_dir: Path, cfg: DictConfig, dataset: Any, teacher: Any, device: Any) -> dict[str, Path]:
     from fgdd.foreground.base import SegmentationContext
-    from fgdd.report.figures import (distilled_grid_figure, foreground_samples, foreground_samples_figure,
-                                     occupancy_figure)
+    from fgdd.report.figures import (
+        distilled_grid_figure,
+        foreground_samples,
+        foreground_samples_figure,
+        occupancy_figure,
+    )
 
     figures = {"distilled_grid": distilled_grid_figure(run_dir / "distilled", run_dir / "figures" / "distilled_grid.png")}
     if (run_dir / "occupancy.json").exists():
@@ -348,8 +352,11 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     return metrics
 
 
-def cached_teacher_accuracy(cfg: DictConfig, teacher: Any, val_split: Any, dataset: Any, device: Any) -> float:
-    """The teacher's val top-1, measured by the first run that uses this teacher and read back by the others."""
+def cached_teacher_accuracy(
+    cfg: DictConfig, teacher: Any, val_split: Any, dataset: Any, device: Any, val_images: Any = None
+) -> float:
+    """The teacher's val top-1, measured by the first run that uses this teacher and read back by the others
+    (``val_images``: the split already decoded, fgdd.evaluation.eval_images; else it is decoded to measure)."""
     from fgdd.accuracy_cache import TeacherAccuracyCache, accuracy_key
     from fgdd.teacher import teacher_accuracy
 
@@ -359,7 +366,8 @@ def cached_teacher_accuracy(cfg: DictConfig, teacher: Any, val_split: Any, datas
     if cached is not None:
         log.info("teacher val top-1 read from %s", cache.path)
         return cached
-    measured = teacher_accuracy(teacher, val_split, dataset.input_size, dataset.mean, dataset.std, device)
+    measured = teacher_accuracy(teacher, val_images if val_images is not None else val_split, dataset.input_size,
+                                dataset.mean, dataset.std, device)
     if is_main_process():
         cache.put(measured)
     return measured
@@ -380,7 +388,11 @@ def pipeline(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> dict
 
     with stage("teacher"):
         teacher, _ = obtain_teacher(cfg, dataset, device, trainer_kwargs)
-        teacher_top1 = cached_teacher_accuracy(cfg, teacher, val_split, dataset, device)
+        from fgdd.evaluation.eval_images import decode_eval_images  # imports lightning: only when a run starts
+
+        # decoded once for the whole run (and cached across runs): the teacher's accuracy and every student validation
+        val_images = decode_eval_images(val_split, dataset.input_size, cache_dir=Path(cfg.cache_dir) / "eval_images")
+        teacher_top1 = cached_teacher_accuracy(cfg, teacher, val_split, dataset, device, val_images)
     log.info("teacher val top-1: %.4f", teacher_top1)
     if teacher_top1 < cfg.teacher.min_val_acc:
         raise TeacherTooWeakError(
@@ -404,7 +416,7 @@ def pipeline(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> dict
         student = build_model(cfg.model.net, num_classes=len(dataset.classes), input_size=dataset.input_size)
         evaluator = instantiate(cfg.evaluator, _convert_="all")
         results = evaluator.evaluate(
-            distilled, val_split, student, teacher, lr=cfg.model.lr, ipc=cfg.ipc, num_classes=len(dataset.classes),
+            distilled, val_images, student, teacher, lr=cfg.model.lr, ipc=cfg.ipc, num_classes=len(dataset.classes),
             factor=distilled.factor, input_size=dataset.input_size, mean=dataset.mean, std=dataset.std,
             seed=cfg.seed, trainer_kwargs=trainer_kwargs, logger=logger,
         )

@@ -17,8 +17,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from fgdd.data.base import ImageDataset, ImageSplit
-from fgdd.data.transforms import TEACHER_AUGMENTATIONS, eval_transform, teacher_rrc_transform, teacher_train_transform
+from fgdd.data.transforms import TEACHER_AUGMENTATIONS, teacher_rrc_transform, teacher_train_transform
 from fgdd.errors import CheckpointError, ClassMismatchError, ConfigError, FgddError
+from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images, normalise
 from fgdd.models.checkpoint import (
     ModelMeta,
     build_model,
@@ -230,6 +231,9 @@ def train_teacher(
                        else teacher_rrc_transform(size, mean, std, tuple(crop_scale)))
     train_split = train_split.with_transform(train_transform)
     val_split = dataset.val()
+    # decoded once (and cached beside the teachers): every epoch's validation, the final accuracy and the run's
+    # student validations read the same tensor
+    val_images = decode_eval_images(val_split, size, num_workers=num_workers, cache_dir=Path(cache_dir) / "eval_images")
     loader_generator = generator(seed, "teacher", "loader")
     train_loader = DataLoader(
         train_split,
@@ -241,9 +245,7 @@ def train_teacher(
         # carries: persistent workers would keep streams a resumed training cannot restore
         persistent_workers=False,
     )
-    val_loader = DataLoader(
-        val_split.with_transform(eval_transform(size, mean, std)), batch_size=eval_batch_size, num_workers=num_workers
-    )
+    val_loader = EvalBatches(val_images, eval_batch_size, shard=False, mean=mean, std=std)
     module = ClassifierModule(model, lr, weight_decay, momentum, label_smoothing)
     trainer = L.Trainer(
         max_epochs=epochs,
@@ -264,7 +266,7 @@ def train_teacher(
         )
 
     train_device = trainer.strategy.root_device
-    val_top1 = teacher_accuracy(model, val_split, size, mean, std, train_device, eval_batch_size, num_workers)
+    val_top1 = teacher_accuracy(model, val_images, size, mean, std, train_device, eval_batch_size, num_workers)
     meta = ModelMeta(
         arch=arch,
         input_size=size,
@@ -283,7 +285,7 @@ def train_teacher(
 @torch.inference_mode()
 def teacher_accuracy(
     model: nn.Module,
-    split: ImageSplit,
+    split: ImageSplit | EvalImages,
     input_size: int,
     mean: tuple[float, float, float],
     std: tuple[float, float, float],
@@ -291,13 +293,16 @@ def teacher_accuracy(
     batch_size: int = 256,
     num_workers: int = 0,
 ) -> float:
-    """Top-1 (fraction) on ``split`` with the evaluation transform; moves ``model`` to ``device``, leaves it in eval."""
-    evaluated = split.with_transform(eval_transform(input_size, mean, std))
-    loader = DataLoader(evaluated, batch_size=batch_size, num_workers=num_workers)
+    """Top-1 (fraction) with the evaluation transform, on a split (decoded here) or on its already decoded images
+    (``fgdd.evaluation.eval_images``: what a run shares with the student's validations); the same floats as
+    ``eval_transform`` gives. fp32; moves ``model`` to ``device`` and leaves it in eval mode."""
+    images = split if isinstance(split, EvalImages) else decode_eval_images(split, input_size, num_workers=num_workers)
     model.to(device).eval()
     correct = total = 0
-    for images, labels in tqdm(loader, desc="teacher val", unit="batch", leave=False):  # (n, 3, s, s), (n,)
-        logits = model(images.to(device, non_blocking=True))
+    for pixels, labels in tqdm(images.batches(batch_size), desc="teacher val", unit="batch", leave=False,
+                               total=images.num_batches(batch_size)):  # (n, 3, s, s) uint8, (n,)
+        batch = normalise(pixels.to(device, non_blocking=True), mean, std)
+        logits = model(batch)
         correct += int((logits.argmax(1).cpu() == labels).sum())
         total += labels.numel()
     if total == 0:

@@ -84,7 +84,12 @@ def resized_crop_box(
             i = int(torch.randint(0, height - h + 1, (1,), generator=generator))
             j = int(torch.randint(0, width - w + 1, (1,), generator=generator))
             return i, j, h, w
-    # fallback: central crop at the allowed aspect (with scale (1, 1), i.e. factor 1, this is the whole image)
+    return central_box(height, width, ratio)
+
+
+def central_box(height: int, width: int, ratio: tuple[float, float]) -> tuple[int, int, int, int]:
+    # RandomResizedCrop's fallback when no try fits: a central crop at the allowed aspect (with scale (1, 1), i.e.
+    # factor 1, this is the whole image)
     in_ratio = width / height
     if in_ratio < min(ratio):
         w, h = width, int(round(width / min(ratio)))
@@ -165,3 +170,102 @@ class StudentTrainTransform:
 def pil_to_uint8(image: Image.Image) -> Tensor:
     # RDED's loader converts to RGB as well; kept as uint8 so a preloaded distilled set costs what its pixels cost
     return TF.pil_to_tensor(image.convert("RGB"))  # (3, h, w) uint8
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The batched pipeline: every draw of an epoch vectorised, every batch augmented by two batched matrix products
+
+
+def _crop_boxes(
+    n: int, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float], generator: torch.Generator
+) -> Tensor:
+    """``resized_crop_box`` for ``n`` samples at once, with the same distribution: torchvision's 10 tries of
+    (area, log-aspect), the first try that fits wins, a central crop when none does. Returns (n, 4) int64 boxes
+    (top, left, height, width)."""
+    tries = 10
+    area = height * width
+    target = area * torch.empty(n, tries, dtype=torch.float64).uniform_(scale[0], scale[1], generator=generator)
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    aspect = torch.empty(n, tries, dtype=torch.float64).uniform_(*log_ratio, generator=generator).exp()
+    w = torch.sqrt(target * aspect).round().long()  # round half to even, as python's round in torchvision
+    h = torch.sqrt(target / aspect).round().long()
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)  # (n, tries)
+    first = fits.long().argmax(dim=1, keepdim=True)  # index of the first fitting try (0 when none fits)
+    w, h = w.gather(1, first).squeeze(1), h.gather(1, first).squeeze(1)
+    # the position is uniform over the valid offsets, as torch.randint(0, size - crop + 1)
+    top = (torch.rand(n, dtype=torch.float64, generator=generator) * (height - h + 1)).floor().long()
+    left = (torch.rand(n, dtype=torch.float64, generator=generator) * (width - w + 1)).floor().long()
+    boxes = torch.stack([top, left, h, w], dim=1)  # (n, 4)
+    fallback = torch.tensor(central_box(height, width, ratio))
+    return torch.where(fits.any(dim=1, keepdim=True), boxes, fallback)
+
+
+def _resize_weights(start: Tensor, length: Tensor, size: int, out: int) -> Tensor:
+    """(n, out, size) weights of an antialiased bilinear resize (torch's ``antialias=True`` kernel: a triangle filter
+    widened by the scale when shrinking, renormalised at the borders) of the span [start, start + length) of an axis
+    of ``size`` pixels to ``out`` pixels. Upsampling reduces to plain bilinear with clamped borders."""
+    device = start.device
+    start, length = start.double()[:, None, None], length.double()[:, None, None]  # (n, 1, 1)
+    scale = length / out
+    support = scale.clamp(min=1.0)  # the filter's half-width in input pixels
+    centre = start + (torch.arange(out, dtype=torch.float64, device=device)[None, :, None] + 0.5) * scale  # (n, out, 1)
+    pixel = torch.arange(size, dtype=torch.float64, device=device)[None, None, :] + 0.5  # (1, 1, size) pixel centres
+    weight = (1.0 - (pixel - centre).abs() / support).clamp(min=0.0)  # (n, out, size)
+    inside = (pixel >= start) & (pixel < start + length)  # only pixels of the crop contribute
+    weight = weight * inside
+    return (weight / weight.sum(dim=2, keepdim=True)).float()
+
+
+class BatchAugment:
+    """RDED's student augmentation (tile shuffle, RandomResizedCrop(input, scale=(1/factor, 1)), horizontal flip,
+    normalise), for a whole batch at once, on whatever device holds the pixels.
+
+    ``draw`` makes every random choice of ``n`` samples in a few vectorised calls (same distributions as
+    ``StudentTrainTransform.draw``, not the same stream). ``apply_batch`` folds each sample's strip permutation, crop,
+    resize and flip into two interpolation matrices, so a batch costs two batched matrix products whatever its
+    crop sizes: out[k] = A_y[k] @ image[k] @ A_x[k]^T."""
+
+    def __init__(self, input_size: int, factor: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.input_size = input_size
+        self.factor = factor
+        self.scale = (1.0 / factor, 1.0)
+        self.mean = list(mean)
+        self.std = list(std)
+
+    def draw(self, n: int, height: int, width: int, generator: torch.Generator) -> dict[str, Tensor]:
+        # (n, factor) strip orders (uniform permutations; identity at factor 1), (n, 4) crop boxes, (n,) flips
+        if self.factor > 1:
+            rows = torch.rand(n, self.factor, generator=generator).argsort(dim=1)
+            cols = torch.rand(n, self.factor, generator=generator).argsort(dim=1)
+        else:
+            rows = cols = torch.zeros(n, 1, dtype=torch.long)
+        box = _crop_boxes(n, height, width, self.scale, CROP_RATIO, generator)
+        flip = torch.rand(n, generator=generator) < 0.5
+        return {"rows": rows, "cols": cols, "box": box, "flip": flip}
+
+    def _axis(self, size: int, strips: Tensor, start: Tensor, length: Tensor, flip: Tensor | None) -> Tensor:
+        # (n, out, size): output pixel <- source pixel of the original (unshuffled) image along one axis
+        weights = _resize_weights(start, length, size, self.input_size)  # over the strip-shuffled axis
+        if self.factor > 1:  # shuffled position p shows source pixel order[p]; move each weight column there
+            perms, which = strips.cpu().unique(dim=0, return_inverse=True)  # at most factor! distinct strip orders
+            order = torch.stack([_strip_order(size, self.factor, perm) for perm in perms])[which]  # (n, size)
+            order = order.to(weights.device)
+            weights = torch.zeros_like(weights).scatter_(2, order[:, None, :].expand_as(weights), weights)
+        if flip is not None:
+            weights = torch.where(flip[:, None, None], weights.flip(1), weights)
+        return weights
+
+    def apply_batch(self, pixels: Tensor, index: Tensor, params: dict[str, Tensor]) -> Tensor:
+        """``pixels`` (N, c, h, w) uint8 (the distilled set, where the batch is wanted), ``index`` (n,) and
+        ``params`` from ``draw`` (leading n) -> (n, c, input, input) normalised float32."""
+        device = pixels.device
+        _, c, h, w = pixels.shape
+        box, flip = params["box"].to(device), params["flip"].to(device)  # the matrices are built where the pixels are
+        a_y = self._axis(h, params["rows"], box[:, 0], box[:, 2], None)  # (n, S, h)
+        a_x = self._axis(w, params["cols"], box[:, 1], box[:, 3], flip)  # (n, S, w)
+        # 1/255 and the normalisation folded in: ((x / 255) - mean) / std = x * (1 / (255 std)) - mean / std
+        std = torch.tensor(self.std, device=device).view(1, c, 1, 1)
+        mean = torch.tensor(self.mean, device=device).view(1, c, 1, 1)
+        x = pixels[index.to(device)].float()  # (n, c, h, w)
+        out = a_y[:, None] @ x @ a_x[:, None].transpose(2, 3)  # (n, c, S, S)
+        return out.mul_(1.0 / (255.0 * std)).sub_(mean / std)

@@ -14,13 +14,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from fgdd.data.transforms import eval_transform
 from fgdd.errors import ConfigError, FgddError
-from fgdd.evaluation.augment import StudentTrainTransform
-from fgdd.evaluation.loaders import AugmentedDistilledSet, AugmentParamsSet, SeededEpochSampler, seed_worker
-from fgdd.evaluation.plain import PlainTrainTransform
+from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform
+from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images
+from fgdd.evaluation.loaders import (
+    AugmentedDistilledSet,
+    AugmentParamsSet,
+    BatchedEpochs,
+    SeededEpochSampler,
+    seed_worker,
+)
+from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.evaluation.soft_labels import SoftLabelStore
-from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, validation_epochs
+from fgdd.evaluation.student import PRECISIONS, SoftLabelStudent, TailValidationSchedule, validation_epochs
 from fgdd.utils.seeding import derive_seed, seed_everything
 
 # Trainer arguments the evaluator owns; a trainer config that sets them would silently lose
@@ -81,7 +87,11 @@ class SoftLabelEvaluator:
         soft_labels: str = "online",  # online: RDED (teacher on every batch); stored: FKD-style rounds replayed
         soft_label_rounds: int | None = None,  # stored: epochs whose batches are labelled and replayed (None: all)
         soft_label_topk: int = 10,  # stored: classes kept per label (fp16)
-        channels_last: bool = False,  # student weights and batches in NHWC memory order (faster conv kernels)
+        channels_last: bool = True,  # student weights and batches in NHWC memory order (faster conv kernels)
+        pipeline: str = "batched",  # batched: set on the device, vectorised draws, no workers; loader: per sample
+        precision: str = "auto",  # auto | fp32 | bf16 (autocast of the student's and teacher's forward passes)
+        extra_student_forward: bool = False,  # RDED's code: one more no-grad student forward per step
+        compile: str | None = None,  # torch.compile mode of the forward passes (GPU option); None: eager
         augment: bool = True,  # False: no tile shuffle, crop or flip; each image resized, normalised (CutMix: cutmix)
     ) -> None:
         if epochs < 1 or eval_every < 1 or val_batch_size < 1 or num_workers < 0:
@@ -95,6 +105,15 @@ class SoftLabelEvaluator:
             raise ConfigError(f"evaluator.tail_fraction must be in [0, 1], got {tail_fraction}")
         if temperature <= 0:
             raise ConfigError(f"evaluator.temperature must be > 0, got {temperature}")
+        if pipeline not in ("batched", "loader"):
+            raise ConfigError(f"evaluator.pipeline must be 'batched' or 'loader', got {pipeline!r}")
+        if pipeline == "batched" and augment_on_device:
+            raise ConfigError("evaluator.augment_on_device belongs to pipeline=loader (the batched pipeline always "
+                              "augments where the pixels are); set one of them")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"evaluator.precision must be one of {PRECISIONS}, got {precision!r}")
+        if compile not in (None, "default", "reduce-overhead", "max-autotune"):
+            raise ConfigError(f"evaluator.compile must be null, default, reduce-overhead or max-autotune, got {compile!r}")
         if soft_labels not in ("online", "stored"):
             raise ConfigError(f"evaluator.soft_labels must be 'online' or 'stored', got {soft_labels!r}")
         if soft_labels == "stored" and hard_labels:
@@ -120,11 +139,15 @@ class SoftLabelEvaluator:
         self.soft_label_topk = soft_label_topk
         self.channels_last = channels_last
         self.augment = augment
+        self.pipeline = pipeline
+        self.precision = precision
+        self.extra_student_forward = extra_student_forward
+        self.compile = compile
 
     def evaluate(
         self,
         distilled: Dataset,
-        val: Any,  # fgdd.data.ImageSplit yielding PIL images; its transform is replaced via with_transform
+        val: EvalImages | Any,  # the decoded val split (run.py decodes it once), or an ImageSplit (decoded here)
         student: nn.Module,
         teacher: nn.Module | None,
         *,
@@ -152,6 +175,8 @@ class SoftLabelEvaluator:
         batch_size = self.batch_size if self.batch_size is not None else rded_batch_size(ipc, num_classes)
         seed_everything(derive_seed(seed, "student-init"))  # dropout and anything else on the global RNG
 
+        if not isinstance(val, EvalImages):
+            val = decode_eval_images(val, input_size, num_workers=self.num_workers)
         transform = (StudentTrainTransform(input_size, factor, mean, std) if self.augment
                      else PlainTrainTransform(input_size, mean, std))
         train_set = AugmentedDistilledSet.preload(distilled, num_classes, transform)
@@ -159,31 +184,34 @@ class SoftLabelEvaluator:
         if self.soft_labels == "stored":
             store = SoftLabelStore(min(self.soft_label_rounds or self.epochs, self.epochs), self.soft_label_topk,
                                    self.temperature)
-        pixels = train_set.stacked() if self.augment_on_device else None  # (N, 3, h, w) uint8
-        loaded: Dataset = train_set
-        if pixels is not None:  # loader workers only draw the augmentation choices; pixels stay on the device
-            loaded = AugmentParamsSet(pixels.shape[2], pixels.shape[3], train_set.labels, transform)
-        pin = torch.cuda.is_available()
-        train_loader = DataLoader(
-            loaded,
-            batch_size=batch_size,
-            sampler=SeededEpochSampler(len(train_set), derive_seed(seed, "student-data"),
-                                       rounds=store.rounds if store is not None else None),
-            num_workers=self.num_workers,
-            worker_init_fn=seed_worker,
-            generator=torch.Generator().manual_seed(derive_seed(seed, "student-workers")),
-            persistent_workers=self.num_workers > 0,
-            pin_memory=pin,
-        )
-        val_loader = DataLoader(
-            val.with_transform(eval_transform(input_size, mean, std)),
-            batch_size=self.val_batch_size,
-            shuffle=False,
-            num_workers=self.num_workers,
-            worker_init_fn=seed_worker,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=pin,
-        )
+        data_seed = derive_seed(seed, "student-data")
+        rounds = store.rounds if store is not None else None
+        device_augment: StudentTrainTransform | PlainTrainTransform | BatchAugment | None = None
+        pixels = None
+        train_loader: Any
+        if self.pipeline == "batched":
+            pixels = train_set.stacked("evaluator.pipeline=batched", "evaluator.pipeline=loader")  # (N, 3, h, w)
+            device_augment = (BatchAugment(input_size, factor, mean, std) if self.augment
+                              else PlainBatchAugment(input_size, mean, std))
+            train_loader = BatchedEpochs(torch.tensor(train_set.labels), pixels.shape[2], pixels.shape[3],
+                                         device_augment, batch_size, data_seed, rounds)
+        else:
+            loaded: Dataset = train_set
+            if self.augment_on_device:  # loader workers only draw the augmentation choices; pixels on the device
+                pixels = train_set.stacked("evaluator.augment_on_device=true", "evaluator.augment_on_device=false")
+                device_augment = transform
+                loaded = AugmentParamsSet(pixels.shape[2], pixels.shape[3], train_set.labels, transform)
+            train_loader = DataLoader(
+                loaded,
+                batch_size=batch_size,
+                sampler=SeededEpochSampler(len(train_set), data_seed, rounds=rounds),
+                num_workers=self.num_workers,
+                worker_init_fn=seed_worker,
+                generator=torch.Generator().manual_seed(derive_seed(seed, "student-workers")),
+                persistent_workers=self.num_workers > 0,
+                pin_memory=torch.cuda.is_available(),
+            )
+        val_loader = EvalBatches(val, self.val_batch_size)  # uint8 batches, normalised by the module
 
         restore = _teacher_state(teacher)  # before the module freezes it
         module = SoftLabelStudent(
@@ -197,9 +225,14 @@ class SoftLabelEvaluator:
             use_cutmix=self.cutmix,
             hard_labels=self.hard_labels,
             soft_label_store=store,
-            device_augment=transform if pixels is not None else None,
+            device_augment=device_augment,
             pixels=pixels,
             channels_last=self.channels_last,
+            precision=self.precision,
+            extra_student_forward=self.extra_student_forward,
+            compile_mode=self.compile,
+            mean=mean,
+            std=std,
         )
         module.hparams.update({"batch_size": batch_size, "ipc": ipc, "factor": factor, "input_size": input_size})
         schedule = validation_epochs(self.epochs, self.eval_every, self.tail_fraction)
@@ -224,9 +257,11 @@ class SoftLabelEvaluator:
         finally:
             restore()
         seconds = time.perf_counter() - start
-        return self._results(module.val_history, seconds, store.nbytes if store is not None else 0)
+        return self._results(module.val_history, seconds, store.nbytes if store is not None else 0, module.bf16)
 
-    def _results(self, history: list[dict[str, float]], seconds: float, soft_label_bytes: int) -> dict[str, float]:
+    def _results(
+        self, history: list[dict[str, float]], seconds: float, soft_label_bytes: int, bf16: bool
+    ) -> dict[str, float]:
         if not history or int(history[-1]["epoch"]) != self.epochs - 1:
             last = int(history[-1]["epoch"]) if history else None
             raise FgddError(
@@ -242,4 +277,5 @@ class SoftLabelEvaluator:
             "student/train_seconds": float(seconds),
             "student/epochs": float(self.epochs),
             "cost/soft_label_bytes": float(soft_label_bytes),  # stored soft labels held in memory; 0 when online
+            "student/bf16": float(bf16),  # 1: forward passes ran under bf16 autocast (evaluator.precision)
         }

@@ -42,3 +42,10 @@ class PlainTrainTransform:
 
     def __call__(self, image: Tensor, generator: torch.Generator) -> Tensor:
         return self.apply(image, self.draw(image.shape[1], image.shape[2], generator))
+
+
+class PlainBatchAugment(PlainTrainTransform):
+    """``evaluator.augment=false`` in the batched pipeline: the ``BatchAugment`` interface, nothing drawn."""
+
+    def draw(self, n: int, height: int, width: int, generator: torch.Generator) -> dict[str, Tensor]:  # type: ignore[override]
+        return {}

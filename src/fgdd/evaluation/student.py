@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Sequence
 from functools import partial
 
 import lightning as L
@@ -12,7 +14,8 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from fgdd.errors import ConfigError
-from fgdd.evaluation.augment import StudentTrainTransform, apply_cutmix, cutmix, cutmix_params
+from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform, apply_cutmix, cutmix, cutmix_params
+from fgdd.evaluation.eval_images import normalise
 from fgdd.evaluation.soft_labels import SoftLabelStore
 from fgdd.utils.seeding import generator
 
@@ -51,6 +54,26 @@ def mixed_label_ce(logits: Tensor, labels: Tensor, perm: Tensor, lam: float) -> 
     return lam * F.cross_entropy(logits, labels) + (1.0 - lam) * F.cross_entropy(logits, labels[perm])
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: CUDA GPUs with bf16 (Ampere and later), CPUs with AVX512-BF16 or
+    AMX (oneDNN's bf16 kernels; elsewhere bf16 is emulated and slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        return any(check() for check in checks if check is not None)
+    return False
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"evaluator.precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision == "bf16" or (precision == "auto" and native_bf16(device))
+
+
 def validation_epochs(epochs: int, eval_every: int, tail_fraction: float) -> list[int]:
     # 0-based epochs, RDED's rule: every eval_every-th epoch strictly after (1 - tail_fraction) of training
     # (epoch > 0.8 * epochs for 300 epochs: 249, 259, ..., 299), plus always the final epoch (the primary number)
@@ -86,9 +109,14 @@ class SoftLabelStudent(L.LightningModule):
         use_cutmix: bool = True,
         hard_labels: bool = False,
         soft_label_store: SoftLabelStore | None = None,
-        device_augment: StudentTrainTransform | None = None,
+        device_augment: StudentTrainTransform | BatchAugment | None = None,
         pixels: Tensor | None = None,
         channels_last: bool = False,
+        precision: str = "fp32",  # auto: bf16 autocast where the device computes bf16 natively (see native_bf16)
+        extra_student_forward: bool = False,  # RDED's code: one more no-grad student forward (train mode) per step
+        mean: Sequence[float] | None = None,  # validation batches arrive as uint8 and are normalised here
+        std: Sequence[float] | None = None,
+        compile_mode: str | None = None,  # torch.compile mode for student and teacher forwards (None: eager)
     ) -> None:
         super().__init__()
         if (device_augment is None) != (pixels is None):
@@ -99,6 +127,8 @@ class SoftLabelStudent(L.LightningModule):
             raise ConfigError("hard_labels=True trains on the distilled labels; pass teacher=None")
         if not hard_labels and teacher is None:
             raise ConfigError("soft-label training needs a teacher (or set hard_labels=True)")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"evaluator.precision must be one of {PRECISIONS}, got {precision!r}")
         # channels_last: the student's weights and every batch in NHWC memory order (faster convolution kernels;
         # the same arithmetic up to float rounding). The teacher's weights are not touched: a channels_last batch
         # already selects the NHWC kernels for it.
@@ -120,6 +150,17 @@ class SoftLabelStudent(L.LightningModule):
         # the distilled set (N, 3, h, w) uint8, moved to the training device at fit start; a plain attribute, not a
         # buffer: DDP would broadcast a buffer on every step and the state dict would carry it
         self._pixels = pixels
+        self.precision = precision
+        self.bf16 = False  # resolved from `precision` on the training device at fit start
+        self.extra_student_forward = extra_student_forward
+        self.mean = list(mean) if mean is not None else None
+        self.std = list(std) if std is not None else None
+        self.compile_mode = compile_mode
+        # the callables the steps run: the modules themselves, or torch.compile wrappers sharing their parameters
+        # (kept in a plain dict so that the wrappers are not registered as submodules twice in the state dict)
+        self._forward: dict[str, nn.Module] = {"student": self.student}
+        if teacher is not None:
+            self._forward["teacher"] = teacher
         self.save_hyperparameters(ignore=["student", "teacher", "soft_label_store", "device_augment", "pixels"])
         self.val_history: list[dict[str, float]] = []  # one entry per validation: epoch, top1, top5 (fractions)
         self._mix_generator: torch.Generator | None = None
@@ -139,6 +180,11 @@ class SoftLabelStudent(L.LightningModule):
     def on_fit_start(self) -> None:
         # one CutMix stream per rank, so ranks do not draw identical boxes
         self._mix_generator = generator(self.seed, "student-cutmix", self.global_rank)
+        self.bf16 = use_bf16(self.precision, self.device)
+        self.hparams["bf16"] = self.bf16  # what `precision` resolved to here, for the logger's hparams
+        if self.compile_mode is not None:
+            self._forward = {name: torch.compile(module, mode=self.compile_mode)
+                             for name, module in self._forward.items()}
         if self._pixels is not None:
             self._pixels = self._pixels.to(self.device)
         if self.soft_label_store is not None and self.trainer.world_size > 1:
@@ -171,31 +217,43 @@ class SoftLabelStudent(L.LightningModule):
                 perm, box = torch.arange(n), (0, 0, 0, 0)
             images = apply_cutmix(images, perm, box)
             with torch.no_grad():
-                teacher_logits = self.teacher(images)  # (n, k): the only teacher forwards of the run
+                teacher_logits = self._forward["teacher"](images)  # (n, k): the only teacher forwards
             targets = store.record(self.current_epoch, batch_idx, labels, perm, box, teacher_logits)
         else:
             perm, box, targets = store.replay(self.current_epoch, batch_idx, labels)
             images = apply_cutmix(images, perm, box)
-        return soft_target_kl(self.student(images), targets.to(images.device), self.temperature)
+        return soft_target_kl(self._forward["student"](images), targets.to(images.device), self.temperature)
 
     def _layout(self, images: Tensor) -> Tensor:
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        # bf16 for the forward passes only: weights, gradients, optimizer state and the loss stay fp32. Explicitly
+        # disabled otherwise, so that a trainer precision of bf16-mixed does not decide it behind the setting.
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch  # (n, c, h, w), (n,)
         images = self._layout(images)
         if self.soft_label_store is not None:
-            loss = self._stored_soft_label_loss(images, labels, batch_idx)
+            with self._autocast():
+                loss = self._stored_soft_label_loss(images, labels, batch_idx)
         else:
             images, perm, lam = self._mix(images, labels)
-            logits = self.student(images)  # (n, k)
-            if self.hard_labels:
-                loss = mixed_label_ce(logits, labels, perm, lam)
-            else:
-                assert self.teacher is not None
-                with torch.no_grad():
-                    teacher_logits = self.teacher(images)  # (n, k), computed online on the mixed batch
-                loss = soft_label_kl(logits, teacher_logits, self.temperature)
+            with self._autocast():
+                if self.extra_student_forward:
+                    # RDED's loop runs the student on the batch without gradients (in train mode) before the
+                    # teacher labels it: batch-norm running statistics move twice per step. Off by default.
+                    with torch.no_grad():
+                        self._forward["student"](images)
+                logits = self._forward["student"](images)  # (n, k)
+                if self.hard_labels:
+                    loss = mixed_label_ce(logits, labels, perm, lam)
+                else:
+                    assert self.teacher is not None
+                    with torch.no_grad():
+                        teacher_logits = self._forward["teacher"](images)  # (n, k), online on the mixed batch
+                    loss = soft_label_kl(logits, teacher_logits, self.temperature)
         self.log("student/train_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=len(labels), sync_dist=True)
         return loss
@@ -207,9 +265,12 @@ class SoftLabelStudent(L.LightningModule):
         self._val_counts = torch.zeros(3, device=self.device, dtype=torch.float64)  # top-1 hits, top-5 hits, seen
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        images, labels = batch
-        images = self._layout(images)
-        logits = self.student(images)  # (n, k)
+        images, labels = batch  # (n, 3, s, s) uint8 (fgdd.evaluation.eval_images), (n,)
+        if self.mean is None or self.std is None:
+            raise ConfigError("validation needs the dataset's mean and std (SoftLabelStudent(mean=..., std=...))")
+        images = self._layout(normalise(images, self.mean, self.std))
+        with self._autocast():
+            logits = self._forward["student"](images)  # (n, k)
         k = min(5, logits.shape[1])
         hits = logits.topk(k, dim=1).indices.eq(labels[:, None])  # (n, k)
         assert self._val_counts is not None

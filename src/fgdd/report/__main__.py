@@ -16,7 +16,13 @@ from rich.console import Console
 from fgdd.report.collect import find_runs, load_row
 from fgdd.report.published import load_published
 from fgdd.report.scores import (
-    ARS_WEIGHT, LRS_WEIGHT, annotate, compute_scores, missing_controls, parse_reference, scores_markdown,
+    ARS_WEIGHT,
+    LRS_WEIGHT,
+    annotate,
+    compute_scores,
+    missing_controls,
+    parse_reference,
+    scores_markdown,
 )
 from fgdd.report.status import runs_markdown, sweeps_markdown
 from fgdd.report.summary import aggregate

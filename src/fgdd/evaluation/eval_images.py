@@ -1,0 +1,178 @@
+"""The validation split decoded once: the evaluation transform's geometry (Resize(input // 7 * 8), CenterCrop(input))
+applied to every image and the result kept as one uint8 tensor, shared by the teacher's accuracy and every student
+validation of a run and, through ``cache_dir``, by every run on the same split and input size.
+
+Normalising on the fly (``normalise``) gives exactly the floats ``fgdd.data.transforms.eval_transform`` gives:
+ToTensor divides the same uint8 values by 255 and Normalize subtracts and divides by the same float32 constants."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+from torchvision import transforms as T
+
+from fgdd.data.transforms import eval_transform
+from fgdd.errors import ConfigError
+from fgdd.utils.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+# Bump when the stored pixels would differ for the same split and input size (eval_transform's geometry changed)
+EVAL_IMAGES_VERSION = "eval-images-v1"
+# Above this many bytes of decoded pixels the split is not held in memory: it is decoded at every pass instead
+DEFAULT_MAX_BYTES = 8 * 2**30
+
+
+def eval_geometry(input_size: int) -> T.Compose:
+    # eval_transform's resize and crop (its first two steps), then the uint8 tensor instead of ToTensor's floats
+    resize, crop = eval_transform(input_size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)).transforms[:2]
+    return T.Compose([resize, crop, T.PILToTensor()])
+
+
+def normalise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """(n, 3, s, s) uint8 -> float32, the same operations in the same order as ToTensor + Normalize."""
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    return images.float().div_(255).sub_(mean_t).div_(std_t)
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class EvalImages:
+    """(N, 3, s, s) uint8 images and (N,) labels of a split, after the evaluation geometry."""
+
+    def __init__(self, images: Tensor, labels: Tensor) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4 or len(images) != len(labels):
+            raise ConfigError(f"EvalImages needs (N, 3, s, s) uint8 images and N labels; got "
+                              f"{tuple(images.shape)} {images.dtype}, {len(labels)} labels")
+        if len(images) == 0:
+            raise ConfigError("cannot evaluate on an empty split")
+        self.images = images
+        self.labels = labels.long()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(self, batch_size: int, shard: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
+        """(uint8 (n, 3, s, s), labels (n,)) batches in split order; ``shard``: under DDP this rank's every
+        world-th batch only (no padding, so summed counts over ranks cover each image exactly once)."""
+        rank, world = _rank_and_world() if shard else (0, 1)
+        for k, start in enumerate(range(0, len(self), batch_size)):
+            if k % world == rank:
+                yield self.images[start : start + batch_size], self.labels[start : start + batch_size]
+
+    def num_batches(self, batch_size: int, shard: bool = False) -> int:
+        total = -(-len(self) // batch_size)
+        rank, world = _rank_and_world() if shard else (0, 1)
+        return len(range(rank, total, world))
+
+
+class StreamedEvalImages(EvalImages):
+    """A split too large to hold decoded: the same batches, decoded by a loader at every pass."""
+
+    def __init__(self, split: Any, input_size: int, num_workers: int) -> None:  # noqa: D107 (no super: no tensor)
+        self.split = split.with_transform(eval_geometry(input_size))
+        self.num_workers = num_workers
+        self.labels = torch.as_tensor(list(split.targets), dtype=torch.long)
+
+    def batches(self, batch_size: int, shard: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
+        rank, world = _rank_and_world() if shard else (0, 1)
+        loader = DataLoader(self.split, batch_size=batch_size, num_workers=self.num_workers)
+        for k, (images, labels) in enumerate(loader):
+            if k % world == rank:
+                yield images, labels
+
+
+class EvalBatches:
+    """An iterable over ``EvalImages`` batches with a length, for Lightning's validation loop (``shard``: DDP).
+    Batches are uint8, or normalised float32 when ``mean`` and ``std`` are given."""
+
+    def __init__(self, images: EvalImages, batch_size: int, shard: bool = True,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> None:
+        self.images = images
+        self.batch_size = batch_size
+        self.shard = shard
+        self.mean, self.std = mean, std
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        for images, labels in self.images.batches(self.batch_size, self.shard):
+            yield (normalise(images, self.mean, self.std) if self.mean is not None and self.std is not None
+                   else images), labels
+
+    def __len__(self) -> int:
+        return self.images.num_batches(self.batch_size, self.shard)
+
+
+def _decode(split: Any, input_size: int, num_workers: int) -> EvalImages:
+    n, size = len(split), input_size
+    images = torch.empty(n, 3, size, size, dtype=torch.uint8)
+    labels = torch.empty(n, dtype=torch.long)
+    loader = DataLoader(split.with_transform(eval_geometry(input_size)), batch_size=256, num_workers=num_workers)
+    start = 0
+    for batch, targets in loader:  # (b, 3, s, s) uint8, (b,)
+        images[start : start + len(batch)] = batch
+        labels[start : start + len(batch)] = targets
+        start += len(batch)
+    return EvalImages(images, labels)
+
+
+def _cache_key(split: Any, input_size: int) -> dict[str, Any]:
+    return {
+        "version": EVAL_IMAGES_VERSION,
+        "split_root": str(Path(split.root).resolve()),
+        "split_sha256": split.content_sha256(),  # names, labels, sizes and modification times (or pixels)
+        "input_size": int(input_size),
+    }
+
+
+def decode_eval_images(
+    split: Any,
+    input_size: int,
+    *,
+    num_workers: int = 0,
+    cache_dir: str | Path | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> EvalImages:
+    """Decode ``split`` (an ImageSplit yielding PIL images) once. With ``cache_dir``, the tensor is stored there under
+    a key of the split's content and the input size (written atomically) and read back by later calls."""
+    nbytes = len(split) * 3 * input_size * input_size
+    if nbytes > max_bytes:
+        log.info("val split %s: %.1f GB decoded exceeds %.1f GB; it is decoded at every validation instead of held",
+                 split.root, nbytes / 1e9, max_bytes / 1e9)
+        return StreamedEvalImages(split, input_size, num_workers)
+    if cache_dir is None:
+        return _decode(split, input_size, num_workers)
+    key = _cache_key(split, input_size)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    path = Path(cache_dir) / f"{Path(split.root).name}-{input_size}px-{digest[:20]}.pt"
+    if path.is_file():
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            if json.loads(stored["key"]) != key:
+                raise ValueError("its key differs from this split's")
+            cached = EvalImages(stored["images"], stored["labels"])
+            if len(cached) != len(split) or cached.images.shape[1:] != (3, input_size, input_size):
+                raise ValueError(f"it holds {tuple(cached.images.shape)} for {len(split)} images")
+            log.info("val split read decoded from %s", path)
+            return cached
+        except Exception as error:  # truncated, foreign or older file: decoded again and replaced
+            log.warning("ignoring the decoded val split %s (%s); decoding it again", path, error)
+    decoded = _decode(split, input_size, num_workers)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save({"images": decoded.images, "labels": decoded.labels, "key": json.dumps(key)}, tmp)
+    except OSError as error:  # the run has its tensor; a cache that cannot be written only costs a decode later
+        log.warning("could not store the decoded val split in %s: %s", path, error)
+    return decoded
