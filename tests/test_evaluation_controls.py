@@ -17,7 +17,7 @@ from fgdd.errors import ConfigError
 from fgdd.evaluation import SoftLabelEvaluator
 from fgdd.evaluation.full_real import FullRealEvaluator
 from fgdd.evaluation.lr_search import LRSearchEvaluator, holdout_split
-from fgdd.evaluation.plain import PlainTrainTransform
+from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.run import CONF_DIR, run
 from tests.test_evaluation_evaluator import MEAN, STD, ColourTeacher, tiny_student
 from tests.test_evaluation_evaluator import run as evaluate
@@ -55,10 +55,20 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 
 def test_student_without_augmentation_is_reproducible_and_differs_from_the_augmented_one() -> None:
-    plain = weights(augment=False, cutmix=False)
+    plain = weights(augment=False, cutmix=False)  # the default, batched pipeline
     assert same(plain, weights(augment=False, cutmix=False))
-    assert same(plain, weights(augment=False, cutmix=False, augment_on_device=True))  # device path: same pixels
-    assert not same(plain, weights())  # the switch really removes the augmentation
+    assert not same(plain, weights(cutmix=False))  # the switch really removes the augmentation
+    loader = weights(augment=False, cutmix=False, pipeline="loader")
+    assert same(loader, weights(augment=False, cutmix=False, pipeline="loader", augment_on_device=True))  # same pixels
+    assert not same(loader, weights(cutmix=False, pipeline="loader"))
+
+
+def test_batched_plain_augment_draws_nothing_and_gives_the_plain_images() -> None:
+    augment = PlainBatchAugment(16, MEAN, STD)
+    pixels = torch.randint(0, 256, (3, 3, 24, 24), dtype=torch.uint8)
+    assert augment.draw(3, 24, 24, torch.Generator().manual_seed(0)) == {}
+    batch = augment.apply_batch(pixels, torch.tensor([2, 0]), {})
+    assert torch.allclose(batch[0], PlainTrainTransform(16, MEAN, STD).apply(pixels[2], {}), atol=1e-6)
 
 
 # -- learning-rate search -----------------------------------------------------------------------------------------

@@ -65,6 +65,13 @@ class EvalImages:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def content_sha256(self) -> str:
+        """Hash of the decoded pixels and labels: what an evaluation on this split sees, wherever it came from."""
+        digest = hashlib.sha256(f"{tuple(self.images.shape)}\n".encode())
+        digest.update(self.images.contiguous().numpy().tobytes())
+        digest.update(self.labels.contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
     def batches(self, batch_size: int, shard: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
         """(uint8 (n, 3, s, s), labels (n,)) batches in split order; ``shard``: under DDP this rank's every
         world-th batch only (no padding, so summed counts over ranks cover each image exactly once)."""

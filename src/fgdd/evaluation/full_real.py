@@ -104,7 +104,8 @@ class FullRealEvaluator:
         return {
             "train_root": str(Path(train.root).resolve()),
             "train_sha256": train.content_sha256(),
-            "val_root": str(Path(val.root).resolve()),
+            # a decoded split (EvalImages) has no folder: its pixels identify it
+            "val_root": str(Path(val.root).resolve()) if hasattr(val, "root") else None,
             "val_sha256": val.content_sha256(),
             "student": type(student).__name__,
             "student_init_sha256": weights_sha256(student),  # the architecture and its initial weights (the seed)
