@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,3 +61,34 @@ def test_a_reduced_run_says_so_in_its_table(tmp_path) -> None:
     fake_run(tmp_path / "g" / "rded" / "seed0", "rded", 0.2, epochs=2)
     assert "2 student epochs" in cpu_grid_table.table(tmp_path / "g", [0])
     assert cpu_grid_table.table(tmp_path / "empty", [0]).startswith("No cell has finished yet.")
+
+
+SCRIPT = REPO / "benchmarks" / "cpu_grid.sh"
+
+
+def cell_overrides(cell: str) -> list[str]:
+    """What cpu_grid.sh passes for one cell: its cell_args function, run by bash."""
+    function = re.search(r"^cell_args\(\) \{.*?^\}", SCRIPT.read_text(), flags=re.S | re.M).group(0)
+    done = subprocess.run(["bash", "-c", f"{function}\ncell_args {cell}"], capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+@pytest.mark.parametrize("experiment,cell", [
+    ("cpu_imagenette_conv4", "random_real"), ("cpu_imagewoof_conv4", "rded"),
+    ("cpu_cifar10_conv3", "fgdd-saliency-q0.7"), ("cpu_cifar10_conv3", "fgdd-saliency-q0.3"),
+    ("cpu_cifar10_conv3", "fgdd-saliency-always"), ("cpu_cifar10_conv3", "fgdd-cam-q0.7"),
+])
+def test_every_cell_of_the_script_composes_to_the_method_it_names(experiment: str, cell: str) -> None:
+    from tests.test_experiments import compose_run
+
+    cfg = compose_run([f"experiment={experiment}", "teacher.checkpoint=/x/t.pth", *cell_overrides(cell)])
+    if cell.startswith("fgdd"):
+        _, segmenter, threshold = cell.split("-")
+        assert cfg.selector.name == "fgdd" and cfg.selector.segmenter.name == segmenter
+        if threshold == "always":
+            assert cfg.selector.threshold.name == "always"
+        else:
+            assert cfg.selector.threshold.name == "quantile" and cfg.selector.threshold.q == float(threshold[1:])
+    else:
+        assert cfg.selector.name == cell
+    assert cfg.evaluator.epochs == 300 and cfg.ipc == 10

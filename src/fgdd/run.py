@@ -241,10 +241,12 @@ def draw_figures(run_dir: Path, cfg: DictConfig, dataset: Any, teacher: Any, dev
     if (run_dir / "occupancy.json").exists():
         summary = json.loads((run_dir / "occupancy.json").read_text())
         figures["occupancy"] = occupancy_figure(summary, run_dir / "figures" / "occupancy.png")
+    if (run_dir / "occupancy.json").exists() and cfg.figures.foreground_samples > 0:
         # a few kept images per class segmented again by the run's segmenter (masks are not stored)
         segmenter = instantiate(cfg.selector.segmenter, _convert_="all")
         segmenter.setup(SegmentationContext(observer=teacher, dataset=dataset, device=device))
-        samples = foreground_samples(run_dir / "distilled", dataset.train(), segmenter, dataset.class_names)
+        samples = foreground_samples(run_dir / "distilled", dataset.train(), segmenter, dataset.class_names,
+                                     per_class=cfg.figures.foreground_samples)
         figures["foreground_samples"] = foreground_samples_figure(samples, run_dir / "figures" / "foreground_samples.png")
     return figures
 
