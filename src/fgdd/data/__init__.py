@@ -14,8 +14,8 @@ from fgdd.data.base import (
 )
 from fgdd.data.cifar import CIFAR10Dataset, CIFAR100Dataset, PickledImageSplit
 from fgdd.data.folder import ImageFolderDataset
-from fgdd.data.images import ImageInfo, inspect_image, inspect_images
 from fgdd.data.imagenette import ImagenetteDataset, ImageWoofDataset
+from fgdd.data.images import ImageInfo, inspect_image, inspect_images
 from fgdd.data.shapes import SHAPE_KINDS, ShapesDataset
 from fgdd.data.tinyimagenet import TinyImageNetDataset, read_boxes
 from fgdd.data.transforms import (
