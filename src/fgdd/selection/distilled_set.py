@@ -33,7 +33,7 @@ class Patch:
 
     label: int
     source: str
-    box: Box
+    box: Box  # top, left, height, width in source pixels; a whole image: its square (data.transforms.square_box)
     source_size: tuple[int, int]  # width, height
     score: float | None
     pixels: torch.Tensor
