@@ -269,6 +269,18 @@ def test_limit_per_class_keeps_the_first_images_of_every_class(tmp_path) -> None
     assert len(val) == 3
 
 
+def test_limit_per_class_slices_pickled_cifar_with_its_pixels(tmp_path) -> None:
+    data = tmp_path / "data"
+    write_fake_cifar10(data / "cifar10" / "cifar-10-batches-py")
+    dataset = build_dataset(run_config(*dataset_overrides("cifar10", data, "dataset.limit_per_class.train=1")).dataset)
+    train = dataset.train()
+    assert len(train) == 10 and train.targets == list(range(10))
+    for i in range(10):  # the pixels follow the samples kept: the fake images carry their label and archive row
+        assert train.load_rgb(i).getpixel((0, 0))[1] == i
+        row = int(train.relpath(i).split("/")[1])  # archive position: batch row // 4 + 1, index row % 4 in it
+        assert train.load_rgb(i).getpixel((0, 0))[0] == 10 * (row // 4 + 1) + row % 4
+
+
 def test_debug_fast_slices_every_dataset_and_a_command_line_ipc_wins() -> None:
     cfg = run_config("dataset=imagenette", "debug=fast")
     assert cfg.ipc == 1 and dict(cfg.dataset.limit_per_class) == {"train": 10, "val": 5}
