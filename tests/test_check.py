@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from fgdd.check import main
@@ -95,3 +96,15 @@ def test_missing_data_and_unknown_keys_have_their_own_exit_status(tmp_path, caps
     assert status == 1 and "no data at" in out and "imagewoof2-128" in out
     assert main(["dataset=imagewoof", "dataset.subdirr=x"]) == 2
     assert "subdirr" in capsys.readouterr().err
+
+
+def test_download_true_is_never_a_download_from_the_check(tmp_path, capsys, monkeypatch) -> None:
+    args = ["dataset=cifar10", f"data_root={tmp_path}", "dataset.download=true"]
+    monkeypatch.setenv("FGDD_OFFLINE", "1")
+    status, out = check(capsys, *args)
+    assert status == 1 and "FGDD_OFFLINE=1 forbids the download" in out
+    monkeypatch.delenv("FGDD_OFFLINE")
+    monkeypatch.setattr("fgdd.data.download._download_and_extract", lambda *a: pytest.fail("the check downloaded"))
+    status, out = check(capsys, *args)
+    assert status == 0 and "not on disk yet: a run downloads it" in out
+    assert not any(tmp_path.iterdir())

@@ -6,11 +6,14 @@ It takes the same overrides as ``fgdd.run`` and composes the same config, builds
 folders against the configured list, ``allow_extra_folders``, ``limit_per_class``), then reads every image's
 header (size, mode, format) and decodes its pixels to see that it can be read: JPEG files at 1/8 scale (libjpeg
 still reads the whole compressed stream, so truncated or corrupt files fail as they do at full size, in a
-fraction of the time), other formats in full, each converted to RGB as a run converts it. Nothing is written.
+fraction of the time), other formats in full, each converted to RGB as a run converts it. Nothing is written
+(the generated shapes set excepted: it is made on first use, by a check as by a run) and nothing is downloaded:
+with dataset.download=true, data not on disk yet is reported as such.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import statistics
 import sys
@@ -20,10 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fgdd.data.base import DATA_DIR_ENV, ImageDataset, ImageSplit, build_dataset, tolerated_fraction
-from fgdd.errors import ClassMismatchError, FgddError
+from fgdd.data.download import offline
+from fgdd.errors import ClassMismatchError, DatasetNotFoundError, FgddError
 
 USAGE = __doc__.split("\n\n")[0] + "\n\nExamples:\n" + """\
   python -m fgdd.check dataset=imagenette data_root=/data
@@ -69,12 +73,22 @@ def data_root_source(overrides: Sequence[str]) -> str:
     return "the default (./data; set data_root=... or $FGDD_DATA_DIR)"
 
 
-def read_split(dataset: ImageDataset, which: str, report: Report) -> tuple[ImageSplit | None, SplitReport]:
+def read_split(dataset: ImageDataset, which: str, report: Report, downloads: bool = False
+               ) -> tuple[ImageSplit | None, SplitReport]:
     """The split as a run lists it; a mismatch of extra classes only is reported, then read as it would be read
     with ``allow_extra_folders=true`` so that the rest of the report still describes the data."""
     out = SplitReport(which, configured=list(dataset.classes))
     try:
         return dataset.listed_split(which), out
+    except DatasetNotFoundError as error:
+        if downloads and not offline():
+            out.note = "not on disk yet: a run downloads it (dataset.download=true); check again afterwards"
+        elif downloads:
+            report.problems.append(f"{which}: not on disk, and FGDD_OFFLINE=1 forbids the download a run would try "
+                                   f"(dataset.download=true): {error}")
+        else:
+            report.problems.append(f"{which}: {error}")
+        return None, out
     except ClassMismatchError as error:
         report.problems.append(f"{which}: {error}")
         out.found = list(error.got)
@@ -215,6 +229,10 @@ def judge_run(cfg: DictConfig, dataset: ImageDataset, train: SplitReport | None,
 def check(cfg: DictConfig, overrides: Sequence[str] = ()) -> Report:
     start = time.perf_counter()
     report = Report()
+    downloads = bool(cfg.dataset.get("download", False))
+    if downloads:  # a check reads what is there; fetching is the run's job
+        cfg = copy.deepcopy(cfg)
+        OmegaConf.update(cfg, "dataset.download", False)
     try:
         dataset = build_dataset(cfg.dataset)
         root = dataset.data_root
@@ -226,7 +244,7 @@ def check(cfg: DictConfig, overrides: Sequence[str] = ()) -> Report:
     report.add(f"data root {root} (from {data_root_source(overrides)})")
     splits: dict[str, SplitReport | None] = {}
     for which in ("train", "val"):
-        split, out = read_split(dataset, which, report)
+        split, out = read_split(dataset, which, report, downloads)
         if split is not None:
             describe(split, out)
         splits[which] = out if split is not None else None

@@ -144,8 +144,10 @@ def set_attempt_aside(run_dir: Path) -> int:
 
 def refusal(run_dir: Path, previous: str, current: str, changed: list[str]) -> str:
     diff = "".join(difflib.unified_diff(previous.splitlines(True), current.splitlines(True), "recorded", "now", n=0))
-    why = ("whose attempt left results (a finished stage)" if any((run_dir / name).exists() for name in STAGE_OUTPUTS)
-           else "with no recorded failure (it may still be running)" if not (run_dir / FAILED).exists() else "")
+    if any((run_dir / name).exists() for name in STAGE_OUTPUTS):
+        why = " whose attempt left results (a finished stage)"
+    else:
+        why = "" if (run_dir / FAILED).exists() else " with no recorded failure (it may still be running)"
     recorded, now = yaml.safe_load(previous), yaml.safe_load(current)
     hints = []
     for key, variable in ENV_SETTINGS.items():
@@ -153,13 +155,13 @@ def refusal(run_dir: Path, previous: str, current: str, changed: list[str]) -> s
         if key in changed and value is not None and str(now.get(key)) == value:
             hints.append(
                 f"{key}={value} comes from ${variable}, which the run folder's name does not include (the recorded "
-                f"run has {key}={recorded.get(key)}). To run with {value}, give it on the command line, `{key}={value}`: "
-                f"command-line settings name the folder, so the run gets a folder of its own. To resume the recorded "
-                f"run, set {variable}={recorded.get(key)} again."
+                f"run has {key}={recorded.get(key)}). To run with {value}, give it on the command line, "
+                f"`{key}={value}`: command-line settings name the folder, so the run gets a folder of its own. To "
+                f"resume the recorded run, set {variable}={recorded.get(key)} again."
             )
     return (
-        f"run folder {run_dir} holds a run with a different configuration ({', '.join(changed)}){' ' + why if why else ''}; "
-        "fgdd never overwrites a run.\n"
+        f"run folder {run_dir} holds a run with a different configuration ({', '.join(changed)}){why}; fgdd never "
+        "overwrites a run.\n"
         + "".join(f"{hint}\n" for hint in hints)
         + f"Use another folder (hydra.run.dir=... or output_root=...). Differences:\n{diff}"
     )
