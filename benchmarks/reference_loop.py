@@ -417,18 +417,24 @@ def bench_case(key: int, args: argparse.Namespace, out: dict[str, Any]) -> None:
             variants[name] = lambda options=options: fgdd_run(items, tiny_val, teacher, ipc=ipc, classes=classes,
                                                               **common, **options)
     times: dict[str, list[float]] = {name: [] for name in variants}
+    per_repeat: dict[str, list[float]] = {name: [] for name in variants}  # each repeat's median rate
     for r in range(args.repeats):
         for name, fn in variants.items():
-            times[name] += fn()
-            print(f"  [{key} px] repeat {r + 1}/{args.repeats} {name}: "
-                  f"{median_rate(n, times[name]):.1f} images/s so far", flush=True)
+            epochs = fn()
+            times[name] += epochs
+            per_repeat[name].append(median_rate(n, epochs))
+            print(f"  [{key} px] repeat {r + 1}/{args.repeats} {name}: {per_repeat[name][-1]:.1f} images/s", flush=True)
     rates = {name: median_rate(n, t) for name, t in times.items()}
-    reference = rates["reference (RDED's loop)"]
+    # the ratio within each repeat (the variants ran back to back, under the same load), then its median: robust to
+    # the load of a shared machine drifting between repeats
+    reference_name = "reference (RDED's loop)"
+    ratios = {name: statistics.median(a / b for a, b in zip(per_repeat[name], per_repeat[reference_name]))
+              for name in variants}
     label = f"ConvNet-{depth}, {size} px, factor {factor}, IPC {ipc} x {classes} classes, batch {batch}"
     out["cases"].append({
-        "case": label, "images_per_epoch": n, "loops": {name: {"images_per_s": rate, "ratio": rate / reference,
-                                                               "epoch_seconds": times[name]}
-                                                        for name, rate in rates.items()},
+        "case": label, "images_per_epoch": n,
+        "loops": {name: {"images_per_s": rate, "ratio": ratios[name], "per_repeat_images_per_s": per_repeat[name],
+                         "epoch_seconds": times[name]} for name, rate in rates.items()},
         "raw_step": raw_step_rates(size, depth, classes, batch, args.repeats, device),
         "validation": validation_rates(val, size, depth, classes, 1 if args.quick else min(args.repeats, 3), device),
         "val_images": len(val),
@@ -444,7 +450,8 @@ def markdown(out: dict[str, Any]) -> str:
     lines = [out["header"], ""]
     for case in out["cases"]:
         lines += [f"**{case['case']}** ({case['images_per_epoch']} images an epoch)", "",
-                  "| loop | training images/s (median) | vs reference |", "|---|---|---|"]
+                  "| loop | training images/s (median of timed epochs) | vs reference (median of per-repeat ratios) |",
+                  "|---|---|---|"]
         for name, row in case["loops"].items():
             lines.append(f"| {name} | {row['images_per_s']:.1f} | {row['ratio']:.2f}x |")
         raw = case["raw_step"]

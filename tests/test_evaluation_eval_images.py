@@ -114,3 +114,17 @@ def test_a_run_decodes_the_val_split_once(tmp_path: Path, monkeypatch: pytest.Mo
     loads.counts.clear()
     run(tiny_cfg(tmp_path, *overrides, "seed=1"), tmp_path / "second")
     assert loads.counts.get(val_root.name, 0) == 0
+
+
+def test_ddp_ranks_validate_disjoint_shares_that_cover_the_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fgdd.evaluation.eval_images as eval_images
+
+    images = EvalImages(torch.arange(7, dtype=torch.uint8).view(7, 1, 1, 1).expand(7, 3, 2, 2), torch.arange(7))
+    seen = []
+    for rank in range(3):
+        monkeypatch.setattr(eval_images, "_rank_and_world", lambda rank=rank: (rank, 3))
+        batches = list(EvalBatches(images, 2))
+        assert len(batches) == len(EvalBatches(images, 2)) >= 1  # every rank has a batch (Lightning needs one)
+        seen += torch.cat([y for _, y in batches]).tolist()
+        assert len(list(images.batches(2))) == 4  # unsharded: everything
+    assert sorted(seen) == list(range(7))  # each image exactly once over the ranks

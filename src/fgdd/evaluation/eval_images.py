@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from torchvision import transforms as T
 
 from fgdd.data.transforms import eval_transform
@@ -50,6 +50,14 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+def _shard(n: int, shard: bool) -> range:
+    # under DDP with ``shard``: this rank's contiguous share of the n images (no padding, so counts summed over
+    # ranks cover each image exactly once); otherwise all of them
+    rank, world = _rank_and_world() if shard else (0, 1)
+    share = -(-n // world)
+    return range(min(rank * share, n), min((rank + 1) * share, n))
+
+
 class EvalImages:
     """(N, 3, s, s) uint8 images and (N,) labels of a split, after the evaluation geometry."""
 
@@ -73,17 +81,14 @@ class EvalImages:
         return digest.hexdigest()
 
     def batches(self, batch_size: int, shard: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
-        """(uint8 (n, 3, s, s), labels (n,)) batches in split order; ``shard``: under DDP this rank's every
-        world-th batch only (no padding, so summed counts over ranks cover each image exactly once)."""
-        rank, world = _rank_and_world() if shard else (0, 1)
-        for k, start in enumerate(range(0, len(self), batch_size)):
-            if k % world == rank:
-                yield self.images[start : start + batch_size], self.labels[start : start + batch_size]
+        """(uint8 (n, 3, s, s), labels (n,)) batches in split order; ``shard``: under DDP this rank's share only."""
+        mine = _shard(len(self), shard)
+        for start in range(mine.start, mine.stop, batch_size):
+            stop = min(start + batch_size, mine.stop)
+            yield self.images[start:stop], self.labels[start:stop]
 
     def num_batches(self, batch_size: int, shard: bool = False) -> int:
-        total = -(-len(self) // batch_size)
-        rank, world = _rank_and_world() if shard else (0, 1)
-        return len(range(rank, total, world))
+        return -(-len(_shard(len(self), shard)) // batch_size)
 
 
 class StreamedEvalImages(EvalImages):
@@ -95,11 +100,8 @@ class StreamedEvalImages(EvalImages):
         self.labels = torch.as_tensor(list(split.targets), dtype=torch.long)
 
     def batches(self, batch_size: int, shard: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
-        rank, world = _rank_and_world() if shard else (0, 1)
-        loader = DataLoader(self.split, batch_size=batch_size, num_workers=self.num_workers)
-        for k, (images, labels) in enumerate(loader):
-            if k % world == rank:
-                yield images, labels
+        mine = Subset(self.split, list(_shard(len(self), shard)))
+        yield from DataLoader(mine, batch_size=batch_size, num_workers=self.num_workers)
 
 
 class EvalBatches:
