@@ -81,7 +81,8 @@ def test_whole_image_paths_record_the_square_they_used(tmp_path) -> None:
         selection = RandomRealSelector(aspect=aspect).select(split, None, **settings)
         patch = selection[0][0]
         assert patch.box == box and patch.source_size == (60, 20)
-        assert torch.equal(patch.pixels, crop_to_patch(wide_image(), box, 32))
+        # random_real resizes the 8-bit image with PIL (as an image loader would); fgdd crops the float tensor (RDED)
+        assert torch.equal(patch.pixels, crop_to_patch(wide_image(), box, 32, crop_from="pil"))
         fgdd = ForegroundAwareSelector(factor=2, segmenter=None, threshold=always(),  # nothing segmented
                                        cache_dir=str(tmp_path / aspect), num_candidates=2, mipc=4, aspect=aspect)
         chosen = fgdd.select(split, BrightnessObserver(2), **settings, dataset=fake_dataset(split))
