@@ -165,7 +165,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, rounds: int, labels: str
 
     from fgdd.errors import ConfigError, FgddError
     from fgdd.evaluation.augment import pil_to_uint8
-    from fgdd.run import obtain_teacher
+    from fgdd.pipeline import obtain_teacher
     from fgdd.selection.distilled_set import DistilledSet
     from fgdd.utils.device import resolve_device
 
