@@ -22,7 +22,6 @@ from fgdd.config import validate
 from fgdd.data.base import build_dataset
 from fgdd.distilled_cache import DistilledSetCache, selection_key
 from fgdd.errors import ConfigError, TeacherTooWeakError
-from fgdd.failures import archive_failure, record_failure
 from fgdd.models.checkpoint import build_model
 from fgdd.run_folder import (
     DATASET_RECORD,
@@ -31,9 +30,11 @@ from fgdd.run_folder import (
     METRICS,
     OCCUPANCY,
     SELECTION_COST,
+    archive_failure,
     close_handlers,
     detach_run_log,
     prepare_run_dir,
+    record_failure,
 )
 from fgdd.selection import DistilledSet, write_distilled_set
 from fgdd.selection.distilled_set import META

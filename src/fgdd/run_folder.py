@@ -1,28 +1,35 @@
-"""The run folder: the names of the files a run writes, and the policy of one folder per run (a rerun resumes,
-another config is refused, an attempt that failed before any stage finished is set aside by a corrected rerun)."""
+"""The run folder: the names of the files a run writes (used by fgdd.report too), what it records about itself
+(resolved config, code version, environment; a failure as ``failed.json``), and the policy of one folder per run (a
+rerun resumes, another config is refused, an attempt that failed before any stage finished is set aside by a
+corrected rerun; earlier failures are kept as ``failed.<n>.json``, renamed, never deleted)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import logging
 import os
+import platform
+import subprocess
+import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+import fgdd
 from fgdd.errors import FgddError
-from fgdd.failures import FAILED
-from fgdd.provenance import resolved_yaml, run_record
 from fgdd.utils.distributed import is_main_process, wait_for
 from fgdd.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("fgdd")
 
 CONFIG = "config.yaml"  # the resolved config of the attempt; a rerun compares against it
-RUN_RECORD = "run.json"  # code version and environment (fgdd.provenance)
+RUN_RECORD = "run.json"  # code version and environment (run_record)
+FAILED = "failed.json"  # stage, error, message, time of a failed attempt; read by fgdd.report
 METRICS = "metrics.json"  # present only when the run finished; a rerun then returns it and does nothing
 DISTILLED = "distilled"  # the distilled set (fgdd.selection.distilled_set)
 OCCUPANCY = "occupancy.json"  # selector=fgdd: per-class occupancy summary, for the figure
@@ -38,6 +45,7 @@ ATTEMPT_RECORDS = (CONFIG, RUN_RECORD, FAILED, DATASET_RECORD)
 # Settings whose default comes from the environment: the run folder's name (a hash of the command line) does not
 # include them, so a refusal names the variable and the override that gets past it
 ENV_SETTINGS = {"data_root": "FGDD_DATA_DIR", "cache_dir": "FGDD_CACHE_DIR"}
+REPO = Path(__file__).resolve().parents[2]  # a clone's root, for the git state
 CONFIG_WAIT_S = 600.0  # DDP: how long the other ranks wait for rank 0 to record a retried run's config
 
 
@@ -169,3 +177,59 @@ def detach_run_log(run_dir: Path) -> list[logging.Handler]:
 def close_handlers(handlers: list[logging.Handler]) -> None:
     for handler in handlers:
         handler.close()
+
+
+def git_state(repo: Path = REPO) -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10).stdout.strip()
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        sha, dirty = "", False
+    return {"sha": sha or "unknown (not a git checkout)", "dirty": dirty}
+
+
+def resolved_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True)
+
+
+def run_record(cfg: DictConfig) -> dict[str, Any]:
+    import torch  # only when a run records itself: fgdd.report reads run folders without it
+
+    return {
+        "fgdd": fgdd.__version__,
+        "git": git_state(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "host": platform.node(),
+        "argv": sys.argv,
+        "seed": cfg.seed,
+    }
+
+
+def record_failure(run_dir: Path, stage: str, error: BaseException) -> Path:
+    path = run_dir / FAILED
+    atomic_write_json(path, {
+        "stage": stage,
+        "error": type(error).__name__,
+        "message": str(error),
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "traceback": "".join(traceback.format_exception(error)),
+    })
+    return path
+
+
+def archive_failure(run_dir: Path) -> Path | None:
+    """Rename ``failed.json`` to the first free ``failed.<n>.json`` before a new attempt."""
+    path = run_dir / FAILED
+    if not path.exists():
+        return None
+    n = 1
+    while (run_dir / numbered(FAILED, n)).exists():
+        n += 1
+    archived = run_dir / numbered(FAILED, n)
+    path.rename(archived)
+    return archived
