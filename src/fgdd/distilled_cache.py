@@ -21,17 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 import fgdd
 from fgdd.run_folder import DISTILLED, OCCUPANCY
 from fgdd.selection.distilled_set import META
-from fgdd.utils.io import atomic_write_bytes, publish_folder
+from fgdd.utils.io import atomic_write_bytes, file_sha256, publish_folder
 
 log = logging.getLogger(__name__)
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def selection_key(cfg: DictConfig, device_type: str) -> dict[str, Any]:

@@ -35,7 +35,6 @@ input_size x input_size (bilinear, antialiased), flipped if asked, normalised wi
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -49,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fgdd.run_folder import CONFIG, DISTILLED
+from fgdd.utils.io import file_sha256
 
 FORMAT = "fgdd-soft-labels/1"
 LABELS = "soft_labels.pt"
@@ -148,14 +148,6 @@ def topk_probabilities(logits: Tensor, temperature: float, k: int) -> tuple[Tens
     return values.half(), classes.to(torch.int16)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def export_run(run_dir: str | Path, out: str | Path, *, rounds: int, labels: str = "logits", topk: int = 10,
                device: str = "cpu", batch_size: int = 256) -> Path:
     """Write ``out`` from a finished run folder; returns ``out``. The teacher is the run's (loaded, or read from
@@ -236,7 +228,7 @@ def _write(out: Path, images_from: Path, tensors: dict[str, Any], description: d
     with publish_folder(out) as staging:
         shutil.copytree(images_from, staging / IMAGES)
         torch.save(tensors, staging / LABELS)
-        description["soft_labels_sha256"] = _sha256(staging / LABELS)
+        description["soft_labels_sha256"] = file_sha256(staging / LABELS)
         (staging / DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
     return out
 
@@ -303,7 +295,7 @@ def load_export(path: str | Path) -> ExportedSet:
     description = json.loads((root / DESCRIPTION).read_text())
     if description.get("format") != FORMAT:
         raise FgddError(f"{root}: format {description.get('format')!r}, this fgdd reads {FORMAT!r}")
-    if _sha256(root / LABELS) != description["soft_labels_sha256"]:
+    if file_sha256(root / LABELS) != description["soft_labels_sha256"]:
         raise FgddError(f"{root / LABELS} does not match the checksum in {DESCRIPTION}: the file changed or is "
                         "truncated; export again")
     tensors = torch.load(root / LABELS, weights_only=True)

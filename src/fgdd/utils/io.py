@@ -4,6 +4,7 @@ is renamed."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -114,3 +115,9 @@ def publish_folder(target: str | os.PathLike[str], *, exist_ok: bool = False) ->
         fsync_dir(target.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # our own staging folder (gone after a successful rename)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The hex sha256 of a file's bytes, read in chunks (checkpoints, weight files, exported labels)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
