@@ -18,7 +18,7 @@ from fgdd.accuracy_cache import weights_sha256
 from fgdd.data import ImageFolderDataset
 from fgdd.data.cifar import PickledImageSplit
 from fgdd.models.checkpoint import build_model
-from fgdd.run import cached_teacher_accuracy
+from fgdd.pipeline import cached_teacher_accuracy
 
 CONV1 = {"_target_": "fgdd.models.convnet.ConvNet", "depth": 1, "width": 4, "norm": "batch"}
 

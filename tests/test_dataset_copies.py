@@ -20,7 +20,8 @@ from fgdd.config import register_resolvers
 from fgdd.data.base import build_dataset
 from fgdd.data.tinyimagenet import OFFICIAL_WNIDS_SHA256, wnids_sha256
 from fgdd.errors import ClassMismatchError, ConfigError, CorruptImageError
-from fgdd.run import CONF_DIR, ipc_shortfall
+from fgdd.pipeline import ipc_shortfall
+from fgdd.run import CONF_DIR
 from tests.test_data_cifar import write_fake_cifar10
 
 register_resolvers()

@@ -40,7 +40,7 @@ def exported(tmp_path_factory) -> tuple[Path, Path, Path]:
 def run_parts(run_dir: Path):
     from hydra.utils import instantiate
 
-    from fgdd.run import obtain_teacher
+    from fgdd.pipeline import obtain_teacher
     from fgdd.selection.distilled_set import DistilledSet
 
     cfg = OmegaConf.load(run_dir / "config.yaml")

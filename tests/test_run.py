@@ -67,9 +67,9 @@ def test_run_folder_describes_itself(finished_run) -> None:
 
 def test_rerun_of_a_finished_run_is_skipped(finished_run, monkeypatch) -> None:
     run_dir, metrics, tmp = finished_run
-    import fgdd.run as fgdd_run
+    import fgdd.pipeline as fgdd_pipeline
 
-    monkeypatch.setattr(fgdd_run, "obtain_teacher", lambda *a, **k: pytest.fail("finished run redone"))
+    monkeypatch.setattr(fgdd_pipeline, "obtain_teacher", lambda *a, **k: pytest.fail("finished run redone"))
     assert run(tiny_cfg(tmp), run_dir) == metrics
 
 

@@ -143,10 +143,10 @@ def test_a_run_recorded_before_a_setting_existed_resumes_but_a_changed_value_is_
 
 
 def test_an_ipc_larger_than_a_class_can_give_stops_before_any_stage(tmp_path, monkeypatch) -> None:
-    import fgdd.run as fgdd_run
+    import fgdd.pipeline as fgdd_pipeline
     from fgdd.errors import ConfigError
 
-    monkeypatch.setattr(fgdd_run, "obtain_teacher", lambda *a, **k: pytest.fail("a stage ran"))
+    monkeypatch.setattr(fgdd_pipeline, "obtain_teacher", lambda *a, **k: pytest.fail("a stage ran"))
     with pytest.raises(ConfigError, match=r"ipc=13 needs 13 images per class .*selector.mipc=12"):
         run(tiny_cfg(tmp_path, "ipc=13"), tmp_path / "run")
     assert json.loads((tmp_path / "run" / "failed.json").read_text())["stage"] == "setup"

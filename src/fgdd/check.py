@@ -196,7 +196,7 @@ def judge_unreadable(cfg: DictConfig, dataset: ImageDataset, train: SplitReport 
 
 def judge_run(cfg: DictConfig, dataset: ImageDataset, train: SplitReport | None, val: SplitReport | None,
               report: Report) -> None:
-    from fgdd.run import ipc_shortfall  # the run's own rule
+    from fgdd.pipeline import ipc_shortfall  # the run's own rule
 
     per_image = "mipc" in cfg.selector
     needed = cfg.ipc * cfg.selector.factor**2 if per_image else cfg.ipc

@@ -44,7 +44,9 @@ def _weights_dir() -> str:
 def _hydra_subdir(output_dir: str) -> str | None:
     # Hydra's own record of a job (.hydra/) goes into a fresh run folder only: a rerun into a folder that holds a
     # recorded run (config.yaml), skipped, resumed or refused, leaves that run's files as they are
-    return None if (Path(output_dir) / "config.yaml").exists() else ".hydra"
+    from fgdd.run_folder import CONFIG
+
+    return None if (Path(output_dir) / CONFIG).exists() else ".hydra"
 
 
 def register_resolvers() -> None:

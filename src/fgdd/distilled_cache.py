@@ -12,28 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 import fgdd
+from fgdd.run_folder import DISTILLED, OCCUPANCY
 from fgdd.selection.distilled_set import META
-from fgdd.utils.io import atomic_write_bytes
+from fgdd.utils.io import atomic_write_bytes, file_sha256, publish_folder
 
 log = logging.getLogger(__name__)
-OCCUPANCY_FILE = "occupancy.json"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def selection_key(cfg: DictConfig, device_type: str) -> dict[str, Any]:
@@ -69,9 +59,9 @@ class DistilledSetCache:
 
     def copy_to(self, run_dir: Path) -> None:
         """Copy the cached set (and its occupancy summary) into ``run_dir``; each appears whole or not at all."""
-        if (self.folder / OCCUPANCY_FILE).is_file() and not (run_dir / OCCUPANCY_FILE).exists():
-            _copy_atomically(self.folder / OCCUPANCY_FILE, run_dir / OCCUPANCY_FILE)
-        _copy_atomically(self.folder / "set", run_dir / "distilled")
+        if (self.folder / OCCUPANCY).is_file() and not (run_dir / OCCUPANCY).exists():
+            _copy_atomically(self.folder / OCCUPANCY, run_dir / OCCUPANCY)
+        _copy_atomically(self.folder / "set", run_dir / DISTILLED)
         log.info("distilled set reused from %s", self.folder)
 
     def store_from(self, run_dir: Path) -> None:
@@ -79,28 +69,21 @@ class DistilledSetCache:
         if self.has():
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        if (run_dir / OCCUPANCY_FILE).is_file():
-            _copy_atomically(run_dir / OCCUPANCY_FILE, self.folder / OCCUPANCY_FILE, exist_ok=True)
+        if (run_dir / OCCUPANCY).is_file():
+            _copy_atomically(run_dir / OCCUPANCY, self.folder / OCCUPANCY, exist_ok=True)
         (self.folder / "key.json").write_text(json.dumps(self.key, indent=1, sort_keys=True, default=str) + "\n")
-        _copy_atomically(run_dir / "distilled", self.folder / "set", exist_ok=True)
+        _copy_atomically(run_dir / DISTILLED, self.folder / "set", exist_ok=True)
 
 
 def _copy_atomically(source: Path, target: Path, exist_ok: bool = False) -> None:
     """Copy a file or folder so that ``target`` appears whole or not at all; an existing ``target`` is never
     replaced (FileExistsError, or kept as it is with ``exist_ok``: a concurrent job wrote the same thing)."""
-    try:
-        if source.is_file():
-            atomic_write_bytes(target, source.read_bytes(), exclusive=True)
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    if source.is_file():
         try:
-            shutil.copytree(source, staging / target.name)
-            if target.exists():
-                raise FileExistsError(f"{target} already exists; not replaced")
-            os.rename(staging / target.name, target)  # fails if a non-empty folder appeared meanwhile
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)  # only our own staging folder
-    except OSError:
-        if not (exist_ok and target.exists()):
-            raise
+            atomic_write_bytes(target, source.read_bytes(), exclusive=True)
+        except OSError:
+            if not (exist_ok and target.exists()):
+                raise
+        return
+    with publish_folder(target, exist_ok=exist_ok) as staging:
+        shutil.copytree(source, staging, dirs_exist_ok=True)

@@ -35,12 +35,9 @@ input_size x input_size (bilinear, antialiased), flipped if asked, normalised wi
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +46,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from fgdd.run_folder import CONFIG, DISTILLED
+from fgdd.utils.io import file_sha256
 
 FORMAT = "fgdd-soft-labels/1"
 LABELS = "soft_labels.pt"
@@ -148,14 +148,6 @@ def topk_probabilities(logits: Tensor, temperature: float, k: int) -> tuple[Tens
     return values.half(), classes.to(torch.int16)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def export_run(run_dir: str | Path, out: str | Path, *, rounds: int, labels: str = "logits", topk: int = 10,
                device: str = "cpu", batch_size: int = 256) -> Path:
     """Write ``out`` from a finished run folder; returns ``out``. The teacher is the run's (loaded, or read from
@@ -165,7 +157,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, rounds: int, labels: str
 
     from fgdd.errors import ConfigError, FgddError
     from fgdd.evaluation.augment import pil_to_uint8
-    from fgdd.run import obtain_teacher
+    from fgdd.pipeline import obtain_teacher
     from fgdd.selection.distilled_set import DistilledSet
     from fgdd.utils.device import resolve_device
 
@@ -176,11 +168,11 @@ def export_run(run_dir: str | Path, out: str | Path, *, rounds: int, labels: str
         raise ConfigError(f"--labels must be logits or topk, got {labels!r}")
     if out.exists():
         raise FgddError(f"{out} already exists; fgdd.export never overwrites (choose another folder)")
-    if not (run_dir / "config.yaml").is_file() or not (run_dir / "distilled").is_dir():
+    if not (run_dir / CONFIG).is_file() or not (run_dir / DISTILLED).is_dir():
         raise FgddError(f"{run_dir} is not a fgdd run folder with a distilled set (config.yaml, distilled/)")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg = OmegaConf.load(run_dir / CONFIG)
     dataset = instantiate(cfg.dataset, _convert_="all")
-    distilled = DistilledSet(run_dir / "distilled", classes=dataset.classes)
+    distilled = DistilledSet(run_dir / DISTILLED, classes=dataset.classes)
     where = resolve_device(device)
     teacher, _ = obtain_teacher(cfg, dataset, where, OmegaConf.to_container(cfg.trainer, resolve=True))
     images = [pil_to_uint8(distilled[i][0]) for i in range(len(distilled))]
@@ -231,20 +223,13 @@ def export_run(run_dir: str | Path, out: str | Path, *, rounds: int, labels: str
 
 
 def _write(out: Path, images_from: Path, tensors: dict[str, Any], description: dict[str, Any]) -> Path:
-    from fgdd.utils.io import fsync_dir
+    from fgdd.utils.io import publish_folder
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with publish_folder(out) as staging:
         shutil.copytree(images_from, staging / IMAGES)
         torch.save(tensors, staging / LABELS)
-        description["soft_labels_sha256"] = _sha256(staging / LABELS)
+        description["soft_labels_sha256"] = file_sha256(staging / LABELS)
         (staging / DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
-        fsync_dir(staging)
-        os.rename(staging, out)  # fails rather than replaces if out appeared meanwhile
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # only our own staging folder
-        raise
     return out
 
 
@@ -310,7 +295,7 @@ def load_export(path: str | Path) -> ExportedSet:
     description = json.loads((root / DESCRIPTION).read_text())
     if description.get("format") != FORMAT:
         raise FgddError(f"{root}: format {description.get('format')!r}, this fgdd reads {FORMAT!r}")
-    if _sha256(root / LABELS) != description["soft_labels_sha256"]:
+    if file_sha256(root / LABELS) != description["soft_labels_sha256"]:
         raise FgddError(f"{root / LABELS} does not match the checksum in {DESCRIPTION}: the file changed or is "
                         "truncated; export again")
     tensors = torch.load(root / LABELS, weights_only=True)

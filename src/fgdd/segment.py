@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from fgdd.config import validate
 from fgdd.errors import ConfigError
-from fgdd.run import CONF_DIR, obtain_teacher, run_task
+from fgdd.pipeline import obtain_teacher
+from fgdd.run import CONF_DIR, run_task
 from fgdd.selection.candidates import draw_images
 from fgdd.utils.device import resolve_device
 

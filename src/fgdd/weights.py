@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fgdd.errors import FgddError, ModelUnavailableError
-from fgdd.utils.io import atomic_path
+from fgdd.utils.io import atomic_path, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +65,6 @@ def weights_dir() -> Path:
     return Path(os.environ.get("FGDD_WEIGHTS_DIR") or DEFAULT_DIR).expanduser()
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def how_to_provide(spec: WeightsFile, config: str) -> str:
     return (
         f"Provide it in one of these ways (nothing is downloaded while fgdd runs):\n"
@@ -96,7 +88,7 @@ def check_weights(path: str | os.PathLike[str], spec: WeightsFile, expected_sha2
             f"weights file {path} does not exist. It should be {spec.filename} ({spec.description}; "
             f"{spec.size:,} bytes, sha256 {spec.sha256}).\n{how_to_provide(spec, config)}"
         )
-    actual = sha256_of(path)
+    actual = file_sha256(path)
     if expected_sha256 is not None and actual != expected_sha256:
         raise ModelUnavailableError(
             f"weights file {path} has sha256 {actual} ({path.stat().st_size:,} bytes), not the expected "
@@ -146,7 +138,7 @@ def fetch(spec: WeightsFile, source: Path | None = None, dest_dir: Path | None =
     """
     dest = (dest_dir or weights_dir()) / spec.filename
     if dest.is_file():
-        if sha256_of(dest) == spec.sha256:
+        if file_sha256(dest) == spec.sha256:
             log.info("%s is already there (sha256 checked)", dest)
             return dest
         log.warning("%s has the wrong sha256; moved to %s", dest, _set_aside(dest))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import tempfile
 from pathlib import Path
 
 from fgdd.errors import DownloadUnavailableError
+from fgdd.utils.io import publish_folder
 
 # Seconds before a silent connection counts as offline (urllib's default is to wait forever).
 NETWORK_TIMEOUT_S = 20.0
@@ -32,16 +32,18 @@ def fetch_folder(url: str, md5: str | None, folder: str, dest: Path, *, what: st
             f"{what}: download=true but FGDD_OFFLINE=1 forbids network access. Obtain the archive "
             f"{Path(url).name} elsewhere and unpack it so that {dest} holds {layout}; then run with download=false."
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".download-{folder}-", dir=dest.parent))
     previous_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(NETWORK_TIMEOUT_S)
     try:
-        _download_and_extract(url, tmp, Path(url).name, md5)
-        extracted = tmp / folder
-        if not extracted.is_dir():
-            raise RuntimeError(f"the archive did not contain the folder {folder!r}")
-        extracted.rename(dest)
+        with publish_folder(dest) as staging:
+            archive = staging / ".archive"  # the download and its extraction; only `folder` becomes dest
+            _download_and_extract(url, archive, Path(url).name, md5)
+            extracted = archive / folder
+            if not extracted.is_dir():
+                raise RuntimeError(f"the archive did not contain the folder {folder!r}")
+            for child in extracted.iterdir():
+                child.rename(staging / child.name)
+            shutil.rmtree(archive)  # inside our own staging folder
     except Exception as error:  # any failure (offline, DNS, HTTP, checksum, disk) means: place the files by hand
         raise DownloadUnavailableError(
             f"{what}: download failed ({type(error).__name__}: {error}). Without network access, obtain the "
@@ -50,7 +52,6 @@ def fetch_folder(url: str, md5: str | None, folder: str, dest: Path, *, what: st
         ) from error
     finally:
         socket.setdefaulttimeout(previous_timeout)
-        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder, never user data
     return dest
 
 

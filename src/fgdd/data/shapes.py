@@ -10,9 +10,6 @@ masks/{train,val}/<class>/NNNN.png with 0/255), written to a temporary folder an
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from PIL import Image
 
 from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit, folder_split
 from fgdd.errors import ConfigError, DatasetNotFoundError
+from fgdd.utils.io import publish_folder
 from fgdd.utils.seeding import derive_seed
 
 GENERATOR_VERSION = "v2"  # bump when the drawing changes, so old folders are not reused
@@ -142,9 +140,7 @@ def generate_shapes(dest: Path, size: int, train_per_class: int, val_per_class: 
     """Write the whole dataset to `dest` atomically (temporary sibling folder, then rename); reuse if present."""
     if dest.is_dir():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
+    with publish_folder(dest, exist_ok=True) as tmp:  # a concurrent writer that finished first wins
         for split, count in (("train", train_per_class), ("val", val_per_class)):
             for kind in SHAPE_KINDS:
                 images, masks = render_class(kind, count, size, derive_seed(seed, "shapes", split, kind))
@@ -156,13 +152,6 @@ def generate_shapes(dest: Path, size: int, train_per_class: int, val_per_class: 
         meta = {"generator": GENERATOR_VERSION, "size": size, "train_per_class": train_per_class,
                 "val_per_class": val_per_class, "seed": seed, "kinds": SHAPE_KINDS}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        try:
-            os.rename(tmp, dest)
-        except OSError:
-            if not dest.is_dir():  # not a concurrent writer that finished first: a real error
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder (gone after a successful rename)
     return dest
 
 

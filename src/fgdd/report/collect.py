@@ -8,6 +8,9 @@ from typing import Any
 
 import yaml
 
+from fgdd.run_folder import CONFIG, METRICS, RUN_RECORD
+from fgdd.run_folder import FAILED as FAILED_RECORD
+
 DONE, FAILED, UNFINISHED = "done", "failed", "unfinished"
 SOFT, HARD = "soft-label", "hard-label"
 
@@ -17,13 +20,13 @@ COST_FALLBACKS = {"cost/distill_s": "time/select_s", "cost/distilled_bytes": "di
 
 def find_runs(root: str | Path) -> list[Path]:
     """Every folder under ``root`` holding a config.yaml written by fgdd.run, sorted."""
-    return sorted(p.parent for p in Path(root).rglob("config.yaml") if (p.parent / "run.json").exists())
+    return sorted(p.parent for p in Path(root).rglob(CONFIG) if (p.parent / RUN_RECORD).exists())
 
 
 def read_status(run_dir: Path) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
     """(status, metrics, failure): metrics.json = done; failed.json without it = failed; neither = unfinished
     (running, or killed before it could say so)."""
-    metrics_path, failed_path = run_dir / "metrics.json", run_dir / "failed.json"
+    metrics_path, failed_path = run_dir / METRICS, run_dir / FAILED_RECORD
     if metrics_path.exists():
         return DONE, json.loads(metrics_path.read_text()), None
     if failed_path.exists():
@@ -42,7 +45,7 @@ def read_overrides(run_dir: Path) -> list[str] | None:
 
 
 def load_row(run_dir: Path) -> dict[str, Any]:
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config = yaml.safe_load((run_dir / CONFIG).read_text())
     status, metrics, failure = read_status(run_dir)
     metrics = metrics or {}
     costs = {key: metrics.get(key, metrics.get(old)) for key, old in COST_FALLBACKS.items()}

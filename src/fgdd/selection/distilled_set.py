@@ -6,8 +6,6 @@ import io
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ from torchvision.transforms import functional as TF
 from fgdd.errors import ClassMismatchError, FgddError
 from fgdd.selection.candidates import Box
 from fgdd.selection.stitch import mosaic_position, stitch
-from fgdd.utils.io import fsync_dir
+from fgdd.utils.io import publish_folder
 
 MANIFEST = "manifest.jsonl"
 META = "distilled.json"
@@ -118,9 +116,7 @@ def write_distilled_set(
     out = Path(out_dir)
     if out.exists():
         raise FgddError(f"distilled set {out} already exists; fgdd never overwrites one (use a new run folder)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with publish_folder(out) as staging:
         records = []
         for label, class_id in enumerate(classes):
             folder = staging / class_id
@@ -150,13 +146,6 @@ def write_distilled_set(
         _write_durably(staging / MANIFEST, manifest.encode())
         meta = {"classes": list(classes), "ipc": ipc, "factor": factor, "image_format": image_format, **(info or {})}
         _write_durably(staging / META, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
-        for folder in [*(staging / c for c in classes), staging]:
-            fsync_dir(folder)
-        os.rename(staging, out)  # atomic on one filesystem; fails rather than replaces if out appeared meanwhile
-        fsync_dir(out.parent)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # only our own staging folder, never the user's
-        raise
     return out
 
 

@@ -1,11 +1,14 @@
-"""Atomic, append-only file writing: every output goes to a temporary name in the same folder, then is renamed."""
+"""Atomic, append-only writing of files and folders: every output goes to a temporary name in the same folder, then
+is renamed."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,3 +86,38 @@ def atomic_torch_save(path: str | os.PathLike[str], obj: Any) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def publish_folder(target: str | os.PathLike[str], *, exist_ok: bool = False) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``target``; when the block ends without error, its files are made
+    durable and the folder is renamed to ``target``, so ``target`` appears complete or not at all. On an error the
+    staging folder is removed (only it: never the user's files). An existing ``target`` is never replaced:
+    FileExistsError, or with ``exist_ok`` the staged copy is dropped (a concurrent writer published the same)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        yield staging
+        for folder in sorted((p for p in staging.rglob("*") if p.is_dir()), reverse=True):
+            fsync_dir(folder)  # the names inside each folder reach the disk before the folder is renamed
+        fsync_dir(staging)
+        if target.exists():
+            if exist_ok:
+                return
+            raise FileExistsError(f"{target} already exists; it is never replaced")
+        try:
+            os.rename(staging, target)  # atomic on one filesystem; fails rather than replaces a non-empty folder
+        except OSError:
+            if not (exist_ok and target.is_dir()):
+                raise
+            return
+        fsync_dir(target.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # our own staging folder (gone after a successful rename)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The hex sha256 of a file's bytes, read in chunks (checkpoints, weight files, exported labels)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -1,0 +1,300 @@
+"""The stages of one run, shared by ``python -m fgdd.run`` and ``python -m fgdd.segment``: dataset, teacher,
+teacher accuracy, selection, figures, student, metrics. ``run`` drives them inside one run folder
+(fgdd.run_folder), writing ``failed.json`` on a failure."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from fgdd.config import validate
+from fgdd.data.base import build_dataset
+from fgdd.distilled_cache import DistilledSetCache, selection_key
+from fgdd.errors import ConfigError, TeacherTooWeakError
+from fgdd.models.checkpoint import build_model
+from fgdd.run_folder import (
+    DATASET_RECORD,
+    DISTILLED,
+    FIGURES,
+    METRICS,
+    OCCUPANCY,
+    SELECTION_COST,
+    archive_failure,
+    close_handlers,
+    detach_run_log,
+    prepare_run_dir,
+    record_failure,
+)
+from fgdd.selection import DistilledSet, write_distilled_set
+from fgdd.selection.distilled_set import META
+from fgdd.tracking import abort, finish, log_distilled_set, log_figures, make_logger
+from fgdd.utils.device import resolve_device
+from fgdd.utils.distributed import is_main_process, wait_for
+from fgdd.utils.io import atomic_write_json
+from fgdd.utils.seeding import derive_seed, seed_everything
+
+log = logging.getLogger("fgdd")
+
+
+class Stages:
+    """Times each stage and remembers which one is running, for ``failed.json``."""
+
+    def __init__(self) -> None:
+        self.current = "setup"
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        log.info("stage %s ...", name)
+        self.current = name
+        start = time.perf_counter()
+        yield
+        self.timings[f"time/{name}_s"] = round(time.perf_counter() - start, 3)
+        log.info("stage %s done in %.1f s", name, self.timings[f"time/{name}_s"])
+
+
+def in_multirun() -> bool:
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # called outside a Hydra app (tests, notebooks)
+        return False
+
+
+def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
+    """The whole pipeline; returns the metrics also written to ``<run_dir>/metrics.json``.
+
+    A failure writes ``failed.json`` (stage, error) into the run folder and re-raises.
+    """
+    validate(cfg)
+    run_dir = Path(run_dir if run_dir is not None else HydraConfig.get().runtime.output_dir).resolve()
+    metrics_path = run_dir / METRICS
+    held = detach_run_log(run_dir)  # until this attempt is known to run, the folder's log stays as it is
+    try:
+        attempt = prepare_run_dir(cfg, run_dir)
+    except BaseException:  # refused: nothing of it is written into the folder
+        close_handlers(held)
+        raise
+    if metrics_path.exists():
+        close_handlers(held)
+        log.info("run already finished: %s", metrics_path)
+        return json.loads(metrics_path.read_text())
+    for handler in held:
+        logging.getLogger().addHandler(handler)
+    log.info("run folder (%s): %s", attempt, run_dir)
+    main_process = is_main_process()  # False in the other ranks of a DDP run: they write nothing
+    if main_process and (archived := archive_failure(run_dir)):
+        log.info("an earlier attempt failed (kept as %s); trying again", archived.name)
+
+    stages, logger = Stages(), None
+    try:
+        logger = make_logger(cfg, run_dir, cfg.sweep_name if in_multirun() else None)
+        metrics = run_stages(cfg, run_dir, stages, logger)
+        if main_process:
+            stages.current = "metrics"
+            atomic_write_json(metrics_path, metrics)
+    except BaseException as error:
+        if main_process:
+            record_failure(run_dir, stages.current, error)
+        abort(logger)
+        raise
+    finish(logger, metrics)
+    log.info("metrics: %s", json.dumps(metrics, indent=1))
+    return metrics
+
+
+def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> dict[str, float]:
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+
+    dataset = build_dataset(cfg.dataset)
+    train_split, val_split = dataset.train(), dataset.val()
+    log.info("dataset %s: %d classes, %d train / %d val images", dataset.name, len(dataset.classes),
+             len(train_split), len(val_split))
+    check_enough_images(cfg, train_split, list(dataset.classes))
+    if is_main_process():
+        atomic_write_json(run_dir / DATASET_RECORD, dataset.record())
+
+    with stage("teacher"):
+        teacher, _ = obtain_teacher(cfg, dataset, device, trainer_kwargs)
+        from fgdd.evaluation.eval_images import decode_eval_images  # imports lightning: only when a run starts
+
+        # decoded once for the whole run (and cached across runs): the teacher's accuracy and every student validation
+        val_images = decode_eval_images(val_split, dataset.input_size, cache_dir=Path(cfg.cache_dir) / "eval_images")
+        teacher_top1 = cached_teacher_accuracy(cfg, teacher, val_split, dataset, device, val_images)
+    log.info("teacher val top-1: %.4f", teacher_top1)
+    if teacher_top1 < cfg.teacher.min_val_acc:
+        raise TeacherTooWeakError(
+            f"teacher val top-1 {teacher_top1:.4f} is below teacher.min_val_acc={cfg.teacher.min_val_acc}; a weak "
+            "observer ranks patches badly. Train longer (teacher.recipe.epochs) or give a better teacher.checkpoint"
+        )
+
+    with stage("select"):
+        select(cfg, run_dir, dataset, teacher, device)
+    distilled = DistilledSet(run_dir / DISTILLED, classes=dataset.classes)
+    if is_main_process():
+        figures = draw_figures(run_dir, cfg, dataset, teacher, device)
+        log_figures(logger, figures)
+        log_distilled_set(logger, distilled.root, name=f"distilled-{run_dir.name}", metadata={
+            "dataset": dataset.name, "selector": cfg.selector.name, "ipc": cfg.ipc, "seed": cfg.seed})
+
+    with stage("student"):
+        # seeded here, not only at start: whether the teacher was trained in this process or loaded from the cache
+        # must not change the student's initial weights
+        seed_everything(derive_seed(cfg.seed, "student"))
+        student = build_model(cfg.model.net, num_classes=len(dataset.classes), input_size=dataset.input_size)
+        evaluator = instantiate(cfg.evaluator, _convert_="all")
+        results = evaluator.evaluate(
+            distilled, val_images, student, teacher, lr=cfg.model.lr, ipc=cfg.ipc, num_classes=len(dataset.classes),
+            factor=distilled.factor, input_size=dataset.input_size, mean=dataset.mean, std=dataset.std,
+            seed=cfg.seed, trainer_kwargs=trainer_kwargs, logger=logger,
+        )
+
+    selection_cost = json.loads((run_dir / SELECTION_COST).read_text()) if (run_dir / SELECTION_COST).exists() else {}
+    distilled_bytes = float(sum(p.stat().st_size for p, _ in distilled.samples))
+    return {
+        "teacher/val_top1": teacher_top1,
+        **results,
+        "distilled/images": float(len(distilled)),
+        "data/val_images": float(len(val_split)),  # what the accuracies are measured on
+        "data/val_unreadable": float(len(val_split.dropped)),  # unreadable val images left out (dataset.json)
+        "cost/distill_s": float(selection_cost.get("select_s", stage.timings["time/select_s"])),
+        "cost/distilled_bytes": distilled_bytes,
+        "cost/soft_label_bytes": float(results.get("cost/soft_label_bytes", 0.0)),
+        **stage.timings,
+    }
+
+
+def check_enough_images(cfg: DictConfig, train_split: Any, classes: list[str]) -> None:
+    """Before any stage runs: every class must have the images its ipc needs (mosaic cells, within mipc)."""
+    problem = ipc_shortfall(cfg, Counter(train_split.targets), classes)
+    if problem:
+        raise ConfigError(problem)
+
+
+def ipc_shortfall(cfg: DictConfig, counts: Counter, classes: list[str]) -> str | None:
+    """Why the train images per class (``counts``: label -> images) cannot fill ipc with this selector, and the
+    remedies that would help; None when they can. ``fgdd.check`` asks the same question."""
+    per_image_selector = "mipc" in cfg.selector  # rded, fgdd: one patch per drawn image, ipc * factor^2 cells
+    needed = cfg.ipc * cfg.selector.factor**2 if per_image_selector else cfg.ipc
+    mipc = cfg.selector.mipc if per_image_selector else None
+    short = {label: min(counts.get(label, 0), mipc) if mipc else counts.get(label, 0) for label in range(len(classes))}
+    short = {label: available for label, available in short.items() if available < needed}
+    if not short:
+        return None
+    remedies = ["lower ipc"]
+    if mipc is not None and any(counts.get(label, 0) > mipc for label in short):  # mipc, not the class, is the limit
+        remedies.append(f"raise selector.mipc (now {mipc})")
+    limit = (cfg.dataset.get("limit_per_class") or {}).get("train")
+    if limit is not None:
+        remedies.append(f"raise dataset.limit_per_class.train (now {limit}; debug=fast sets it)")
+    listed = {classes[label]: available for label, available in list(short.items())[:10]}
+    pool = f"min(images, selector.mipc={mipc})" if mipc else "images"
+    return (
+        f"ipc={cfg.ipc} needs {needed} images per class ({cfg.selector.name}"
+        f"{': ipc x factor^2, one patch per image' if mipc else ''}), but these classes have fewer ({pool}): "
+        f"{listed}{' ...' if len(short) > 10 else ''}; {' or '.join(remedies)}"
+    )
+
+
+def obtain_teacher(cfg: DictConfig, dataset: Any, device: Any, trainer_kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    from fgdd.teacher import load_teacher, train_teacher  # lightning is imported only when a run starts
+
+    arch = OmegaConf.to_container(cfg.teacher.arch.net, resolve=True)
+    if cfg.teacher.checkpoint:
+        return load_teacher(cfg.teacher.checkpoint, arch, dataset, device)
+    recipe = OmegaConf.to_container(cfg.teacher.recipe, resolve=True)  # its seed is the teacher's own, not the run's
+    return train_teacher(arch, dataset, Path(cfg.cache_dir), **recipe, trainer_kwargs=trainer_kwargs, device=device)
+
+
+def cached_teacher_accuracy(
+    cfg: DictConfig, teacher: Any, val_split: Any, dataset: Any, device: Any, val_images: Any = None
+) -> float:
+    """The teacher's val top-1, measured by the first run that uses this teacher and read back by the others
+    (``val_images``: the split already decoded, fgdd.evaluation.eval_images; else it is decoded to measure)."""
+    from fgdd.accuracy_cache import TeacherAccuracyCache, accuracy_key
+    from fgdd.teacher import teacher_accuracy
+
+    cache = TeacherAccuracyCache(cfg.cache_dir, accuracy_key(teacher, val_split, dataset.input_size, dataset.mean,
+                                                             dataset.std, device))
+    cached = cache.get()
+    if cached is not None:
+        log.info("teacher val top-1 read from %s", cache.path)
+        return cached
+    measured = teacher_accuracy(teacher, val_images if val_images is not None else val_split, dataset.input_size,
+                                dataset.mean, dataset.std, device)
+    if is_main_process():
+        cache.put(measured)
+    return measured
+
+
+def select(cfg: DictConfig, run_dir: Path, dataset: Any, teacher: Any, device: Any) -> None:
+    """Write ``run_dir/distilled`` (+ occupancy.json): kept if already there, copied from the cache of distilled
+    sets if an equal run made it, else selected here and offered to the cache."""
+    distilled_dir = run_dir / DISTILLED
+    if (distilled_dir / META).exists():
+        log.info("distilled set already written: %s", distilled_dir)
+        return
+    if not is_main_process():  # DDP: rank 0 selects; the others train the student on its set
+        wait_for(distilled_dir / META, "the distilled set")
+        return
+    cache = DistilledSetCache(cfg.cache_dir, selection_key(cfg, device.type))
+    if cache.has():
+        cache.copy_to(run_dir)
+        cost = json.loads((cache.folder / SELECTION_COST).read_text()) if (cache.folder / SELECTION_COST).exists() else {}
+        atomic_write_json(run_dir / SELECTION_COST, {**cost, "reused_from": str(cache.folder)})
+        return
+    start = time.perf_counter()
+    selector = instantiate(cfg.selector, _convert_="all")
+    selection = selector.select(
+        dataset.train(), teacher, ipc=cfg.ipc, seed=cfg.seed, input_size=dataset.input_size,
+        mean=dataset.mean, std=dataset.std, device=device, dataset=dataset,
+    )
+    summary = selector.foreground_summary()
+    if summary is not None:  # written before the set, so a resumed run still has it for its figure
+        atomic_write_json(run_dir / OCCUPANCY, summary)
+    write_distilled_set(
+        distilled_dir, selection, dataset.classes, ipc=cfg.ipc, factor=selector.factor,
+        info={"dataset": dataset.name, "selector": selector.name, "input_size": dataset.input_size, "seed": cfg.seed},
+    )
+    cost = {"select_s": round(time.perf_counter() - start, 3), "device": str(device)}
+    atomic_write_json(run_dir / SELECTION_COST, cost)
+    try:
+        cache.store_from(run_dir)
+        atomic_write_json(cache.folder / SELECTION_COST, cost)
+    except OSError as error:  # the run's own copy is complete; a cache that cannot be written only costs time later
+        log.warning("could not store the distilled set in the cache %s: %s", cache.folder, error)
+
+
+def draw_figures(run_dir: Path, cfg: DictConfig, dataset: Any, teacher: Any, device: Any) -> dict[str, Path]:
+    from fgdd.foreground.base import SegmentationContext
+    from fgdd.report.figures import (
+        distilled_grid_figure,
+        foreground_samples,
+        foreground_samples_figure,
+        occupancy_figure,
+    )
+
+    figures = {"distilled_grid": distilled_grid_figure(run_dir / DISTILLED, run_dir / FIGURES / "distilled_grid.png")}
+    if (run_dir / OCCUPANCY).exists():
+        summary = json.loads((run_dir / OCCUPANCY).read_text())
+        figures["occupancy"] = occupancy_figure(summary, run_dir / FIGURES / "occupancy.png")
+    if (run_dir / OCCUPANCY).exists() and cfg.figures.foreground_samples > 0:
+        # a few kept images per class segmented again by the run's segmenter (masks are not stored)
+        segmenter = instantiate(cfg.selector.segmenter, _convert_="all")
+        segmenter.setup(SegmentationContext(observer=teacher, dataset=dataset, device=device))
+        samples = foreground_samples(run_dir / DISTILLED, dataset.train(), segmenter, dataset.class_names,
+                                     per_class=cfg.figures.foreground_samples)
+        figures["foreground_samples"] = foreground_samples_figure(samples, run_dir / FIGURES / "foreground_samples.png")
+    return figures
