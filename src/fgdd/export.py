@@ -240,6 +240,10 @@ def _write(out: Path, images_from: Path, tensors: dict[str, Any], description: d
         torch.save(tensors, staging / LABELS)
         description["soft_labels_sha256"] = _sha256(staging / LABELS)
         (staging / DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        for folder in [staging, *(p for p in staging.rglob("*") if p.is_dir())]:  # mkdtemp made them private
+            folder.chmod(0o777 & ~umask)
         fsync_dir(staging)
         os.rename(staging, out)  # fails rather than replaces if out appeared meanwhile
     except BaseException:
