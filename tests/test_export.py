@@ -5,6 +5,7 @@ augmentation parameters alone, and those inputs are the ones fgdd's student sees
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,9 @@ def test_layout_and_description(exported) -> None:
     assert description["seeds"]["run_seed"] == 0 and len(description["classes"]) == 10
     for image in (run_dir / "distilled").rglob("*.jpg"):  # byte copies in class folders
         assert (out / "images" / image.relative_to(run_dir / "distilled")).read_bytes() == image.read_bytes()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out.stat().st_mode & 0o777) == (out / "images" / "circle").stat().st_mode & 0o777 == 0o777 & ~umask
     tensors = torch.load(out / LABELS, weights_only=True)  # plain tensors: any torch user can read it
     assert tensors["files"][0] == "circle/0000.jpg" and tensors["labels"].tolist() == list(range(10))
 

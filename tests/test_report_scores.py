@@ -194,7 +194,7 @@ def test_report_prints_the_scores_table(sweep, capsys) -> None:
     out = capsys.readouterr().out
     # rded: IOR +7.0 +- 4.2 points, HLR +51.0 +- 1.4, LRS 18.5 +- 1.0 %, ARS 29.9 +- 0.5 %, two seeds each
     assert ("| cifar10 | convnet3 | convnet3 | 10 | 300 | rded | +7.0 +- 4.2 | +51.0 +- 1.4 | 18.5 +- 1.0 | "
-            "29.9 +- 0.5 | 2/2/2/2 | 48.0 | 27.5 | 29.0 | 0.01, 0.05 |") in out
+            "29.9 +- 0.5 | 2/2/2/2 | 48.0 | 27.5 | 29.0 | 0.01, 0.05 (on holdout) |") in out
     assert "Full-real reference, cifar10 / convnet3: 80.0 % (seeds 0; 2 epochs)" in out
     assert "Missing controls (3)" in out
 
@@ -280,3 +280,14 @@ def test_a_reference_measured_elsewhere_can_be_given(sweep, capsys) -> None:
     assert "80.0 %, given with --reference" in out and "Missing controls (3)" in out  # no reference to run
     assert main([str(sweep), "--reference", "cifar10=0.8"]) == 2
     assert "DATASET:STUDENT=ACCURACY" in capsys.readouterr().err
+
+
+def test_an_lr_chosen_on_the_holdout_wins_over_one_chosen_on_the_test_set(sweep, capsys) -> None:
+    on_test = {**SEARCH, "select_on": "test"}
+    EVALUATOR_NAME[id(on_test)] = "hard_lr_search"
+    fake_run(sweep, "d-hard-test-0", RDED, on_test, 0, 0.99, **{"lr_search/lr": 0.1})
+    entries, _ = entries_of(sweep)
+    assert entries["rded"]["accuracy"][HARD_SEARCH]["per_seed"] == {0: 0.30, 1: 0.28}
+    fake_run(sweep, "f-hard-test-1", FGDD, on_test, 1, 0.30, **{"lr_search/lr": 0.1})
+    assert main([str(sweep), "--no-runs"]) == 0
+    assert "| 0.1 (on holdout, test) |" in capsys.readouterr().out  # fgdd: seed 0 on the holdout, seed 1 on test

@@ -142,7 +142,7 @@ def compute_scores(rows: list[dict[str, Any]], metric: str = "student/top1_final
     for row in rows:
         if row["control"] in (SOFT_AUG, SOFT_NOAUG, HARD_SEARCH):
             slot = groups[tuple(row[k] for k in GROUP_KEY)][row["method"]][row["control"]]
-            if row["seed"] not in slot or slot[row["seed"]]["status"] != DONE:  # the same job twice: a finished one
+            if row["seed"] not in slot or _rank(row) > _rank(slot[row["seed"]]):  # the same job twice: keep one
                 slot[row["seed"]] = row
     entries = []
     for key, methods in groups.items():
@@ -175,11 +175,18 @@ def compute_scores(rows: list[dict[str, Any]], metric: str = "student/top1_final
                 "IOR": _stats(ior), "HLR": _stats(hlr), "LRS": _stats(lrs), "ARS": _stats(ars),
                 "chosen_lr": {s: r["lr_search/lr"] for s, r in controls.get(HARD_SEARCH, {}).items()
                               if r.get("lr_search/lr") is not None},
+                "lr_selected_on": sorted({(r.get("evaluator_config") or {}).get("select_on", "holdout")
+                                          for r in controls.get(HARD_SEARCH, {}).values()}),
                 "all_seeds": all_seeds,
                 "rows": controls,
             })
     return sorted(entries, key=lambda e: (e["dataset"], e["student"], e["teacher"], e["ipc"], e["epochs"] or 0,
                                           BASELINES_FIRST.get(e["selector"], 2), e["method"]))
+
+
+def _rank(row: dict[str, Any]) -> tuple[bool, bool]:
+    # a finished run over an unfinished one; then an lr chosen on the holdout over one chosen on the test set
+    return row["status"] == DONE, (row.get("evaluator_config") or {}).get("select_on", "holdout") == "holdout"
 
 
 def _selector(controls: dict[str, dict[int, dict[str, Any]]]) -> str:
@@ -364,6 +371,8 @@ def scores_markdown(entries: list[dict[str, Any]], missing: list[dict[str, Any]]
     for e in entries:
         acc = e["accuracy"]
         lrs_used = ", ".join(f"{lr:g}" for lr in sorted(set(e["chosen_lr"].values()))) or "-"
+        if lrs_used != "-":  # where the rate was chosen: DD-Ranking's rule (test) is optimistic by construction
+            lrs_used += f" (on {', '.join(e['lr_selected_on'])})"
         lines.append(
             f"| {e['dataset']} | {e['student']} | {e['teacher']} | {e['ipc']} | {e['epochs']} | {e['method']} | "
             f"{_points(e['IOR'])} | {_points(e['HLR'])} | {_points(e['LRS'], sign=False)} | "

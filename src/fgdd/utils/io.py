@@ -99,6 +99,9 @@ def publish_folder(target: str | os.PathLike[str], *, exist_ok: bool = False) ->
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
         yield staging
+        umask = os.umask(0)  # read it back: mkdtemp made the staging folder private, the published one follows it
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
         for folder in sorted((p for p in staging.rglob("*") if p.is_dir()), reverse=True):
             fsync_dir(folder)  # the names inside each folder reach the disk before the folder is renamed
         fsync_dir(staging)
