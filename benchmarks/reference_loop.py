@@ -339,7 +339,7 @@ def raw_step_rates(size: int, depth: int, classes: int, batch: int, repeats: int
         for _ in range(3):
             step()  # warm-up (oneDNN primitive caches)
         times = []
-        for _ in range(max(repeats, 5)):
+        for _ in range(repeats):
             sync(device)
             start = time.perf_counter()
             step()
@@ -418,12 +418,16 @@ def bench_case(key: int, args: argparse.Namespace, out: dict[str, Any]) -> None:
                                                               **common, **options)
     times: dict[str, list[float]] = {name: [] for name in variants}
     per_repeat: dict[str, list[float]] = {name: [] for name in variants}  # each repeat's median rate
+    raw: list[dict[str, float]] = []  # the limit, measured in every repeat beside the loops (same load)
     for r in range(args.repeats):
         for name, fn in variants.items():
             epochs = fn()
             times[name] += epochs
             per_repeat[name].append(median_rate(n, epochs))
             print(f"  [{key} px] repeat {r + 1}/{args.repeats} {name}: {per_repeat[name][-1]:.1f} images/s", flush=True)
+        raw.append(raw_step_rates(size, depth, classes, batch, 1 if args.quick else 5, device))
+        print(f"  [{key} px] repeat {r + 1}/{args.repeats} raw step: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in raw[-1].items()), flush=True)
     rates = {name: median_rate(n, t) for name, t in times.items()}
     # the ratio within each repeat (the variants ran back to back, under the same load), then its median: robust to
     # the load of a shared machine drifting between repeats
@@ -435,7 +439,8 @@ def bench_case(key: int, args: argparse.Namespace, out: dict[str, Any]) -> None:
         "case": label, "images_per_epoch": n,
         "loops": {name: {"images_per_s": rate, "ratio": ratios[name], "per_repeat_images_per_s": per_repeat[name],
                          "epoch_seconds": times[name]} for name, rate in rates.items()},
-        "raw_step": raw_step_rates(size, depth, classes, batch, args.repeats, device),
+        "raw_step": {k: statistics.median(r[k] for r in raw) for k in raw[0]},
+        "raw_step_per_repeat": raw,
         "validation": validation_rates(val, size, depth, classes, 1 if args.quick else min(args.repeats, 3), device),
         "val_images": len(val),
     })
