@@ -5,7 +5,8 @@ RDED's student never sees stored labels: the teacher labels every augmented batc
 can replay instead is the teacher's label of each image under N seeded augmentation rounds: round r is exactly the
 augmentation fgdd's per-sample student pipeline (``evaluator.pipeline=loader``) draws for each image in epoch r (same
 run seed, same sampler, same per-image draws; the default batched pipeline draws from the same distributions with
-another random stream, so its epochs are other samples of the same augmentation), before CutMix, which mixes images of a batch and is left to the consumer (mix the labels by area, as CutMix does).
+another random stream, so its epochs are other samples of the same augmentation), before CutMix, which mixes images
+of a batch and is left to the consumer (mix the labels by area, as CutMix does).
 
 Layout of OUT (written whole or not at all; an existing OUT is never touched)::
 
@@ -209,7 +210,8 @@ def export_run(run_dir: str | Path, out: str | Path, *, rounds: int, labels: str
         "topk": topk if labels == "topk" else None,
         "seeds": {
             "run_seed": int(cfg.seed),
-            "rule": "round r = fgdd student epoch r with evaluator.pipeline=loader: sampler seed derive_seed(run_seed, 'student-data'); image i's "
+            "rule": "round r = fgdd student epoch r with evaluator.pipeline=loader: sampler seed "
+                    "derive_seed(run_seed, 'student-data'); image i's "
                     "draws from torch.Generator().manual_seed(sample_seeds[r, i]) in the order column strips, row "
                     "strips (f > 1 only), crop box (RandomResizedCrop, scale (1/f, 1), ratio (3/4, 4/3)), flip (p 0.5)",
         },
