@@ -128,3 +128,15 @@ def test_ddp_ranks_validate_disjoint_shares_that_cover_the_split(monkeypatch: py
         seen += torch.cat([y for _, y in batches]).tolist()
         assert len(list(images.batches(2))) == 4  # unsharded: everything
     assert sorted(seen) == list(range(7))  # each image exactly once over the ranks
+
+
+def test_a_split_too_large_to_hold_is_decoded_at_every_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dataset = _dataset(tmp_path)
+    held = decode_eval_images(dataset.val(), 16)
+    loads = CountingLoads(monkeypatch)
+    streamed = decode_eval_images(dataset.val(), 16, max_bytes=100, cache_dir=tmp_path / "cache")
+    assert loads.counts == {} and not (tmp_path / "cache").exists()  # nothing decoded or stored up front
+    for _ in range(2):
+        batches = list(streamed.batches(4))
+        assert torch.equal(torch.cat([x for x, _ in batches]), held.images)
+    assert loads.counts == {"val": 12} and streamed.num_batches(4) == 2 and len(streamed) == 6

@@ -29,3 +29,21 @@ def test_speed_benchmark_quick_on_cpu(tmp_path: Path) -> None:
     assert result["pairs"] and all(p["before_value"] > 0 and p["after_value"] > 0 for p in result["pairs"])
     stored = [row for row in result["rows"] if "soft_label_bytes_per_round" in row]
     assert stored and all(row["soft_label_bytes_per_round"] > 0 for row in stored)
+
+
+@pytest.mark.slow
+def test_reference_loop_benchmark_quick_on_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "reference.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "WANDB_MODE": "disabled", "FGDD_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "benchmarks/reference_loop.py", "--quick", "--case", "32", "--json", str(out)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "vs reference" in done.stdout
+    [case] = json.loads(out.read_text())["cases"]
+    loops = case["loops"]
+    assert set(loops) == {"reference (RDED's loop)", "fgdd default"}
+    assert all(row["images_per_s"] > 0 and row["ratio"] > 0 for row in loops.values())
+    assert loops["reference (RDED's loop)"]["ratio"] == 1.0
+    assert set(case["raw_step"]) == {"fp32", "channels_last", "bf16", "bf16 + channels_last"}
+    assert all(v > 0 for v in case["validation"].values())

@@ -94,7 +94,8 @@ class EvalImages:
 class StreamedEvalImages(EvalImages):
     """A split too large to hold decoded: the same batches, decoded by a loader at every pass."""
 
-    def __init__(self, split: Any, input_size: int, num_workers: int) -> None:  # noqa: D107 (no super: no tensor)
+    def __init__(self, split: Any, input_size: int, num_workers: int) -> None:
+        # no EvalImages.__init__: there is no tensor to hold; the labels are known without decoding
         self.split = split.with_transform(eval_geometry(input_size))
         self.num_workers = num_workers
         self.labels = torch.as_tensor(list(split.targets), dtype=torch.long)
