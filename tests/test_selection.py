@@ -146,12 +146,13 @@ def test_candidate_boxes_are_square_by_default(size) -> None:
 
 
 def test_rded_selector_and_configs_draw_square_candidates() -> None:
-    from omegaconf import OmegaConf
+    from hydra import compose, initialize_config_dir
 
-    from tests.test_run import REPO
+    from fgdd.run import CONF_DIR
 
-    for name in ("rded", "fgdd"):
-        assert OmegaConf.load(REPO / "conf" / "selector" / f"{name}.yaml").crop_ratio == [1.0, 1.0]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        for name in ("rded", "fgdd"):  # as composed: fgdd takes RDED's settings through its defaults list
+            assert list(compose("run", overrides=[f"selector={name}"]).selector.crop_ratio) == [1.0, 1.0]
     drawn: list = []
 
     class Recording(RDEDSelector):
