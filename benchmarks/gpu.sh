@@ -50,7 +50,7 @@ else
   PROTOCOL=(teacher.recipe.epochs=30 teacher.recipe.batch_size=128 teacher.recipe.num_workers=12 evaluator.num_workers=8
             trainer.enable_progress_bar=false)
   SPEED=(--device cuda)
-  REFERENCE=(--device cuda --case 32 64 128 --repeats 3 --epochs 6 --threads 8)
+  REFERENCE=(--device cuda --case 32 64 128 --repeats 2 --epochs 6 --threads 8)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT_DIR/gpu.txt"
 fi
 
