@@ -53,6 +53,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
+from speed import noise_images  # noqa: E402  (benchmarks/speed.py: the same synthetic photos)
 from torch import Tensor, nn  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from torchvision import transforms as T  # noqa: E402
@@ -184,17 +185,6 @@ class ReferenceLoop:
 # inputs
 
 
-def synthetic_images(n: int, size: int, seed: int) -> list[Image.Image]:
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(n):
-        low = torch.rand(3, max(size // 8, 2), max(size // 8, 2), generator=g)
-        field = F.interpolate(low[None], size=(size, size), mode="bilinear", align_corners=False)[0]
-        pixels = (field * 255 + 20 * torch.randn(3, size, size, generator=g)).clamp(0, 255).byte()
-        out.append(Image.fromarray(pixels.permute(1, 2, 0).numpy()))
-    return out
-
-
 class PILSplit(Dataset):
     """An ImageSplit stand-in over PIL images in memory (with_transform, targets, root)."""
 
@@ -223,7 +213,7 @@ def load_case(size: int, depth: int, ipc: int, classes: int, distilled: str | No
         items = [folder[i] for i in range(len(folder))]
         images, labels = [im for im, _ in items], [int(y) for _, y in items]
     else:
-        images = synthetic_images(ipc * classes, size, seed=2)
+        images = noise_images(ipc * classes, (size, size), seed=2)
         labels = [k for k in range(classes) for _ in range(ipc)]
     if val:
         from fgdd.data import ImageFolderDataset
@@ -234,7 +224,7 @@ def load_case(size: int, depth: int, ipc: int, classes: int, distilled: str | No
                                      train_dir=root.name, val_dir=root.name, name="val")
         split = dataset.val()
     else:
-        split = PILSplit(synthetic_images(val_count, size, seed=4), [i % classes for i in range(val_count)])
+        split = PILSplit(noise_images(val_count, (size, size), seed=4), [i % classes for i in range(val_count)])
     if teacher:
         from fgdd.models.checkpoint import build_model, load_checkpoint, load_state_dict_strict
 
