@@ -15,6 +15,7 @@
 #   GRID=$FGDD_BENCH_DIR/outputs/cpu-grid (run folders)   BENCHMARKS=BENCHMARKS.md (the file the tables go to)
 #   WOOF_TEACHER=<imagewoof64_conv4.pth> (unset: trained once by fgdd with teacher.recipe, cached)
 #   EXTRA="key=value ..." (more overrides for every cell, e.g. a smoke test's dataset.train_per_class)
+#   CELLS="rded fgdd-saliency-q0.7" (unset: every cell of the dataset, in the order above)
 # Needs the saliency weights (python -m fgdd.weights fetch u2netp; make install does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,7 @@ MIPC=${MIPC:-}
 CAM=${CAM:-0}
 PY=${PYTHON:-.venv/bin/python}
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
+ONLY_CELLS=${CELLS:-}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled} FGDD_OFFLINE=1
 DATASETS=("$@"); [ ${#DATASETS[@]} -gt 0 ] || DATASETS=(imagenette imagewoof cifar10)
 
@@ -70,6 +72,7 @@ for dataset in "${DATASETS[@]}"; do
     *) echo "unknown dataset $dataset (imagenette, imagewoof, cifar10)" >&2; exit 2 ;;
   esac
   [ "$CAM" = 1 ] && CELLS+=(fgdd-cam-q0.7)
+  [ -n "${ONLY_CELLS:-}" ] && read -r -a CELLS <<< "$ONLY_CELLS"
   for seed in $SEEDS; do
     for cell in "${CELLS[@]}"; do
       run_dir=$GRID/$dataset/$cell/seed$seed
