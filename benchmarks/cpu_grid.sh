@@ -16,6 +16,9 @@
 #   WOOF_TEACHER=<imagewoof64_conv4.pth> (unset: trained once by fgdd with teacher.recipe, cached)
 #   EXTRA="key=value ..." (more overrides for every cell, e.g. a smoke test's dataset.train_per_class)
 #   CELLS="rded fgdd-saliency-q0.7" (unset: every cell of the dataset, in the order above)
+#   SCORE=test|holdout  holdout: the same cells trained the same way but scored with evaluator=holdout on a held-out
+#     part of the TRAINING split (never the test split), into GRID/<dataset>-holdout and its own BENCHMARKS section
+#     (<!-- bench:cpu-grid-<dataset>-holdout -->); the threshold default is chosen by this table
 # Needs the saliency weights (python -m fgdd.weights fetch u2netp; make install does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +33,8 @@ CAM=${CAM:-0}
 PY=${PYTHON:-.venv/bin/python}
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 ONLY_CELLS=${CELLS:-}
+SCORE=${SCORE:-test}
+case $SCORE in test) SUFFIX= ;; holdout) SUFFIX=-holdout ;; *) echo "SCORE must be test or holdout" >&2; exit 2 ;; esac
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled} FGDD_OFFLINE=1
 DATASETS=("$@"); [ ${#DATASETS[@]} -gt 0 ] || DATASETS=(imagenette imagewoof cifar10)
 
@@ -75,10 +80,11 @@ for dataset in "${DATASETS[@]}"; do
   [ -n "${ONLY_CELLS:-}" ] && read -r -a CELLS <<< "$ONLY_CELLS"
   for seed in $SEEDS; do
     for cell in "${CELLS[@]}"; do
-      run_dir=$GRID/$dataset/$cell/seed$seed
+      run_dir=$GRID/$dataset$SUFFIX/$cell/seed$seed
       if [ -f "$run_dir/metrics.json" ]; then echo "done already: $dataset $cell seed $seed"; continue; fi
       read -r -a CELL <<< "$(cell_args "$cell")"
       [ -n "$MIPC" ] && [ "$cell" != random_real ] && CELL+=(selector.mipc="$MIPC")  # random_real draws no mipc
+      [ "$SCORE" = holdout ] && CELL+=(evaluator=holdout)
       echo "=== $dataset $cell seed $seed -> $run_dir"
       if ! "$PY" -m fgdd.run "${COMMON[@]}" "${ARGS[@]}" "${CELL[@]}" "${EXTRA_ARGS[@]}" seed="$seed" \
           hydra.run.dir="$run_dir"; then
@@ -86,9 +92,9 @@ for dataset in "${DATASETS[@]}"; do
         failed=$((failed + 1))
       fi
       # the table of everything finished so far, into BENCHMARKS.md, after every cell
-      "$PY" benchmarks/cpu_grid_table.py "$GRID/$dataset" --seeds $SEEDS \
-        | "$PY" benchmarks/record.py "cpu-grid-$dataset" --file "$BENCHMARKS" \
-            --command "benchmarks/cpu_grid.sh $dataset (SEEDS=\"$SEEDS\" EPOCHS=$EPOCHS${MIPC:+ MIPC=$MIPC} CAM=$CAM${EXTRA:+ EXTRA=\"$EXTRA\"})"
+      "$PY" benchmarks/cpu_grid_table.py "$GRID/$dataset$SUFFIX" --seeds $SEEDS --score "$SCORE" \
+        | "$PY" benchmarks/record.py "cpu-grid-$dataset$SUFFIX" --file "$BENCHMARKS" \
+            --command "benchmarks/cpu_grid.sh $dataset (SEEDS=\"$SEEDS\" EPOCHS=$EPOCHS${MIPC:+ MIPC=$MIPC} CAM=$CAM SCORE=$SCORE${EXTRA:+ EXTRA=\"$EXTRA\"})"
     done
   done
 done

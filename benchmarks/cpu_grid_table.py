@@ -1,12 +1,16 @@
 """The table of one dataset of the CPU grid (benchmarks/cpu_grid.sh), in Markdown on standard output.
 
-Usage: python benchmarks/cpu_grid_table.py GRID/<dataset> [--seeds 0 1 2]
+Usage: python benchmarks/cpu_grid_table.py GRID/<dataset> [--seeds 0 1 2] [--score test|holdout]
 
 GRID/<dataset>/<cell>/seed<S>/ are run folders (fgdd.run). Per cell: the student's final top-1 per seed, mean +- std
 over the finished seeds, for fgdd cells the difference to rded on each seed where both finished, RDED's best-of-tail
 number (a max over the test set, labelled), and times per seed (distillation, student training). Unfinished cells
 show "-", failed ones "failed". The protocol lines come from the runs' own config.yaml / metrics.json / run.json,
 so a reduced run (fewer epochs, smaller mipc) says so in its table.
+
+``--score holdout`` reads runs made with ``evaluator=holdout`` (``SCORE=holdout benchmarks/cpu_grid.sh``): the same
+students scored on a held-out part of the training split, the number a setting such as the threshold is chosen by
+(the table then names the fgdd cell with the highest mean), never a test accuracy.
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ def cells_of(folder: Path) -> list[str]:
     return [c for c in ORDER if c in found] + sorted(c for c in found if c not in ORDER)
 
 
-def table(folder: Path, seeds: list[int]) -> str:
+def table(folder: Path, seeds: list[int], score: str = "test") -> str:
+    prefix = "student" if score == "test" else "holdout"  # holdout: evaluator=holdout's renamed accuracies
     runs: dict[tuple[str, int], tuple[str, dict[str, Any] | None]] = {}
     configs: list[dict[str, Any]] = []
     shas: set[str] = set()
@@ -74,7 +79,7 @@ def table(folder: Path, seeds: list[int]) -> str:
 
     def final(cell: str, seed: int) -> float | None:
         status, metrics = runs.get((cell, seed), (None, None))
-        return metrics["student/top1_final"] if status == DONE else None
+        return metrics[f"{prefix}/top1_final"] if status == DONE else None
 
     def shown(cell: str, seed: int) -> str:
         status = runs.get((cell, seed), (None, None))[0]
@@ -86,7 +91,7 @@ def table(folder: Path, seeds: list[int]) -> str:
 
     seed_list = " / ".join(str(s) for s in seeds)
     lines = [
-        f"| method | top-1 final (%), seed {seed_list} | mean +- std | fgdd - rded (points), seed {seed_list} | "
+        f"| method | {'top-1' if score == 'test' else 'HOLDOUT top-1 (training split)'} final (%), seed {seed_list} | mean +- std | fgdd - rded (points), seed {seed_list} | "
         f"mean fgdd - rded | best of tail (RDED-style, %), mean | distill s, seed {seed_list} | "
         f"student s, seed {seed_list} |",
         "|---|---|---|---|---|---|---|---|",
@@ -102,13 +107,27 @@ def table(folder: Path, seeds: list[int]) -> str:
             mean_diff = f"{statistics.mean(paired):+.1f}" if paired else "-"
         else:
             per_seed = mean_diff = ""
-        tails = [v for v in (metric(cell, s, "student/top1_best_tail") for s in seeds) if v is not None]
+        tails = [v for v in (metric(cell, s, f"{prefix}/top1_best_tail") for s in seeds) if v is not None]
         lines.append(
             f"| {LABELS.get(cell, cell)} | {' / '.join(shown(cell, s) for s in seeds)} | {spread(done)} | {per_seed} | "
             f"{mean_diff} | {spread(tails)} | {' / '.join(seconds(metric(cell, s, 'cost/distill_s')) for s in seeds)} | "
             f"{' / '.join(seconds(metric(cell, s, 'time/student_s')) for s in seeds)} |"
         )
+    if score == "holdout":
+        lines += ["", chosen_line([c for c in cells_of(folder) if c.startswith("fgdd")], final, seeds)]
     return "\n".join(protocol(configs, runs, shas) + [""] + lines) + "\n"
+
+
+def chosen_line(cells: list[str], final: Any, seeds: list[int]) -> str:
+    """Which fgdd cell the holdout chooses: the highest mean over the seeds where every fgdd cell finished."""
+    common = [s for s in seeds if all(final(c, s) is not None for c in cells)]
+    if not cells or not common:
+        return "Chosen by the holdout: not yet (no seed where every fgdd cell finished)."
+    means = {c: statistics.mean(final(c, s) for s in common) for c in cells}
+    best = max(cells, key=lambda c: (means[c], -cells.index(c)))
+    ranked = ", ".join(f"{LABELS.get(c, c)} {100 * means[c]:.2f}" for c in sorted(cells, key=lambda c: -means[c]))
+    return (f"Chosen by the holdout (mean over seed(s) {', '.join(map(str, common))}): **{LABELS.get(best, best)}**; "
+            f"ranking: {ranked}.")
 
 
 def protocol(configs: list[dict[str, Any]], runs: dict, shas: set[str]) -> list[str]:
@@ -138,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="GRID/<dataset>")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--score", choices=["test", "holdout"], default="test",
+                        help="holdout: runs made with evaluator=holdout (SCORE=holdout benchmarks/cpu_grid.sh)")
     args = parser.parse_args(argv)
-    sys.stdout.write(table(args.folder, args.seeds))
+    sys.stdout.write(table(args.folder, args.seeds, args.score))
     return 0
 
 

@@ -16,7 +16,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import cpu_grid_table  # noqa: E402
 
 
-def fake_run(folder: Path, selector: str, top1: float | None, *, failed: bool = False, epochs: int = 300) -> None:
+def fake_run(folder: Path, selector: str, top1: float | None, *, failed: bool = False, epochs: int = 300,
+             score: str = "student") -> None:
     folder.mkdir(parents=True)
     selector_cfg = {"name": selector} if selector == "random_real" else {"name": selector, "mipc": 300,
                                                                           "crop_ratio": [1.0, 1.0]}
@@ -29,7 +30,7 @@ def fake_run(folder: Path, selector: str, top1: float | None, *, failed: bool = 
         (folder / "failed.json").write_text(json.dumps({"stage": "student", "error": "X"}))
     elif top1 is not None:
         (folder / "metrics.json").write_text(json.dumps({
-            "student/top1_final": top1, "student/top1_best_tail": top1 + 0.01, "teacher/val_top1": 0.795,
+            f"{score}/top1_final": top1, f"{score}/top1_best_tail": top1 + 0.01, "teacher/val_top1": 0.795,
             "cost/distill_s": 61.4, "time/student_s": 900.2}))
 
 
@@ -61,6 +62,26 @@ def test_a_reduced_run_says_so_in_its_table(tmp_path) -> None:
     fake_run(tmp_path / "g" / "rded" / "seed0", "rded", 0.2, epochs=2)
     assert "2 student epochs" in cpu_grid_table.table(tmp_path / "g", [0])
     assert cpu_grid_table.table(tmp_path / "empty", [0]).startswith("No cell has finished yet.")
+
+
+def test_holdout_table_reads_holdout_scores_only_and_names_the_choice(tmp_path) -> None:
+    grid = tmp_path / "cifar10-holdout"
+    fake_run(grid / "fgdd-saliency-q0.3" / "seed0", "fgdd", 0.50, score="holdout")
+    fake_run(grid / "fgdd-saliency-q0.7" / "seed1", "fgdd", 0.47, score="holdout")
+    text = cpu_grid_table.table(grid, [0, 1], score="holdout")
+    assert "HOLDOUT top-1 (training split) final" in text
+    assert "Chosen by the holdout: not yet" in text  # no seed where both cells finished
+    fake_run(grid / "fgdd-saliency-q0.7" / "seed0", "fgdd", 0.52, score="holdout")
+    fake_run(grid / "fgdd-saliency-q0.3" / "seed1", "fgdd", 0.49, score="holdout")
+    fake_run(grid / "fgdd-saliency-q0.5" / "seed0", "fgdd", 0.90, score="holdout")  # no seed 1: only seed 0 compares
+    text = cpu_grid_table.table(grid, [0, 1], score="holdout")
+    assert "mean over seed(s) 0): **fgdd (saliency, q = 0.5)**" in text
+    fake_run(grid / "fgdd-saliency-q0.5" / "seed1", "fgdd", 0.10, score="holdout")
+    # 0.7: 49.5, 0.3: 49.5, 0.5: 50.0 -> 0.5; without it a tie would keep the grid's order (0.7 before 0.3)
+    text = cpu_grid_table.table(grid, [0, 1], score="holdout")
+    assert "mean over seed(s) 0, 1): **fgdd (saliency, q = 0.5)**" in text
+    with pytest.raises(KeyError):  # a test-score table never reads holdout runs as test accuracies
+        cpu_grid_table.table(grid, [0, 1], score="test")
 
 
 SCRIPT = REPO / "benchmarks" / "cpu_grid.sh"

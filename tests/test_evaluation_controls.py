@@ -16,6 +16,7 @@ from fgdd.data.base import folder_split
 from fgdd.errors import ConfigError
 from fgdd.evaluation import SoftLabelEvaluator
 from fgdd.evaluation.full_real import FullRealEvaluator
+from fgdd.evaluation.holdout import HoldoutEvaluator
 from fgdd.evaluation.lr_search import LRSearchEvaluator, holdout_split
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.run import CONF_DIR, run
@@ -165,6 +166,21 @@ def test_holdout_is_balanced_seeded_and_leaves_out_the_distilled_sources(tmp_pat
     assert names != [holdout_split(train, 5, set(), seed=1).relpath(i) for i in range(10)]
     with pytest.raises(ConfigError, match="only 5 are left; lower evaluator.holdout_per_class"):
         holdout_split(train, 6, exclude, seed=0)
+
+
+def test_holdout_evaluator_scores_the_same_student_on_the_holdout_and_never_reports_it_as_test(tmp_path) -> None:
+    inner = ScriptedInner(holdout={0.01: 0.7}, test={0.01: 0.4})
+    evaluator = HoldoutEvaluator(inner, dataset=FakeDataset(tmp_path / "data"), holdout_per_class=4, epochs=3)
+    sources = ["train/a/000.png", "train/b/001.png"]
+    student = tiny_student()
+    metrics = evaluator.evaluate(FakeDistilled(sources), TestSplit(), student, None, lr=0.01, seed=3,
+                                 trainer_kwargs={}, logger="the-logger", ipc=1)
+    assert metrics == {"holdout/top1_final": 0.7, "student/train_seconds": 1.0, "holdout/images": 8.0}
+    (call,) = inner.calls  # one training, on the run's own settings, logged as the run's
+    assert call["split"] == "holdout" and call["student"] is student and call["logger"] == "the-logger"
+    assert call["ipc"] == 1 and not {call["val"].relpath(i) for i in range(len(call["val"]))} & set(sources)
+    with pytest.raises(ConfigError, match="evaluator.epochs=5 but evaluator.inner.epochs=3"):
+        HoldoutEvaluator(inner, dataset=None, epochs=5)
 
 
 def test_search_errors_name_the_remedy(tmp_path) -> None:

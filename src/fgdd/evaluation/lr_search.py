@@ -22,49 +22,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from fgdd.data.base import ImageSplit
 from fgdd.errors import ConfigError
-from fgdd.utils.seeding import generator
+from fgdd.evaluation.holdout import distilled_sources, holdout_split
 
 log = logging.getLogger(__name__)
 
 DD_RANKING_LRS = (0.001, 0.005, 0.01, 0.05, 0.1)
 SELECT_METRIC = "student/top1_final"  # the selection uses the final epoch, the number fgdd reports
-
-
-def holdout_split(train: ImageSplit, per_class: int, exclude: set[str], seed: int) -> ImageSplit:
-    """``per_class`` training images of each class, drawn with ``seed``, none of them in ``exclude`` (relpaths)."""
-    samples = []
-    for label, class_id in enumerate(train.classes):
-        pool = [i for i in train.indices_of_class(label) if train.relpath(i) not in exclude]
-        if len(pool) < per_class:
-            raise ConfigError(
-                f"the lr-search holdout needs {per_class} training images of class {class_id!r} outside the "
-                f"distilled set's sources, but only {len(pool)} are left; lower evaluator.holdout_per_class"
-            )
-        samples.extend(train.samples[i] for i in _draw(pool, per_class, seed, label))
-    return ImageSplit(train.root, train.classes, samples, base=train.base, max_bad_fraction=train.max_bad_fraction)
-
-
-def _draw(pool: list[int], k: int, seed: int, label: int) -> list[int]:
-    # a seeded permutation of the pool, first k kept, then sorted: the holdout is a set, its order irrelevant
-    order = torch.randperm(len(pool), generator=generator(seed, "lr-search-holdout", label))[:k]
-    return sorted(pool[i] for i in order.tolist())
-
-
-def distilled_sources(distilled: Dataset) -> set[str]:
-    """The training images the distilled set was cut from (relpaths of its manifest); none for a set without one."""
-    manifest = getattr(distilled, "manifest", None)
-    if manifest is None:
-        raise ConfigError(
-            "the lr-search holdout must leave out the images the distilled set came from, but this set has no "
-            "manifest (a fgdd DistilledSet has one); use evaluator.select_on=test to select on the test set"
-        )
-    return {record["source"] for record in manifest()}
 
 
 class LRSearchEvaluator:
