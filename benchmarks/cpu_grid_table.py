@@ -90,8 +90,9 @@ def table(folder: Path, seeds: list[int], score: str = "test") -> str:
         return metrics.get(key) if status == DONE else None
 
     seed_list = " / ".join(str(s) for s in seeds)
+    accuracy = "top-1" if score == "test" else "HOLDOUT top-1 (training split)"
     lines = [
-        f"| method | {'top-1' if score == 'test' else 'HOLDOUT top-1 (training split)'} final (%), seed {seed_list} | mean +- std | fgdd - rded (points), seed {seed_list} | "
+        f"| method | {accuracy} final (%), seed {seed_list} | mean +- std | fgdd - rded (points), seed {seed_list} | "
         f"mean fgdd - rded | best of tail (RDED-style, %), mean | distill s, seed {seed_list} | "
         f"student s, seed {seed_list} |",
         "|---|---|---|---|---|---|---|---|",
