@@ -29,6 +29,7 @@ if ! "$PY" -c "import hydra, omegaconf, sam2" 2>/dev/null; then
   export PYTHONPATH="$WORK/site:${PYTHONPATH:-}"
 fi
 "$PY" -c "import fgdd" 2>/dev/null || export PYTHONPATH="$PWD/src:${PYTHONPATH:-}"
+[ -d "$BUNDLE/weights" ] && export FGDD_WEIGHTS_DIR=${FGDD_WEIGHTS_DIR:-$PWD/$BUNDLE/weights}  # u2netp (segmenter=saliency)
 
 # 2. data: the carried archive (or an extracted folder given as FGDD_DATA_DIR)
 if [ -z "${FGDD_DATA_DIR:-}" ]; then

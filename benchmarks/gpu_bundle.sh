@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fill .gpu/ (ignored) with what benchmarks/gpu.sh needs on the GPU machine, which has torch, lightning,
 # transformers and timm but no index and no ../shared: wheels for Python 3.12 x86-64 of the packages it lacks,
-# and the 128 px ImageNette archive. Usage: benchmarks/gpu_bundle.sh   (needs the package index and ../shared)
+# the 128 px ImageNette archive and the saliency segmenter's weights. Usage: benchmarks/gpu_bundle.sh   (needs the package index and ../shared)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${FGDD_SHARED_DIR:-../shared}
@@ -17,5 +17,14 @@ cp -n .gpu/downloads/*.whl .gpu/wheels/ 2>/dev/null || true
 # sam2 ships as a source archive: a pure-Python wheel without the CUDA extension, as fgdd installs it
 ls .gpu/wheels/sam2-*.whl >/dev/null 2>&1 || SAM2_BUILD_CUDA=0 "$PY" -m pip wheel -q --no-deps --no-build-isolation \
   -w .gpu/wheels sam2==1.1.0
+# SALIENCY=1: segmenter=saliency there too: onnxruntime (CPU provider; its deps numpy, packaging, protobuf are on the
+# machine, flatbuffers is not) as Python 3.12 x86-64 wheels (28 MB) and the u2netp weights (python -m fgdd.weights
+# fetch, checked by sha256). Off by default: with the 49 MB archive the bundle would pass the device tool's 64 MiB carry
+# limit; a saliency run carries the bundle without the archive (FGDD_DATA_DIR pointing to data copied another way).
+if [ "${SALIENCY:-0}" = 1 ]; then
+  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+    --platform manylinux_2_17_x86_64 -d .gpu/wheels onnxruntime==1.32.0 flatbuffers
+  FGDD_WEIGHTS_DIR=.gpu/weights "$PY" -m fgdd.weights fetch u2netp
+fi
 cp -n "$SHARED/data/imagenette2-128.tar.gz" .gpu/
 du -sh .gpu/wheels .gpu/*.tar.gz
