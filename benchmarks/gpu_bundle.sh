@@ -20,7 +20,7 @@ ls .gpu/wheels/sam2-*.whl >/dev/null 2>&1 || SAM2_BUILD_CUDA=0 "$PY" -m pip whee
 # SALIENCY=1: segmenter=saliency there too: onnxruntime (CPU provider; its deps numpy, packaging, protobuf are on the
 # machine, flatbuffers is not) as Python 3.12 x86-64 wheels (28 MB) and the u2netp weights (python -m fgdd.weights
 # fetch, checked by sha256). Off by default: with the 49 MB archive the bundle would pass the device tool's 64 MiB carry
-# limit; a saliency run carries the bundle without the archive (FGDD_DATA_DIR pointing to data copied another way).
+# limit, so a saliency run on the device needs a smaller archive there (not built yet: no GPU was lent so far).
 if [ "${SALIENCY:-0}" = 1 ]; then
   "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
     --platform manylinux_2_17_x86_64 -d .gpu/wheels onnxruntime==1.32.0 flatbuffers
