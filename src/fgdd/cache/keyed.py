@@ -124,16 +124,17 @@ class KeyedEntry:
         """A staging folder (holding ``cache_key.json``) to fill; published whole when the block ends, unless a
         concurrent writer published the entry first (theirs is kept)."""
         with publish_folder(self.path, exist_ok=True) as staging:
-            self._write_key(staging, exclusive=False)
+            self._write_key(staging)
             yield staging
 
     def open_folder(self) -> Path:
-        """The folder, created with ``cache_key.json`` if absent, for an entry built in place over time (a teacher's
-        resumable training); call ``folder_matches`` first so a foreign folder is set aside."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):  # a concurrent writer of the same key wrote the same file
-            self._write_key(self.path, exclusive=True)
+        """The folder, created (with ``cache_key.json``) if absent, for an entry built in place over time (a
+        teacher's resumable training); call ``folder_matches`` first so that a foreign folder is set aside."""
+        if not self.path.is_dir():
+            # published with its key inside, so a concurrent reader never sees the folder without it
+            with self.publish():
+                pass
         return self.path
 
-    def _write_key(self, folder: Path, exclusive: bool) -> None:
-        atomic_write_json(folder / KEY_FILE, {"sha256": self.digest, **self.key}, exclusive=exclusive)
+    def _write_key(self, folder: Path) -> None:
+        atomic_write_json(folder / KEY_FILE, {"sha256": self.digest, **self.key})
