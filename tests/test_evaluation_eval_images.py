@@ -67,11 +67,11 @@ def test_the_cache_is_read_back_and_keyed_by_content(tmp_path: Path, monkeypatch
     loads = CountingLoads(monkeypatch)
     first = decode_eval_images(dataset.val(), 16, cache_dir=tmp_path / "cache")
     assert loads.counts == {"val": 6}
-    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
+    assert len(list((tmp_path / "cache" / "eval_images").glob("*.pt"))) == 1
     again = decode_eval_images(dataset.val(), 16, cache_dir=tmp_path / "cache")
     assert loads.counts == {"val": 6} and torch.equal(again.images, first.images)  # read, not decoded
     decode_eval_images(dataset.val(), 12, cache_dir=tmp_path / "cache")  # another input size: another entry
-    assert loads.counts == {"val": 12} and len(list((tmp_path / "cache").glob("*.pt"))) == 2
+    assert loads.counts == {"val": 12} and len(list((tmp_path / "cache" / "eval_images").glob("*.pt"))) == 2
 
     image = tmp_path / "toy" / "val" / "red" / "001.png"
     Image.new("RGB", (20, 20), (0, 0, 255)).save(image)  # rewritten: the key changes, so it is decoded again
@@ -79,15 +79,16 @@ def test_the_cache_is_read_back_and_keyed_by_content(tmp_path: Path, monkeypatch
     changed = decode_eval_images(dataset.val(), 16, cache_dir=tmp_path / "cache")
     assert loads.counts == {"val": 18} and not torch.equal(changed.images, first.images)
 
-    for path in (tmp_path / "cache").glob("*.pt"):  # truncated files: a warning, decoded again, replaced
+    for path in (tmp_path / "cache" / "eval_images").glob("*.pt"):  # truncated: a warning, set aside, decoded again
         path.write_bytes(path.read_bytes()[:100])
-    with caplog.at_level(logging.WARNING, logger="fgdd.evaluation.eval_images"):
+    with caplog.at_level(logging.WARNING, logger="fgdd.cache.keyed"):
         repaired = decode_eval_images(dataset.val(), 16, cache_dir=tmp_path / "cache")
-    assert "decoding it again" in caplog.text and loads.counts == {"val": 24}
+    assert "computing it again" in caplog.text and loads.counts == {"val": 24}
+    assert len(list((tmp_path / "cache" / "eval_images").glob("*.pt.untrusted"))) == 1  # set aside, not deleted
     assert torch.equal(repaired.images, changed.images)
     assert torch.equal(decode_eval_images(dataset.val(), 16, cache_dir=tmp_path / "cache").images, changed.images)
     assert loads.counts == {"val": 24}  # the repaired file is read back
-    assert not list((tmp_path / "cache").glob(".*.tmp"))  # nothing half-written left
+    assert not list((tmp_path / "cache" / "eval_images").glob(".*.tmp"))  # nothing half-written left
 
 
 def test_eval_images_refuse_bad_input() -> None:

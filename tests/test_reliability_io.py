@@ -228,6 +228,7 @@ def test_package_versions_a_segmenter_names_key_the_cache(tmp_path) -> None:
 
 
 def test_the_teacher_cache_key_follows_the_image_list_and_the_loader_workers(tmp_path) -> None:
+    from fgdd.cache.keyed import key_digest
     from fgdd.teacher import image_list_sha256, teacher_cache_key
     from tests.test_reliability_input import toy, write_folder
 
@@ -237,8 +238,8 @@ def test_the_teacher_cache_key_follows_the_image_list_and_the_loader_workers(tmp
     def key(**kwargs) -> str:
         dataset = toy(tmp_path)  # a new dataset object lists the folders again
         train = dataset.train()
-        return teacher_cache_key(dataset, train.root, arch, {"epochs": 1}, 0, images=image_list_sha256(train),
-                                 **kwargs)[0]
+        return key_digest(teacher_cache_key(dataset, train.root, arch, {"epochs": 1}, 0,
+                                             images=image_list_sha256(train), **kwargs))
 
     before = key()
     assert key() == before and key(num_workers=0) == before

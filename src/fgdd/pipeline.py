@@ -18,9 +18,9 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from fgdd.cache.distilled import DistilledSetCache, selection_key
 from fgdd.config import validate
 from fgdd.data.base import build_dataset
-from fgdd.distilled_cache import DistilledSetCache, selection_key
 from fgdd.errors import ConfigError, TeacherTooWeakError
 from fgdd.models.checkpoint import build_model
 from fgdd.run_folder import (
@@ -131,7 +131,7 @@ def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> di
         from fgdd.evaluation.eval_images import decode_eval_images  # imports lightning: only when a run starts
 
         # decoded once for the whole run (and cached across runs): the teacher's accuracy and every student validation
-        val_images = decode_eval_images(val_split, dataset.input_size, cache_dir=Path(cfg.cache_dir) / "eval_images")
+        val_images = decode_eval_images(val_split, dataset.input_size, cache_dir=cfg.cache_dir)
         teacher_top1 = cached_teacher_accuracy(cfg, teacher, val_split, dataset, device, val_images)
     log.info("teacher val top-1: %.4f", teacher_top1)
     if teacher_top1 < cfg.teacher.min_val_acc:
@@ -223,7 +223,7 @@ def cached_teacher_accuracy(
 ) -> float:
     """The teacher's val top-1, measured by the first run that uses this teacher and read back by the others
     (``val_images``: the split already decoded, fgdd.evaluation.eval_images; else it is decoded to measure)."""
-    from fgdd.accuracy_cache import TeacherAccuracyCache, accuracy_key
+    from fgdd.cache.teacher_accuracy import TeacherAccuracyCache, accuracy_key
     from fgdd.teacher import teacher_accuracy
 
     cache = TeacherAccuracyCache(cfg.cache_dir, accuracy_key(teacher, val_split, dataset.input_size, dataset.mean,

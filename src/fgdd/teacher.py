@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from pathlib import Path
@@ -16,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from fgdd.cache.keyed import KeyedEntry
 from fgdd.data.base import ImageDataset, ImageSplit
 from fgdd.data.transforms import TEACHER_AUGMENTATIONS, teacher_rrc_transform, teacher_train_transform
 from fgdd.errors import CheckpointError, ClassMismatchError, ConfigError, FgddError
@@ -30,7 +30,6 @@ from fgdd.models.checkpoint import (
 )
 from fgdd.training.callbacks import LastCheckpoint
 from fgdd.training.classifier import TRAINING_CODE_VERSION, ClassifierModule
-from fgdd.utils.io import atomic_write_json
 from fgdd.utils.seeding import derive_seed, generator, seed_everything
 
 log = logging.getLogger(__name__)
@@ -107,7 +106,8 @@ def image_list_sha256(split: ImageSplit) -> str:
 def teacher_cache_key(
     dataset: ImageDataset, train_root: Path, arch: dict[str, Any], recipe: dict[str, Any], seed: int,
     images: str | None = None, num_workers: int = 0,
-) -> tuple[str, dict[str, Any]]:
+) -> dict[str, Any]:
+    """Everything a trained teacher depends on (the key of its cache folder, fgdd.cache.keyed)."""
     inputs = {
         "dataset": dataset.name,
         "classes": list(dataset.classes),
@@ -123,8 +123,7 @@ def teacher_cache_key(
         # augmentations drawn in loader workers follow the workers' own seeds: another worker count is another
         # (equally valid) teacher, so it gets its own cache entry (0, the default, adds nothing)
         inputs["loader_workers"] = num_workers
-    blob = json.dumps(inputs, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest(), inputs
+    return inputs
 
 
 def _usable_last_ckpt(path: Path) -> Path | None:
@@ -213,15 +212,14 @@ def train_teacher(
     if dataset.aspect != "squash":  # squash is what every teacher before this setting was trained with
         recipe["aspect"] = dataset.aspect
     train_split = dataset.train()
-    key, key_inputs = teacher_cache_key(dataset, train_split.root, arch, recipe, seed,
-                                        images=image_list_sha256(train_split), num_workers=num_workers)
-    folder = Path(cache_dir) / "teachers" / f"{dataset.name}-{arch_name(arch)}-{key[:12]}"
-    final = folder / TEACHER_FILE
-    if final.is_file():
+    entry = KeyedEntry(cache_dir, "teachers", teacher_cache_key(
+        dataset, train_split.root, arch, recipe, seed, images=image_list_sha256(train_split), num_workers=num_workers,
+    ), prefix=f"{dataset.name}-{arch_name(arch)}")
+    folder, final = entry.path, entry.path / TEACHER_FILE
+    if entry.folder_matches() and final.is_file():
         log.info("reusing cached teacher %s", final)
         return load_teacher(final, None, dataset, device)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / "cache_key.json", {"sha256": key, **key_inputs})
+    entry.open_folder()  # trained in place: last.ckpt every epoch, teacher.pth (atomically) last
 
     seed_everything(derive_seed(seed, "teacher", "init"))
     model = build_model(arch, num_classes=len(dataset.classes), input_size=dataset.input_size)
@@ -233,7 +231,7 @@ def train_teacher(
     val_split = dataset.val()
     # decoded once (and cached beside the teachers): every epoch's validation, the final accuracy and the run's
     # student validations read the same tensor
-    val_images = decode_eval_images(val_split, size, num_workers=num_workers, cache_dir=Path(cache_dir) / "eval_images")
+    val_images = decode_eval_images(val_split, size, num_workers=num_workers, cache_dir=cache_dir)
     loader_generator = generator(seed, "teacher", "loader")
     train_loader = DataLoader(
         train_split,
@@ -275,7 +273,7 @@ def train_teacher(
         classes=list(dataset.classes),
         val_top1=val_top1,
         dataset=dataset.name,
-        recipe={**recipe, "seed": seed, "cache_key": key, "code": TRAINING_CODE_VERSION},
+        recipe={**recipe, "seed": seed, "cache_key": entry.digest, "code": TRAINING_CODE_VERSION},
     )
     save_checkpoint(final, model.state_dict(), meta)
     log.info("teacher %s: val top-1 %.4f, saved %s", arch_name(arch), val_top1, final)

@@ -19,9 +19,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms as T
 
+from fgdd.cache.keyed import KeyedEntry
 from fgdd.data.transforms import eval_transform
 from fgdd.errors import ConfigError
-from fgdd.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,9 @@ def decode_eval_images(
     cache_dir: str | Path | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> EvalImages:
-    """Decode ``split`` (an ImageSplit yielding PIL images) once. With ``cache_dir``, the tensor is stored there under
-    a key of the split's content and the input size (written atomically) and read back by later calls."""
+    """Decode ``split`` (an ImageSplit yielding PIL images) once. With ``cache_dir``, the tensor is stored in
+    ``<cache_dir>/eval_images/`` under a key of the split's content and the input size (fgdd.cache.keyed) and read
+    back by later calls."""
     nbytes = len(split) * 3 * input_size * input_size
     if nbytes > max_bytes:
         log.info("val split %s: %.1f GB decoded exceeds %.1f GB; it is decoded at every validation instead of held",
@@ -164,25 +165,24 @@ def decode_eval_images(
         return StreamedEvalImages(split, input_size, num_workers)
     if cache_dir is None:
         return _decode(split, input_size, num_workers)
-    key = _cache_key(split, input_size)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-    path = Path(cache_dir) / f"{Path(split.root).name}-{input_size}px-{digest[:20]}.pt"
-    if path.is_file():
-        try:
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-            if json.loads(stored["key"]) != key:
-                raise ValueError("its key differs from this split's")
-            cached = EvalImages(stored["images"], stored["labels"])
-            if len(cached) != len(split) or cached.images.shape[1:] != (3, input_size, input_size):
-                raise ValueError(f"it holds {tuple(cached.images.shape)} for {len(split)} images")
-            log.info("val split read decoded from %s", path)
-            return cached
-        except Exception as error:  # truncated, foreign or older file: decoded again and replaced
-            log.warning("ignoring the decoded val split %s (%s); decoding it again", path, error)
+    entry = KeyedEntry(cache_dir, "eval_images", _cache_key(split, input_size),
+                       prefix=f"{Path(split.root).name}-{input_size}px", suffix=".pt")
+
+    def load(path: Path) -> tuple[Any, EvalImages]:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        cached = EvalImages(stored["images"], stored["labels"])
+        if len(cached) != len(split) or cached.images.shape[1:] != (3, input_size, input_size):
+            raise ValueError(f"it holds {tuple(cached.images.shape)} for {len(split)} images")
+        return json.loads(stored["key"]), cached
+
+    cached = entry.read(load)  # a truncated, foreign or older file is set aside: decoded again
+    if cached is not None:
+        log.info("val split read decoded from %s", entry.path)
+        return cached
     decoded = _decode(split, input_size, num_workers)
     try:
-        with atomic_path(path) as tmp:
-            torch.save({"images": decoded.images, "labels": decoded.labels, "key": json.dumps(key)}, tmp)
+        entry.write(lambda tmp: torch.save(
+            {"images": decoded.images, "labels": decoded.labels, "key": json.dumps(entry.key)}, tmp))
     except OSError as error:  # the run has its tensor; a cache that cannot be written only costs a decode later
-        log.warning("could not store the decoded val split in %s: %s", path, error)
+        log.warning("could not store the decoded val split in %s: %s", entry.path, error)
     return decoded

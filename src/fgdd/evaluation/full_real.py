@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import fgdd
-from fgdd.accuracy_cache import weights_sha256
+from fgdd.cache.teacher_accuracy import weights_sha256
 from fgdd.errors import ConfigError
 from fgdd.utils.distributed import is_main_process
 from fgdd.utils.io import atomic_write_json

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from fgdd.cache.keyed import KeyedEntry, set_aside
 from fgdd.errors import CorruptImageError, FgddError
 from fgdd.foreground.base import Segmenter, occupancy
 from fgdd.utils.io import atomic_write_bytes, atomic_write_json
@@ -49,14 +50,12 @@ def _checksum(values: dict[str, float]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
 
 
-def _set_aside(path: Path, reason: str) -> None:
-    aside = path.with_name(path.name + ".untrusted")
-    n = 0
-    while aside.exists():  # an earlier file set aside is kept too: nothing here is ever deleted
-        n += 1
-        aside = path.with_name(f"{path.name}.untrusted.{n}")
-    log.warning("occupancy cache %s not trusted (%s); moved to %s and measuring again", path, reason, aside)
-    path.rename(aside)
+def _checked(stored: dict[str, Any]) -> dict[str, float]:
+    """The values of a main file or chunk whose checksum matches them (else ValueError)."""
+    values = {k: float(v) for k, v in stored["occupancy"].items()}
+    if stored["checksum"] != _checksum(values):
+        raise ValueError("checksum mismatch")
+    return values
 
 
 class OccupancyStore:
@@ -66,16 +65,16 @@ class OccupancyStore:
     Every batch is written as its own chunk, atomically, so a killed run keeps what it measured and no batch
     rewrites what is already stored; chunks are merged into the main file (atomically, then removed) when they
     hold as many values as it does, every ``max_pending_chunks`` chunks and at the end of a measurement, so the
-    total writing stays proportional to the number of images. A file whose key or checksum does not match is
-    not trusted: it is set aside (renamed ``*.untrusted``, never deleted) and its images are measured again.
+    total writing stays proportional to the number of images. The main file is a keyed entry (fgdd.cache.keyed):
+    one whose key or checksum does not match, like such a chunk, is not trusted: it is set aside (renamed
+    ``*.untrusted``, never deleted) and its images are measured again.
     """
 
     def __init__(self, cache_dir: str | Path, key: dict[str, Any], store_masks: bool = False,
                  max_pending_chunks: int = 256) -> None:
-        self.digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-        self.key = key
-        name = f"{key['dataset']}-{key['segmenter'].get('name', 'seg')}-{self.digest[:12]}"
-        self.path = Path(cache_dir) / "occupancy" / f"{name}.json"
+        prefix = f"{key['dataset']}-{key['segmenter'].get('name', 'seg')}"
+        self.entry = KeyedEntry(cache_dir, "occupancy", key, prefix=prefix, suffix=".json")
+        self.key, self.digest, self.path = self.entry.key, self.entry.digest, self.entry.path
         self.chunk_dir = self.path.with_suffix(".chunks")
         self.mask_dir = self.path.with_suffix("") if store_masks else None
         self.max_pending_chunks = max_pending_chunks
@@ -84,18 +83,14 @@ class OccupancyStore:
         self._consolidated = 0  # values in the main file
         self.values: dict[str, float] = self._load()
 
-    def _read(self, path: Path, expect: dict[str, Any]) -> dict[str, float] | None:
+    def _read_chunk(self, path: Path) -> dict[str, float] | None:
         try:
             stored = json.loads(path.read_text())
-            values = {k: float(v) for k, v in stored["occupancy"].items()}
-            for field, value in expect.items():
-                if stored[field] != value:
-                    raise ValueError(f"{field} mismatch")
-            if stored["checksum"] != _checksum(values):
-                raise ValueError("checksum mismatch")
-            return values
+            if stored["key_sha256"] != self.digest:
+                raise ValueError("key_sha256 mismatch")
+            return _checked(stored)
         except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSON errors are ValueErrors
-            _set_aside(path, str(error))
+            set_aside(path, str(error))
             return None
 
     def _load(self) -> dict[str, float]:
@@ -108,9 +103,7 @@ class OccupancyStore:
         return values
 
     def _read_main(self) -> dict[str, float]:
-        if not self.path.exists():
-            return {}
-        return self._read(self.path, {"key": json.loads(json.dumps(self.key, default=str))}) or {}
+        return self.entry.read_json(_checked) or {}
 
     def _read_chunks(self) -> list[tuple[Path, dict[str, float]]]:
         if not self.chunk_dir.is_dir():
@@ -118,7 +111,7 @@ class OccupancyStore:
         chunks = []
         for chunk in sorted(self.chunk_dir.glob("*.json")):
             try:
-                part = self._read(chunk, {"key_sha256": self.digest})
+                part = self._read_chunk(chunk)
             except FileNotFoundError:  # merged and removed by another process meanwhile
                 continue
             if part is not None:

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch import nn
 
-from fgdd.accuracy_cache import weights_sha256
+from fgdd.cache.teacher_accuracy import weights_sha256
 from fgdd.data import ImageFolderDataset
 from fgdd.data.cifar import PickledImageSplit
 from fgdd.models.checkpoint import build_model
@@ -92,10 +92,12 @@ def test_unreadable_cache_record_is_measured_again_with_a_warning(
     first = _measure(tmp_path / "cache", teacher, dataset)
     (record,) = (tmp_path / "cache" / "teacher_accuracy").iterdir()
     record.write_text('{"val_top1": 0.9')  # truncated
-    with caplog.at_level(logging.WARNING, logger="fgdd.accuracy_cache"):
+    with caplog.at_level(logging.WARNING, logger="fgdd.cache.keyed"):
         assert _measure(tmp_path / "cache", teacher, dataset) == first
-    assert teacher.images_seen == 12 and "measuring it again" in caplog.text
-    assert json.loads(record.read_text())["val_top1"] == first  # repaired
+    assert teacher.images_seen == 12 and "computing it again" in caplog.text
+    assert json.loads(record.read_text())["val_top1"] == first  # measured again and stored
+    aside = record.with_name(record.name + ".untrusted")
+    assert aside.read_text() == '{"val_top1": 0.9'  # set aside, not deleted
 
 
 def test_weights_hash_follows_values_not_the_object() -> None:

@@ -9,8 +9,6 @@ the validation split's content, the evaluation transform and the kind of device,
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +16,8 @@ import torch
 from torch import nn
 
 import fgdd
+from fgdd.cache.keyed import KeyedEntry
 from fgdd.data.base import ImageSplit
-from fgdd.utils.io import atomic_write_json
-
-log = logging.getLogger(__name__)
 
 # Bump when fgdd.data.transforms.eval_transform or teacher_accuracy change what they compute.
 EVAL_PROTOCOL = "resize(input//7*8)-centercrop-top1:v1"
@@ -55,28 +51,22 @@ def accuracy_key(
 
 
 class TeacherAccuracyCache:
-    """``<cache_dir>/teacher_accuracy/<sha256 of the key>.json``: {"val_top1": ..., "key": {...}}."""
+    """``<cache_dir>/teacher_accuracy/<digest>.json``: {"val_top1": ..., "key": {...}}."""
 
     def __init__(self, cache_dir: str | Path, key: dict[str, Any]) -> None:
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-        self.path = Path(cache_dir) / "teacher_accuracy" / f"{digest[:24]}.json"
-        self.key = key
+        self.entry = KeyedEntry(cache_dir, "teacher_accuracy", key, suffix=".json")
+        self.path = self.entry.path
 
     def get(self) -> float | None:
         """The stored top-1, or None (absent, unreadable or written for another key: measured again)."""
-        if not self.path.is_file():
-            return None
-        try:
-            record = json.loads(self.path.read_text())
-            if record["key"] != self.key:
-                raise ValueError("its key differs from this teacher's")
-            value = float(record["val_top1"])
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"val_top1 {value} is not a fraction")
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            log.warning("ignoring the cached teacher accuracy %s (%s); measuring it again", self.path, error)
-            return None
-        return value
+        return self.entry.read_json(_val_top1)
 
     def put(self, val_top1: float) -> None:
-        atomic_write_json(self.path, {"val_top1": val_top1, "key": self.key})
+        self.entry.write_json({"val_top1": val_top1})  # a concurrent run's equal measurement may be there first
+
+
+def _val_top1(record: dict[str, Any]) -> float:
+    value = float(record["val_top1"])
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"val_top1 {value} is not a fraction")
+    return value

@@ -9,8 +9,6 @@ complete copy (manifest included), so a run folder never depends on the cache.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 import fgdd
+from fgdd.cache.keyed import KeyedEntry
 from fgdd.run_folder import DISTILLED, OCCUPANCY
 from fgdd.selection.distilled_set import META
 from fgdd.utils.io import atomic_write_bytes, file_sha256, publish_folder
@@ -46,44 +45,30 @@ def selection_key(cfg: DictConfig, device_type: str) -> dict[str, Any]:
 
 
 class DistilledSetCache:
-    """``<cache_dir>/distilled/<dataset>-<selector>-ipc<N>-seed<S>-<hash>/``: a distilled set (+ occupancy.json)."""
+    """``<cache_dir>/distilled/<dataset>-<selector>-ipc<N>-seed<S>-<digest>/``: ``set/`` (a distilled set),
+    occupancy.json when the selector measured it, and the key (fgdd.cache.keyed)."""
 
     def __init__(self, cache_dir: str | Path, key: dict[str, Any]) -> None:
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-        name = f"{key['dataset']['name']}-{key['selector']['name']}-ipc{key['ipc']}-seed{key['seed']}-{digest[:12]}"
-        self.folder = Path(cache_dir) / "distilled" / name
-        self.key = key
+        prefix = f"{key['dataset']['name']}-{key['selector']['name']}-ipc{key['ipc']}-seed{key['seed']}"
+        self.entry = KeyedEntry(cache_dir, "distilled", key, prefix=prefix)
+        self.folder = self.entry.path
 
     def has(self) -> bool:
-        return (self.folder / "set" / META).is_file()
+        return self.entry.folder_matches() and (self.folder / "set" / META).is_file()
 
     def copy_to(self, run_dir: Path) -> None:
         """Copy the cached set (and its occupancy summary) into ``run_dir``; each appears whole or not at all."""
         if (self.folder / OCCUPANCY).is_file() and not (run_dir / OCCUPANCY).exists():
-            _copy_atomically(self.folder / OCCUPANCY, run_dir / OCCUPANCY)
-        _copy_atomically(self.folder / "set", run_dir / DISTILLED)
+            atomic_write_bytes(run_dir / OCCUPANCY, (self.folder / OCCUPANCY).read_bytes(), exclusive=True)
+        with publish_folder(run_dir / DISTILLED) as staging:
+            shutil.copytree(self.folder / "set", staging, dirs_exist_ok=True)
         log.info("distilled set reused from %s", self.folder)
 
     def store_from(self, run_dir: Path) -> None:
         """Copy a run's freshly written set into the cache; a concurrent job that got there first wins."""
         if self.has():
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if (run_dir / OCCUPANCY).is_file():
-            _copy_atomically(run_dir / OCCUPANCY, self.folder / OCCUPANCY, exist_ok=True)
-        (self.folder / "key.json").write_text(json.dumps(self.key, indent=1, sort_keys=True, default=str) + "\n")
-        _copy_atomically(run_dir / DISTILLED, self.folder / "set", exist_ok=True)
-
-
-def _copy_atomically(source: Path, target: Path, exist_ok: bool = False) -> None:
-    """Copy a file or folder so that ``target`` appears whole or not at all; an existing ``target`` is never
-    replaced (FileExistsError, or kept as it is with ``exist_ok``: a concurrent job wrote the same thing)."""
-    if source.is_file():
-        try:
-            atomic_write_bytes(target, source.read_bytes(), exclusive=True)
-        except OSError:
-            if not (exist_ok and target.exists()):
-                raise
-        return
-    with publish_folder(target, exist_ok=exist_ok) as staging:
-        shutil.copytree(source, staging, dirs_exist_ok=True)
+        with self.entry.publish() as staging:
+            if (run_dir / OCCUPANCY).is_file():
+                shutil.copy2(run_dir / OCCUPANCY, staging / OCCUPANCY)
+            shutil.copytree(run_dir / DISTILLED, staging / "set")
