@@ -173,7 +173,8 @@ class SoftLabelEvaluator:
                 "logger group); remove them from the trainer config"
             )
         batch_size = self.batch_size if self.batch_size is not None else rded_batch_size(ipc, num_classes)
-        seed_everything(derive_seed(seed, "student-init"))  # dropout and anything else on the global RNG
+        # the student stage's one reseed of the global RNGs: dropout and anything else that takes no generator
+        seed_everything(derive_seed(seed, "student-init"))
 
         if not isinstance(val, EvalImages):
             val = decode_eval_images(val, input_size, num_workers=self.num_workers)
