@@ -22,7 +22,6 @@ from fgdd.evaluation.loaders import (
     AugmentParamsSet,
     BatchedEpochs,
     SeededEpochSampler,
-    seed_worker,
 )
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.evaluation.soft_labels import SoftLabelStore
@@ -207,7 +206,8 @@ class SoftLabelEvaluator:
                 batch_size=batch_size,
                 sampler=SeededEpochSampler(len(train_set), data_seed, rounds=rounds),
                 num_workers=self.num_workers,
-                worker_init_fn=seed_worker,
+                # torch seeds each worker's torch, random and numpy RNGs from this generator (the augmentation itself
+                # draws from per-sample generators, SeededEpochSampler)
                 generator=torch.Generator().manual_seed(derive_seed(seed, "student-workers")),
                 persistent_workers=self.num_workers > 0,
                 pin_memory=torch.cuda.is_available(),
