@@ -10,9 +10,9 @@ from fgdd.data.transforms import eval_transform
 from fgdd.evaluation.augment import (
     StudentTrainTransform,
     cutmix,
-    resized_crop_box,
     shuffle_tiles,
 )
+from fgdd.utils.boxes import resized_crop_box
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -86,11 +86,11 @@ def test_cutmix_is_seeded() -> None:
 def test_resized_crop_box_respects_scale() -> None:
     g = torch.Generator().manual_seed(0)
     for _ in range(50):
-        i, j, h, w = resized_crop_box(64, 64, (0.25, 1.0), (3 / 4, 4 / 3), g)
+        i, j, h, w = resized_crop_box(64, 64, (0.25, 1.0), (3 / 4, 4 / 3), g, torch.float64)
         assert 0 <= i and 0 <= j and i + h <= 64 and j + w <= 64
         assert 0.2 <= h * w / 64**2 <= 1.0
     # factor 1 (scale (1, 1)): no crop with a non-square aspect fits, so the whole image is kept, as in RDED
-    assert resized_crop_box(32, 32, (1.0, 1.0), (3 / 4, 4 / 3), g) == (0, 0, 32, 32)
+    assert resized_crop_box(32, 32, (1.0, 1.0), (3 / 4, 4 / 3), g, torch.float64) == (0, 0, 32, 32)
 
 
 def test_train_transform_shape_and_seed() -> None:
@@ -197,7 +197,8 @@ def test_batched_draws_follow_torchvisions_distributions() -> None:
         n = 4000
         params = BatchAugment(size, factor, MEAN, STD).draw(n, size, size, torch.Generator().manual_seed(1))
         g = torch.Generator().manual_seed(2)
-        single = torch.tensor([resized_crop_box(size, size, (1.0 / factor, 1.0), CROP_RATIO, g) for _ in range(n)])
+        single = torch.tensor([resized_crop_box(size, size, (1.0 / factor, 1.0), CROP_RATIO, g, torch.float64)
+                               for _ in range(n)])
         for boxes in (params["box"], single):
             assert bool(((boxes[:, 0] + boxes[:, 2] <= size) & (boxes[:, 1] + boxes[:, 3] <= size)).all())
             assert bool((boxes >= 0).all())

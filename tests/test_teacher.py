@@ -240,3 +240,37 @@ def test_classifier_trains_in_channels_last_and_hands_back_ordinary_weights() ->
     trainer.fit(ClassifierModule(model, lr=0.1), loader, loader)
     assert layouts and all(layouts)  # every training and validation batch ran in NHWC
     assert all(p.is_contiguous() for p in model.parameters())  # handed back in the default layout
+
+
+def _teacher_source(*overrides: str):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from fgdd.run import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="run", overrides=["model@teacher.arch=convnet3", *overrides])
+    return instantiate(cfg.teacher, _recursive_=False, _convert_="all")  # as fgdd.pipeline.obtain_teacher does
+
+
+def test_teacher_configs_are_plugins_and_a_checkpoint_loads_from_either(shared_teachers: Path, tmp_path: Path) -> None:
+    from omegaconf.errors import MissingMandatoryValue
+
+    from fgdd.teacher import TeacherFromCheckpoint, TeacherTrainer
+
+    trainer = _teacher_source("teacher=train")
+    assert isinstance(trainer, TeacherTrainer) and trainer.recipe["epochs"] == 15 and trainer.checkpoint is None
+    assert trainer.arch["net"]["_target_"] == CONV3["_target_"]  # the arch stays a config, built by the teacher
+    path = shared_teachers / "cifar10_conv3.pth"
+    dataset = _folder_dataset(tmp_path, "cifar", CIFAR10, 32)
+    expected, _ = load_teacher(path, None, dataset, "cpu")
+    # teacher.checkpoint= on the default (train) group loads the file, as it always did; teacher=checkpoint too
+    for overrides in ([f"teacher.checkpoint={path}"], ["teacher=checkpoint", f"teacher.checkpoint={path}"]):
+        source = _teacher_source(*overrides)
+        assert isinstance(source, TeacherFromCheckpoint if "teacher=checkpoint" in overrides else TeacherTrainer)
+        model, meta = source.obtain(dataset, "cpu", cache_dir=tmp_path / "cache", trainer_kwargs={})
+        assert meta.classes == CIFAR10 and not model.training
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), expected.state_dict().values()))
+    assert not (tmp_path / "cache").exists()  # nothing trained
+    with pytest.raises(MissingMandatoryValue, match="teacher.checkpoint"):
+        _teacher_source("teacher=checkpoint")

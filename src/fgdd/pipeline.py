@@ -42,7 +42,7 @@ from fgdd.tracking import abort, finish, log_distilled_set, log_figures, make_lo
 from fgdd.utils.device import resolve_device
 from fgdd.utils.distributed import is_main_process, wait_for
 from fgdd.utils.io import atomic_write_json
-from fgdd.utils.seeding import derive_seed, seed_everything
+from fgdd.utils.seeding import derive_seed, seeded
 
 log = logging.getLogger("fgdd")
 
@@ -114,7 +114,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
 
 
 def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> dict[str, float]:
-    seed_everything(cfg.seed)
+    # no global reseed here: each stage seeds itself from cfg.seed (fgdd.utils.seeding says how)
     device = resolve_device(cfg.device)
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
 
@@ -150,10 +150,10 @@ def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> di
             "dataset": dataset.name, "selector": cfg.selector.name, "ipc": cfg.ipc, "seed": cfg.seed})
 
     with stage("student"):
-        # seeded here, not only at start: whether the teacher was trained in this process or loaded from the cache
-        # must not change the student's initial weights
-        seed_everything(derive_seed(cfg.seed, "student"))
-        student = build_model(cfg.model.net, num_classes=len(dataset.classes), input_size=dataset.input_size)
+        # its own seed: whether the teacher was trained in this process or loaded from the cache must not change the
+        # student's initial weights (the evaluator then reseeds the global RNGs for the training)
+        with seeded(derive_seed(cfg.seed, "student")):
+            student = build_model(cfg.model.net, num_classes=len(dataset.classes), input_size=dataset.input_size)
         evaluator = instantiate(cfg.evaluator, _convert_="all")
         results = evaluator.evaluate(
             distilled, val_images, student, teacher, lr=cfg.model.lr, ipc=cfg.ipc, num_classes=len(dataset.classes),
@@ -209,13 +209,10 @@ def ipc_shortfall(cfg: DictConfig, counts: Counter, classes: list[str]) -> str |
 
 
 def obtain_teacher(cfg: DictConfig, dataset: Any, device: Any, trainer_kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    from fgdd.teacher import load_teacher, train_teacher  # lightning is imported only when a run starts
-
-    arch = OmegaConf.to_container(cfg.teacher.arch.net, resolve=True)
-    if cfg.teacher.checkpoint:
-        return load_teacher(cfg.teacher.checkpoint, arch, dataset, device)
-    recipe = OmegaConf.to_container(cfg.teacher.recipe, resolve=True)  # its seed is the teacher's own, not the run's
-    return train_teacher(arch, dataset, Path(cfg.cache_dir), **recipe, trainer_kwargs=trainer_kwargs, device=device)
+    # conf/teacher/*.yaml name the plug-in (fgdd.teacher.TeacherTrainer, TeacherFromCheckpoint); not recursive, so
+    # teacher.arch stays a config that the teacher builds itself (lightning is imported only when a run starts)
+    source = instantiate(cfg.teacher, _recursive_=False, _convert_="all")
+    return source.obtain(dataset, device, cache_dir=cfg.cache_dir, trainer_kwargs=trainer_kwargs)
 
 
 def cached_teacher_accuracy(

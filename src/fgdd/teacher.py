@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +307,62 @@ def teacher_accuracy(
     if total == 0:
         raise ConfigError(f"cannot measure accuracy on an empty split ({getattr(split, 'root', split)})")
     return correct / total
+
+
+# The teacher plug-ins: conf/teacher/*.yaml each name one of these as `_target_`; fgdd.pipeline instantiates the
+# group (not recursively: `arch` stays a config) and calls ``obtain``. Every teacher config has the same keys.
+
+
+def _teacher_net(arch: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    # teacher.arch is a model config (conf/model/*.yaml: name, lr, net); the teacher is built from its `net`
+    return None if arch is None else plain_arch(arch["net"])
+
+
+class TeacherFromCheckpoint:
+    """conf/teacher/checkpoint.yaml: a trained teacher read from ``checkpoint`` (fgdd's .pth, RDED's, Lightning's
+    or a bare state dict; load_teacher checks its classes, resolution and normalisation against the dataset)."""
+
+    def __init__(
+        self,
+        checkpoint: str,
+        arch: Mapping[str, Any] | None = None,  # used only when the file carries no architecture of its own
+        min_val_acc: float = 0.0,  # the run's gate on the teacher's val top-1, checked by fgdd.pipeline
+        recipe: Mapping[str, Any] | None = None,  # a loaded teacher has no recipe; the key exists in every teacher config
+    ) -> None:
+        self.checkpoint = str(checkpoint)
+        self.arch = arch
+        self.min_val_acc = min_val_acc
+
+    def obtain(
+        self, dataset: ImageDataset, device: torch.device | str, *, cache_dir: str | Path,
+        trainer_kwargs: dict[str, Any],
+    ) -> tuple[nn.Module, ModelMeta]:
+        return load_teacher(self.checkpoint, _teacher_net(self.arch), dataset, device)
+
+
+class TeacherTrainer:
+    """conf/teacher/train.yaml: trained on the dataset's train split with ``recipe`` and cached (train_teacher). A
+    ``checkpoint`` set on this group anyway (``teacher.checkpoint=...`` without ``teacher=checkpoint``, which users
+    have always been able to write) is loaded instead, exactly as TeacherFromCheckpoint loads it."""
+
+    def __init__(
+        self,
+        recipe: Mapping[str, Any],
+        arch: Mapping[str, Any],
+        min_val_acc: float = 0.0,  # the run's gate on the teacher's val top-1, checked by fgdd.pipeline
+        checkpoint: str | None = None,
+    ) -> None:
+        self.recipe = dict(recipe)  # its seed is the teacher's own, not the run's
+        self.arch = arch
+        self.min_val_acc = min_val_acc
+        self.checkpoint = checkpoint
+
+    def obtain(
+        self, dataset: ImageDataset, device: torch.device | str, *, cache_dir: str | Path,
+        trainer_kwargs: dict[str, Any],
+    ) -> tuple[nn.Module, ModelMeta]:
+        if self.checkpoint:
+            loader = TeacherFromCheckpoint(self.checkpoint, self.arch, self.min_val_acc)
+            return loader.obtain(dataset, device, cache_dir=cache_dir, trainer_kwargs=trainer_kwargs)
+        return train_teacher(_teacher_net(self.arch), dataset, Path(cache_dir), **self.recipe,
+                             trainer_kwargs=trainer_kwargs, device=device)

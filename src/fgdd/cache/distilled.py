@@ -29,6 +29,7 @@ def selection_key(cfg: DictConfig, device_type: str) -> dict[str, Any]:
     """Everything the distilled set depends on; a checkpoint teacher is identified by its file's hash."""
     teacher = OmegaConf.to_container(cfg.teacher, resolve=True)
     teacher.pop("min_val_acc", None)  # a gate on the run, not an input of selection
+    teacher.pop("_target_", None)  # the plug-in follows from checkpoint/recipe; keys written before it existed hold
     if cfg.teacher.checkpoint:
         teacher["checkpoint_sha256"] = file_sha256(cfg.teacher.checkpoint)
         teacher.pop("checkpoint")  # the same file moved elsewhere is the same teacher

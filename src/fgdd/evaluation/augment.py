@@ -11,6 +11,8 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms import functional as TF
 
+from fgdd.utils.boxes import central_box, resized_crop_box
+
 # torchvision's RandomResizedCrop default aspect range; RDED does not change it
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 
@@ -68,38 +70,6 @@ def cutmix(images: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, 
     return apply_cutmix(images, perm, box), perm.to(images.device), lam
 
 
-def resized_crop_box(
-    height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float], generator: torch.Generator
-) -> tuple[int, int, int, int]:
-    # torchvision's RandomResizedCrop.get_params, drawing from `generator` instead of the global RNG
-    area = height * width
-    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-    for _ in range(10):
-        draw = torch.empty(1, dtype=torch.float64).uniform_(scale[0], scale[1], generator=generator).item()
-        target_area = area * draw
-        aspect = math.exp(torch.empty(1, dtype=torch.float64).uniform_(*log_ratio, generator=generator).item())
-        w = int(round(math.sqrt(target_area * aspect)))
-        h = int(round(math.sqrt(target_area / aspect)))
-        if 0 < w <= width and 0 < h <= height:
-            i = int(torch.randint(0, height - h + 1, (1,), generator=generator))
-            j = int(torch.randint(0, width - w + 1, (1,), generator=generator))
-            return i, j, h, w
-    return central_box(height, width, ratio)
-
-
-def central_box(height: int, width: int, ratio: tuple[float, float]) -> tuple[int, int, int, int]:
-    # RandomResizedCrop's fallback when no try fits: a central crop at the allowed aspect (with scale (1, 1), i.e.
-    # factor 1, this is the whole image)
-    in_ratio = width / height
-    if in_ratio < min(ratio):
-        w, h = width, int(round(width / min(ratio)))
-    elif in_ratio > max(ratio):
-        h, w = height, int(round(height * max(ratio)))
-    else:
-        w, h = width, height
-    return (height - h) // 2, (width - w) // 2, h, w
-
-
 class StudentTrainTransform:
     """RDED's train augmentation in RDED's order: ToTensor, ShufflePatches(factor),
     RandomResizedCrop(input_size, scale=(1/factor, 1)), RandomHorizontalFlip, Normalize.
@@ -122,7 +92,7 @@ class StudentTrainTransform:
             rows = _strip_order(height, self.factor, torch.randperm(self.factor, generator=generator))  # (h,)
         else:
             cols, rows = torch.arange(width), torch.arange(height)  # identity; nothing is drawn (as RDED)
-        box = resized_crop_box(height, width, self.scale, CROP_RATIO, generator)
+        box = resized_crop_box(height, width, self.scale, CROP_RATIO, generator, torch.float64)
         flip = torch.rand(1, generator=generator).item() < 0.5
         return {"rows": rows, "cols": cols, "box": torch.tensor(box), "flip": torch.tensor(flip)}
 
@@ -179,7 +149,7 @@ def pil_to_uint8(image: Image.Image) -> Tensor:
 def _crop_boxes(
     n: int, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float], generator: torch.Generator
 ) -> Tensor:
-    """``resized_crop_box`` for ``n`` samples at once, with the same distribution: torchvision's 10 tries of
+    """fgdd.utils.boxes.resized_crop_box for ``n`` samples at once, with the same distribution: torchvision's 10 tries of
     (area, log-aspect), the first try that fits wins, a central crop when none does. Returns (n, 4) int64 boxes
     (top, left, height, width)."""
     tries = 10

@@ -22,7 +22,6 @@ from fgdd.evaluation.loaders import (
     AugmentParamsSet,
     BatchedEpochs,
     SeededEpochSampler,
-    seed_worker,
 )
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.evaluation.soft_labels import SoftLabelStore
@@ -173,7 +172,8 @@ class SoftLabelEvaluator:
                 "logger group); remove them from the trainer config"
             )
         batch_size = self.batch_size if self.batch_size is not None else rded_batch_size(ipc, num_classes)
-        seed_everything(derive_seed(seed, "student-init"))  # dropout and anything else on the global RNG
+        # the student stage's one reseed of the global RNGs: dropout and anything else that takes no generator
+        seed_everything(derive_seed(seed, "student-init"))
 
         if not isinstance(val, EvalImages):
             val = decode_eval_images(val, input_size, num_workers=self.num_workers)
@@ -206,7 +206,8 @@ class SoftLabelEvaluator:
                 batch_size=batch_size,
                 sampler=SeededEpochSampler(len(train_set), data_seed, rounds=rounds),
                 num_workers=self.num_workers,
-                worker_init_fn=seed_worker,
+                # torch seeds each worker's torch, random and numpy RNGs from this generator (the augmentation itself
+                # draws from per-sample generators, SeededEpochSampler)
                 generator=torch.Generator().manual_seed(derive_seed(seed, "student-workers")),
                 persistent_workers=self.num_workers > 0,
                 pin_memory=torch.cuda.is_available(),

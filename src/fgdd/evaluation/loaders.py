@@ -3,10 +3,8 @@ whatever the number of workers."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
@@ -105,14 +103,6 @@ class AugmentParamsSet(Dataset):
         index, seed = key
         params = self.transform.draw(self.height, self.width, torch.Generator().manual_seed(seed))
         return {"index": torch.tensor(index), **params}, self.labels[index]
-
-
-def seed_worker(worker_id: int) -> None:
-    # torch already seeds each worker from the loader's generator; python and numpy get the same seed so any
-    # third-party transform added later stays reproducible too
-    seed = torch.initial_seed() % 2**32
-    random.seed(seed)
-    np.random.seed(seed)
 
 
 def _rank_and_world() -> tuple[int, int]:

@@ -27,7 +27,7 @@ def resnet(
             f"{name}: pretrained weights have the ImageNet 7x7 stem and cannot load into low_res_stem=true; "
             "set one of weights=null or low_res_stem=false"
         )
-    model = getattr(torchvision.models, name)(weights=None, num_classes=num_classes)
+    model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
     if low_res_stem:
         model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()

@@ -36,7 +36,7 @@ def vgg11(
     by the adaptive pool). ``compact_head`` swaps that for global pooling + one linear layer (the usual CIFAR VGG),
     ~120x fewer head parameters; it cannot take pretrained weights."""
     name = "vgg11_bn" if batch_norm else "vgg11"
-    model = getattr(torchvision.models, name)(weights=None, num_classes=num_classes)
+    model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
     if compact_head:
         if weights is not None:
             from fgdd.errors import ConfigError

@@ -7,12 +7,11 @@ from typing import Literal
 
 import torch
 from PIL import Image
-from torchvision.transforms import RandomResizedCrop
 from torchvision.transforms import functional as TF
 
-from fgdd.utils.seeding import derive_seed, generator
+from fgdd.utils.boxes import Box, resized_crop_box
+from fgdd.utils.seeding import generator
 
-Box = tuple[int, int, int, int]  # top, left, height, width in source pixels
 # How a box becomes patch pixels. "tensor" is RDED's order (ToTensor, then RandomResizedCrop on the float image:
 # antialiased bilinear, no rounding); "pil" resizes the 8-bit image with PIL, so every value is rounded to 1/255.
 CropFrom = Literal["tensor", "pil"]
@@ -32,7 +31,8 @@ def crop_boxes(
     scale: tuple[float, float] = (0.08, 1.0),
     ratio: tuple[float, float] = (1.0, 1.0),
 ) -> list[Box]:
-    """``num`` RandomResizedCrop boxes for one image (torchvision's sampler, seeded per run seed and image).
+    """``num`` RandomResizedCrop boxes for one image (torchvision's sampler in its own float32 precision, from a
+    generator seeded per run seed and image: the boxes RDED's ``MultiRandomCrop`` draws).
 
     ``ratio`` (width / height) (1, 1) gives square boxes, as RDED's ``MultiRandomCrop``; torchvision's own default
     (3/4, 4/3) draws boxes that the resize to a square patch then stretches.
@@ -41,10 +41,8 @@ def crop_boxes(
     else is selected, so two selectors that look at the same image see the same candidates.
     """
     width, height = image_size
-    probe = Image.new("L", (width, height))  # get_params only reads the size
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, "crops", source))
-        return [tuple(RandomResizedCrop.get_params(probe, list(scale), list(ratio))) for _ in range(num)]
+    draws = generator(seed, "crops", source)  # the stream torch.manual_seed(derive_seed(...)) gave get_params
+    return [resized_crop_box(height, width, scale, ratio, draws, torch.float32) for _ in range(num)]
 
 
 def crop_to_patch(image: Image.Image, box: Box, patch_size: int, crop_from: CropFrom = "tensor") -> torch.Tensor:

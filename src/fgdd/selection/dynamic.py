@@ -100,12 +100,13 @@ class ForegroundAwareSelector(RDEDSelector):
         return occupancy >= self.class_threshold[label]
 
     def class_patches(
-        self, images: list[tuple[str, Image.Image]], label: int, observer: nn.Module, **scoring: Any
+        self, images: list[tuple[str, Image.Image]], label: int, observer: nn.Module, *, seed: int, **scoring: Any
     ) -> list[Patch]:
+        # the seed draws the crop candidates; a whole image is the same whatever the seed
         decisions = [self.takes_resize_path(source, label) for source, _ in images]
         resize = [item for item, whole in zip(images, decisions) if whole]
         crop = [item for item, whole in zip(images, decisions) if not whole]
-        patches = self.best_crops(crop, label, observer, **scoring) if crop else []
+        patches = self.best_crops(crop, label, observer, seed=seed, **scoring) if crop else []
         patches += self.whole_images(resize, label, observer, **scoring) if resize else []
         order = {source: k for k, (source, _) in enumerate(images)}  # back to drawn order: ranking ties stay stable
         patches.sort(key=lambda p: order[p.source])
@@ -115,7 +116,7 @@ class ForegroundAwareSelector(RDEDSelector):
         return patches
 
     def whole_images(
-        self, images: list[tuple[str, Image.Image]], label: int, observer: nn.Module, *, seed: int, patch_size: int,
+        self, images: list[tuple[str, Image.Image]], label: int, observer: nn.Module, *, patch_size: int,
         input_size: int, mean: Any, std: Any, device: torch.device,
     ) -> list[Patch]:
         """Each whole image resized to one mosaic cell (``cell``) or to the full input (``full``), scored like a crop."""

@@ -9,30 +9,24 @@ import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-# torchrun sets RANK/LOCAL_RANK/WORLD_SIZE; SLURM sets SLURM_PROCID/SLURM_LOCALID/SLURM_NTASKS for srun tasks;
-# Lightning's own launcher (a plain `python -m fgdd.run trainer=ddp` on one node) sets only LOCAL_RANK
-_RANK = ("RANK", "SLURM_PROCID", "LOCAL_RANK")
+# SLURM sets SLURM_LOCALID for srun tasks; torchrun and Lightning's own launcher set LOCAL_RANK
 _LOCAL_RANK = ("LOCAL_RANK", "SLURM_LOCALID")
-_WORLD_SIZE = ("WORLD_SIZE", "SLURM_NTASKS")
-
-
-def _first_int(names: tuple[str, ...], default: int) -> int:
-    for name in names:
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return default
 
 
 def global_rank() -> int:
-    return _first_int(_RANK, 0)
+    # Lightning's rank detection (RANK from torchrun, LOCAL_RANK from its own launcher, SLURM_PROCID from srun),
+    # which its Trainer keeps up to date once it runs; imported here so that `fgdd.run --cfg job` stays quick
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return int(rank_zero_only.rank)
 
 
 def local_rank() -> int:
-    return _first_int(_LOCAL_RANK, 0)
-
-
-def world_size() -> int:
-    return _first_int(_WORLD_SIZE, 1)
+    # which GPU of the node is this process's (Lightning reads it only inside its cluster environments)
+    for name in _LOCAL_RANK:
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
 
 
 def is_main_process() -> bool:

@@ -1,9 +1,18 @@
-"""Seeds derived from the run seed, one per stage, so stages stay reproducible independently of each other."""
+"""Seeds derived from the run seed, one per stage, so stages stay reproducible independently of each other.
+
+The seeding story of a run: every draw fgdd makes itself takes an explicit ``torch.Generator`` from ``generator``
+(images per class, candidate crops, the student's augmentation, CutMix, loader order). The global RNGs are reseeded
+once per stage that runs code drawing from them (Lightning training: the teacher's transforms, the student's
+dropout), at that stage's start (fgdd.teacher ``teacher/init``, fgdd.evaluation.evaluator ``student-init``). Module
+constructors take no generator, so a model's initial weights are drawn under ``seeded``, which leaves the global
+stream untouched."""
 
 from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -23,3 +32,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Inside, torch's CPU RNG is seeded with ``seed`` (the stream ``torch.manual_seed(seed)`` gives); after, it is
+    where it was: for CPU draws that accept no generator, such as building a model."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        yield
