@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from PIL import Image
 
 from fgdd.check import main as check_main
-from fgdd.config import register_resolvers
+from fgdd.config import build, register_resolvers
 from fgdd.data.base import build_dataset
 from fgdd.data.tinyimagenet import OFFICIAL_WNIDS_SHA256, wnids_sha256
 from fgdd.errors import ClassMismatchError, ConfigError, CorruptImageError
 from fgdd.pipeline import ipc_shortfall
+from fgdd.run import CONF_DIR
 from fgdd.selection import RandomRealSelector, RDEDSelector
 from fgdd.selection.base import ImageNeed
-from fgdd.run import CONF_DIR
 from tests.test_data_cifar import write_fake_cifar10
 
 register_resolvers()
@@ -307,6 +307,21 @@ def test_the_ipc_message_advises_raising_mipc_only_where_mipc_is_the_limit() -> 
     assert ipc_shortfall(rded(mipc=40), 3, {0: 2, 1: 5}, classes).endswith("lower ipc")
     sliced = ipc_shortfall(rded(mipc=300), 10, {0: 10, 1: 10}, classes, limit_per_class=10)
     assert "raise dataset.limit_per_class.train (now 10" in sliced
+
+
+@pytest.mark.parametrize("selector, segmenter, needed, pool", [
+    ("rded", "cam", 40, 300), ("fgdd", "grounded_sam2", 40, 300), ("fgdd", "saliency", 40, 300),
+    ("random_real", "cam", 10, None),
+])
+def test_every_selector_config_says_what_it_needs_and_building_it_loads_nothing(
+    selector: str, segmenter: str, needed: int, pool: int | None, tmp_path
+) -> None:
+    cfg = run_config("dataset=imagenette", f"selector={selector}", f"segmenter={segmenter}", "ipc=10",
+                     f"data_root={tmp_path / 'data'}", f"cache_dir={tmp_path / 'cache'}",
+                     f"output_root={tmp_path / 'out'}")
+    need = build(cfg.selector).images_needed(cfg.ipc)  # what the run's first check and fgdd.check do
+    assert (need.images, need.pool) == (needed, pool)  # imagenette: factor 2, 2x2 cells an image
+    assert not list(tmp_path.iterdir())  # no model, no weights, no folder: the constructors only keep settings
 
 
 def test_each_selector_says_how_many_images_a_class_needs() -> None:
