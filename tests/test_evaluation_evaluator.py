@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from fgdd.data.spec import DatasetSpec
-from fgdd.errors import ConfigError
+from fgdd.errors import ClassMismatchError, ConfigError
 from fgdd.evaluation import SoftLabelEvaluator
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -333,3 +333,11 @@ def test_both_pipelines_learn_the_same_task() -> None:
         evaluator = SoftLabelEvaluator(epochs=12, batch_size=8, eval_every=2, tail_fraction=0.5, pipeline=pipeline)
         assert run(evaluator, ColourTeacher())["student/top1_final"] >= 0.9
         assert run(evaluator, ColourTeacher(scale=-10.0))["student/top1_final"] <= 0.1
+
+
+def test_training_set_classes_must_be_the_datasets() -> None:
+    swapped = ListDataset(colour_images(2, 16, 0))
+    swapped.classes = ["b", "a"]  # as a DistilledSet carries its own list
+    with pytest.raises(ClassMismatchError, match="student's training set vs the dataset"):
+        SoftLabelEvaluator(epochs=1).evaluate(swapped, FakeSplit(colour_images(1, 16, 0)), tiny_student(),
+                                              ColourTeacher(), lr=1e-3, spec=SPEC, seed=0, trainer_kwargs=CPU)

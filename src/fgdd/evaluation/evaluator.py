@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from fgdd.data.spec import DatasetSpec
-from fgdd.errors import ConfigError, FgddError
+from fgdd.errors import ClassMismatchError, ConfigError, FgddError
 from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform
 from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images
 from fgdd.evaluation.loaders import (
@@ -196,6 +196,9 @@ class SoftLabelEvaluator:
                 f"trainer config sets {owned}, which the evaluator controls (evaluator.epochs, eval_every, the "
                 "logger group); remove them from the trainer config"
             )
+        classes = getattr(distilled, "classes", None)  # a DistilledSet's own list; an in-memory set has none
+        if classes is not None and list(classes) != list(spec.classes):
+            raise ClassMismatchError("the student's training set vs the dataset", list(spec.classes), list(classes))
         ipc, factor, num_classes = int(distilled.ipc), int(distilled.factor), spec.num_classes
         input_size, mean, std = spec.input_size, spec.mean, spec.std
         batch_size = self.batch_size if self.batch_size is not None else rded_batch_size(ipc, num_classes)

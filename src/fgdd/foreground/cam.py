@@ -132,9 +132,9 @@ class CAMSegmenter:
         self._model = context.observer
         self._device = torch.device(context.device)
         spec = context.spec
-        self._input_size = spec.input_size
-        self._mean = list(spec.mean)
-        self._std = list(spec.std)
+        self._input_size = int(spec.input_size)
+        self._mean = [float(v) for v in spec.mean]
+        self._std = [float(v) for v in spec.std]
         self._fingerprint = weights_fingerprint(context.observer)
 
     def cache_key(self) -> dict[str, Any]:
