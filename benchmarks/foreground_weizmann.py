@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 
 from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD
+from fgdd.data.spec import DatasetSpec
 from fgdd.foreground.base import SegmentationContext, occupancy
 from fgdd.foreground.cam import CAMSegmenter
 from fgdd.foreground.mask_folder import fit_mask
@@ -112,12 +113,13 @@ def main() -> None:
 
     photos, truths, names = load_weizmann(extract_once("weizmann-horse"))
     true_occ = np.array([occupancy(t) for t in truths])
-    dataset = types.SimpleNamespace(  # what load_teacher and the CAM read: the CIFAR-10 protocol
-        name="cifar10", classes=CIFAR10, class_names=CIFAR10, input_size=32, factor=1,
+    spec = DatasetSpec(  # what load_teacher and the CAM read: the CIFAR-10 protocol
+        name="cifar10", classes=tuple(CIFAR10), class_names=tuple(CIFAR10), input_size=32, factor=1,
         mean=IMAGENET_MEAN, std=IMAGENET_STD,
     )
+    dataset = types.SimpleNamespace(spec=spec)
     device = torch.device("cpu")
-    teacher, meta = load_teacher(args.teacher, None, dataset, device)
+    teacher, meta = load_teacher(args.teacher, None, spec, device)
     context = SegmentationContext(observer=teacher, dataset=dataset, device=device)
     horse = CIFAR10.index("horse")
     labels = [horse] * len(photos)

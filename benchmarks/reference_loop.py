@@ -59,8 +59,9 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from torchvision import transforms as T  # noqa: E402
 
 from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from fgdd.data.spec import DatasetSpec  # noqa: E402
 from fgdd.data.transforms import eval_transform  # noqa: E402
-from fgdd.evaluation import SoftLabelEvaluator  # noqa: E402
+from fgdd.evaluation import InMemoryTrainingSet, SoftLabelEvaluator  # noqa: E402
 from fgdd.evaluation.eval_images import EvalImages, decode_eval_images  # noqa: E402
 from fgdd.evaluation.student import native_bf16, param_groups, rded_lr_factor  # noqa: E402
 from fgdd.models.convnet import ConvNet  # noqa: E402
@@ -285,8 +286,11 @@ def fgdd_run(items: list[tuple[Image.Image, int]], val: Any, teacher: nn.Module,
     evaluator = SoftLabelEvaluator(epochs=epochs, batch_size=batch, **options)
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
-        evaluator.evaluate(items, val, student, teacher, lr=1e-3, ipc=ipc, num_classes=classes, factor=factor,
-                           input_size=size, mean=MEAN, std=STD, seed=0,
+        names = tuple(str(label) for label in range(classes))
+        spec = DatasetSpec(name="bench", classes=names, class_names=names, input_size=size, mean=MEAN, std=STD,
+                           factor=factor)
+        evaluator.evaluate(InMemoryTrainingSet(items, ipc=ipc, factor=factor), val, student, teacher, lr=1e-3,
+                           spec=spec, seed=0,
                            trainer_kwargs={**accelerator, "enable_progress_bar": False,
                                            "deterministic": device.type == "cpu", "callbacks": [timer]})
     return steady_epochs(timer.starts)

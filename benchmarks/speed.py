@@ -53,8 +53,9 @@ import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from fgdd.data.spec import DatasetSpec  # noqa: E402
 from fgdd.data.transforms import teacher_train_transform  # noqa: E402
-from fgdd.evaluation import SoftLabelEvaluator  # noqa: E402
+from fgdd.evaluation import InMemoryTrainingSet, SoftLabelEvaluator  # noqa: E402
 from fgdd.foreground.base import SegmentationContext  # noqa: E402
 from fgdd.foreground.cam import CAMSegmenter  # noqa: E402
 from fgdd.foreground.occupancy import OccupancyStore, cache_key, measure_occupancy  # noqa: E402
@@ -62,6 +63,12 @@ from fgdd.models.convnet import ConvNet  # noqa: E402
 from fgdd.selection.rded import RDEDSelector  # noqa: E402
 
 MEAN, STD = tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
+
+
+def bench_spec(classes: int, input_size: int, factor: int = 1) -> DatasetSpec:
+    names = tuple(str(label) for label in range(classes))
+    return DatasetSpec(name="bench", classes=names, class_names=names, input_size=input_size, mean=MEAN, std=STD,
+                       factor=factor)
 IMAGENETTE = (213, 160)  # width, height of most imagenette2-160 images
 
 # protocol workloads the projections use
@@ -251,7 +258,7 @@ def bench_cam_occupancy(res: Results, device: torch.device, quick: bool, repeats
     for input_size, depth, source, n in cases:
         model = convnet(input_size, depth).to(device).eval()
         split = split_of(n, 1, source)
-        dataset = SimpleNamespace(input_size=input_size, mean=MEAN, std=STD)
+        dataset = SimpleNamespace(spec=bench_spec(1, input_size))
         variants = {}
         for per_call in (16, 256):
             def run(per_call: int = per_call) -> float:
@@ -391,8 +398,8 @@ def bench_select(res: Results, device: torch.device, quick: bool, repeats: int) 
 
         def run(**options: Any) -> float:
             selector = RDEDSelector(factor=factor, mipc=per_class, **options)
-            return timed(lambda: selector.select(split, observer, ipc=1, seed=0, input_size=input_size, mean=MEAN,
-                                                 std=STD, device=device), device)
+            return timed(lambda: selector.select(split, observer, ipc=1, seed=0, spec=bench_spec(classes, input_size),
+                                                 device=device), device)
 
         variants = {"channels_last=false": lambda: run(channels_last=False),
                     "channels_last=true": lambda: run(channels_last=True)}
@@ -460,8 +467,8 @@ def bench_student(res: Results, device: torch.device, quick: bool, repeats: int)
             with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
                 warnings.simplefilter("ignore")
                 result = evaluator.evaluate(
-                    items, val, convnet(input_size, depth, classes, seed=6), teacher, lr=1e-3, ipc=ipc,
-                    num_classes=classes, factor=factor, input_size=input_size, mean=MEAN, std=STD, seed=0,
+                    InMemoryTrainingSet(items, ipc=ipc, factor=factor), val, convnet(input_size, depth, classes, seed=6),
+                    teacher, lr=1e-3, spec=bench_spec(classes, input_size, factor), seed=0,
                     trainer_kwargs={**accelerator, "enable_progress_bar": False, "callbacks": [timer]},
                 )
             if options.get("soft_labels") == "stored":

@@ -19,7 +19,7 @@ from fgdd.selection.dynamic import ForegroundAwareSelector
 from fgdd.teacher import train_teacher
 from fgdd.thresholds import always
 from tests.test_dynamic_selection import fake_dataset
-from tests.test_selection import MEAN, STD, BrightnessObserver, MemorySplit
+from tests.test_selection import MEAN, STD, BrightnessObserver, MemorySplit, memory_spec
 
 CPU = torch.device("cpu")
 GREEN, RED = (0, 255, 0), (255, 0, 0)
@@ -76,7 +76,7 @@ def test_the_teacher_transform_keeps_proportions_with_crop() -> None:
 
 def test_whole_image_paths_record_the_square_they_used(tmp_path) -> None:
     split = MemorySplit({0: [wide_image()] * 4, 1: [wide_image()] * 4}, ["a", "b"])
-    settings = {"ipc": 1, "seed": 0, "input_size": 32, "mean": MEAN, "std": STD, "device": CPU}
+    settings = {"ipc": 1, "seed": 0, "spec": memory_spec(split.classes), "device": CPU}
     for aspect, box in (("crop", (0, 20, 20, 20)), ("pad", (-20, 0, 60, 60)), ("squash", (0, 0, 20, 60))):
         selection = RandomRealSelector(aspect=aspect).select(split, None, **settings)
         patch = selection[0][0]

@@ -108,3 +108,11 @@ def test_download_true_is_never_a_download_from_the_check(tmp_path, capsys, monk
     status, out = check(capsys, *args)
     assert status == 0 and "not on disk yet: a run downloads it" in out
     assert not any(tmp_path.iterdir())
+
+
+def test_wrong_selector_settings_are_a_problem_named_with_their_remedy(tmp_path, capsys) -> None:
+    status, out = check(capsys, "dataset=shapes", f"data_root={tmp_path}", "dataset.train_per_class=4",
+                        "dataset.val_per_class=1", "selector.crop_from=cv2")
+    assert status == 1, out
+    assert "selector: selector.crop_from must be 'tensor' or 'pil', got 'cv2'" in out
+    assert "needs       (unknown: the selector settings are wrong)" in out

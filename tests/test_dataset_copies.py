@@ -12,16 +12,18 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from PIL import Image
 
 from fgdd.check import main as check_main
-from fgdd.config import register_resolvers
+from fgdd.config import build, register_resolvers
 from fgdd.data.base import build_dataset
 from fgdd.data.tinyimagenet import OFFICIAL_WNIDS_SHA256, wnids_sha256
 from fgdd.errors import ClassMismatchError, ConfigError, CorruptImageError
 from fgdd.pipeline import ipc_shortfall
 from fgdd.run import CONF_DIR
+from fgdd.selection import RandomRealSelector, RDEDSelector
+from fgdd.selection.base import ImageNeed
 from tests.test_data_cifar import write_fake_cifar10
 
 register_resolvers()
@@ -289,19 +291,44 @@ def test_debug_fast_slices_every_dataset_and_a_command_line_ipc_wins() -> None:
     assert run_config("dataset=tinyimagenet", "debug=fast", "ipc=10").ipc == 10
 
 
-def cfg_for_ipc(ipc: int, mipc: int | None, limit: int | None = None) -> DictConfig:
-    selector = {"name": "rded", "factor": 2, "mipc": mipc} if mipc else {"name": "random_real"}
-    return OmegaConf.create({"ipc": ipc, "selector": selector, "dataset": {"limit_per_class": {"train": limit}}})
+def rded(mipc: int) -> RDEDSelector:
+    return RDEDSelector(factor=2, mipc=mipc)
 
 
 def test_the_ipc_message_advises_raising_mipc_only_where_mipc_is_the_limit() -> None:
-    classes = ["a", "b"]
-    short_class = ipc_shortfall(cfg_for_ipc(10, mipc=300), {0: 30, 1: 500}, classes)
+    classes, counts = ["a", "b"], {0: 30, 1: 500}
+    short_class = ipc_shortfall(rded(mipc=300), 10, counts, classes)
     assert "'a': 30" in short_class and "mipc" not in short_class.split(";")[-1]  # 30 images < 40, mipc is not it
-    short_mipc = ipc_shortfall(cfg_for_ipc(10, mipc=20), {0: 30, 1: 500}, classes)
-    assert "raise selector.mipc (now 20)" in short_mipc
-    assert ipc_shortfall(cfg_for_ipc(10, mipc=40), {0: 30, 1: 500}, classes) is not None
-    assert ipc_shortfall(cfg_for_ipc(7, mipc=40), {0: 30, 1: 500}, classes) is None  # 28 needed
-    assert ipc_shortfall(cfg_for_ipc(3, mipc=40), {0: 2, 1: 5}, classes).endswith("lower ipc")
-    sliced = ipc_shortfall(cfg_for_ipc(10, mipc=300, limit=10), {0: 10, 1: 10}, classes)
+    assert "ipc=10 needs 40 images per class (rded: ipc x factor^2 = 10 x 2^2, one patch per image)" in short_class
+    short_mipc = ipc_shortfall(rded(mipc=20), 10, counts, classes)
+    assert "raise selector.mipc (now 20)" in short_mipc and "min(images, selector.mipc=20)" in short_mipc
+    assert ipc_shortfall(rded(mipc=40), 10, counts, classes) is not None
+    assert ipc_shortfall(rded(mipc=40), 7, counts, classes) is None  # 28 needed
+    assert ipc_shortfall(rded(mipc=40), 3, {0: 2, 1: 5}, classes).endswith("lower ipc")
+    sliced = ipc_shortfall(rded(mipc=300), 10, {0: 10, 1: 10}, classes, limit_per_class=10)
     assert "raise dataset.limit_per_class.train (now 10" in sliced
+
+
+@pytest.mark.parametrize("selector, segmenter, needed, pool", [
+    ("rded", "cam", 40, 300), ("fgdd", "grounded_sam2", 40, 300), ("fgdd", "saliency", 40, 300),
+    ("random_real", "cam", 10, None),
+])
+def test_every_selector_config_says_what_it_needs_and_building_it_loads_nothing(
+    selector: str, segmenter: str, needed: int, pool: int | None, tmp_path
+) -> None:
+    cfg = run_config("dataset=imagenette", f"selector={selector}", f"segmenter={segmenter}", "ipc=10",
+                     f"data_root={tmp_path / 'data'}", f"cache_dir={tmp_path / 'cache'}",
+                     f"output_root={tmp_path / 'out'}")
+    need = build(cfg.selector).images_needed(cfg.ipc)  # what the run's first check and fgdd.check do
+    assert (need.images, need.pool) == (needed, pool)  # imagenette: factor 2, 2x2 cells an image
+    assert not list(tmp_path.iterdir())  # no model, no weights, no folder: the constructors only keep settings
+
+
+def test_each_selector_says_how_many_images_a_class_needs() -> None:
+    assert RDEDSelector(factor=2, mipc=300).images_needed(10) == ImageNeed(
+        images=40, rule="ipc x factor^2 = 10 x 2^2, one patch per image", pool=300)
+    whole = RandomRealSelector().images_needed(10)  # whole images, no mosaic, every image of the class a candidate
+    assert (whole.images, whole.pool) == (10, None)
+    assert ipc_shortfall(RandomRealSelector(), 10, {0: 9, 1: 500}, ["a", "b"]) == (
+        "ipc=10 needs 10 images per class (random_real: ipc = 10 whole images), but these classes have fewer "
+        "(images): {'a': 9}; lower ipc")

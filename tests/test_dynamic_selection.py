@@ -14,7 +14,7 @@ from fgdd.foreground.occupancy import OccupancyStore, cache_key
 from fgdd.selection import RDEDSelector, write_distilled_set
 from fgdd.selection.dynamic import ForegroundAwareSelector
 from fgdd.thresholds import GlobalThreshold, MeanThreshold, QuantileThreshold, always, never
-from tests.test_selection import MEAN, STD, BrightnessObserver, make_split
+from tests.test_selection import BrightnessObserver, make_split, memory_spec
 
 CPU = torch.device("cpu")
 
@@ -49,12 +49,14 @@ def occupancy_by_index(source: str) -> float:
 
 
 def fake_dataset(split) -> SimpleNamespace:
-    return SimpleNamespace(name="memory", classes=split.classes, class_names=split.classes)
+    return SimpleNamespace(name="memory", classes=split.classes, class_names=split.classes,
+                           spec=memory_spec(split.classes))
 
 
 def select(selector, split, seed=0, ipc=1):
-    return selector.select(split, BrightnessObserver(2), ipc=ipc, seed=seed, input_size=32, mean=MEAN, std=STD,
-                           device=CPU, dataset=fake_dataset(split))
+    dataset = fake_dataset(split)
+    return selector.select(split, BrightnessObserver(2), ipc=ipc, seed=seed, spec=dataset.spec, device=CPU,
+                           dataset=dataset)
 
 
 def fgdd(tmp_path, threshold, segmenter=None, **kwargs) -> ForegroundAwareSelector:

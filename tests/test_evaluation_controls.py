@@ -20,7 +20,7 @@ from fgdd.evaluation.holdout import HoldoutEvaluator
 from fgdd.evaluation.lr_search import LRSearchEvaluator, holdout_split
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.run import CONF_DIR, run
-from tests.test_evaluation_evaluator import MEAN, STD, ColourTeacher, tiny_student
+from tests.test_evaluation_evaluator import MEAN, SPEC, STD, ColourTeacher, tiny_student
 from tests.test_evaluation_evaluator import run as evaluate
 from tests.test_run import tiny_cfg
 
@@ -129,7 +129,7 @@ def search(inner: ScriptedInner, tmp_path: Path, select_on: str = "holdout", **k
     evaluator = LRSearchEvaluator(inner, lrs=[0.001, 0.01, 0.1], select_on=select_on,
                                   dataset=FakeDataset(tmp_path / "data"), holdout_per_class=4, **kw)
     return evaluator.evaluate(FakeDistilled(["train/a/000.png", "train/b/001.png"]), TestSplit(), tiny_student(),
-                              None, lr=0.5, seed=3, trainer_kwargs={}, logger="the-logger", ipc=1)
+                              None, lr=0.5, seed=3, trainer_kwargs={}, logger="the-logger", spec=SPEC)
 
 
 def test_search_selects_on_the_holdout_and_reports_the_retrained_students_test_accuracy(tmp_path) -> None:
@@ -141,7 +141,7 @@ def test_search_selects_on_the_holdout_and_reports_the_retrained_students_test_a
     assert [(c["lr"], c["split"]) for c in inner.calls] == [(0.001, "holdout"), (0.01, "holdout"), (0.1, "holdout"),
                                                             (0.01, "test")]
     assert [c["logger"] for c in inner.calls] == [None, None, None, "the-logger"]  # only the reported one logs
-    assert all(c["ipc"] == 1 for c in inner.calls)  # the run's settings reach the inner evaluator
+    assert all(c["spec"] is SPEC for c in inner.calls)  # the run's settings reach the inner evaluator
     students = [c["student"] for c in inner.calls]  # a fresh copy of the same initial weights every time
     assert len({id(s) for s in students}) == 4 and all(same(students[0].state_dict(), s.state_dict()) for s in students)
 
@@ -213,9 +213,8 @@ class CountingInner:
 def reference(tmp_path: Path, inner: CountingInner, student: torch.nn.Module, seed: int = 0) -> dict[str, float]:
     dataset = FakeDataset(tmp_path / "data")
     evaluator = FullRealEvaluator(inner, dataset, cache_dir=str(tmp_path / "cache"))
-    return evaluator.evaluate(FakeDistilled([]), dataset.val(), student, ColourTeacher(), lr=0.01, ipc=10,
-                              num_classes=2, factor=2, input_size=16, mean=MEAN, std=STD, seed=seed,
-                              trainer_kwargs={"accelerator": "cpu"})
+    return evaluator.evaluate(FakeDistilled([]), dataset.val(), student, ColourTeacher(), lr=0.01, spec=SPEC,
+                              seed=seed, trainer_kwargs={"accelerator": "cpu"})
 
 
 def test_reference_trains_on_the_whole_training_split_once_then_reads_its_cache(tmp_path) -> None:
@@ -223,8 +222,9 @@ def test_reference_trains_on_the_whole_training_split_once_then_reads_its_cache(
     first = reference(tmp_path, inner, tiny_student())
     assert first["reference/cached"] == 0.0 and first["student/top1_final"] == 0.75
     call = inner.calls[0]
-    assert len(call["distilled"]) == 20 and call["teacher"] is None and call["factor"] == 1  # 2 classes x 10 images
-    assert call["lr"] == 0.01 and call["ipc"] == 10
+    trained_on = call["distilled"]  # the whole train split, 2 classes x 10 photos: factor 1 (no tile shuffle)
+    assert len(trained_on) == 20 and call["teacher"] is None and (trained_on.ipc, trained_on.factor) == (10, 1)
+    assert call["lr"] == 0.01 and call["spec"] is SPEC
     again = CountingInner()  # another run of the sweep (another selector, IPC or teacher): read back
     second = reference(tmp_path, again, tiny_student())
     assert again.calls == [] and second["reference/cached"] == 1.0

@@ -12,10 +12,13 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from fgdd.errors import ConfigError
+from fgdd.data.spec import DatasetSpec
+from fgdd.errors import ClassMismatchError, ConfigError
 from fgdd.evaluation import SoftLabelEvaluator
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+SPEC = DatasetSpec(name="colours", classes=("a", "b"), class_names=("a", "b"), input_size=16, mean=MEAN, std=STD,
+                   factor=2)
 CPU = {"accelerator": "cpu", "devices": 1, "deterministic": True, "enable_progress_bar": False}
 KEYS = {"student/top1_final", "student/top5_final", "student/top1_best_tail", "student/train_seconds",
         "student/epochs", "cost/soft_label_bytes", "student/bf16"}
@@ -36,8 +39,9 @@ def colour_images(per_class: int, size: int, seed: int) -> list[tuple[Image.Imag
 
 
 class ListDataset(Dataset):
-    def __init__(self, items: list[tuple[Image.Image, int]]) -> None:
+    def __init__(self, items: list[tuple[Image.Image, int]], ipc: int = 1, factor: int = 1) -> None:
         self.items = items
+        self.ipc, self.factor = ipc, factor  # what a DistilledSet reads from its distilled.json
 
     def __len__(self) -> int:
         return len(self.items)
@@ -90,11 +94,11 @@ def tiny_student(seed: int = 0) -> nn.Module:
 def run(evaluator: SoftLabelEvaluator, teacher: nn.Module | None, seed: int = 0, lr: float = 0.02,
         logger: Any = None, trainer_kwargs: dict | None = None, student: nn.Module | None = None) -> dict[str, float]:
     return evaluator.evaluate(
-        ListDataset(colour_images(8, 16, seed=1)),
+        ListDataset(colour_images(8, 16, seed=1), ipc=8, factor=2),
         FakeSplit(colour_images(10, 16, seed=2)),
         tiny_student() if student is None else student,
         teacher,
-        lr=lr, ipc=8, num_classes=2, factor=2, input_size=16, mean=MEAN, std=STD, seed=seed,
+        lr=lr, spec=SPEC, seed=seed,
         trainer_kwargs=CPU if trainer_kwargs is None else trainer_kwargs, logger=logger,
     )
 
@@ -183,8 +187,8 @@ def test_distilled_set_must_yield_pil_images() -> None:
     bad = ListDataset([(torch.zeros(3, 16, 16), 0)])  # type: ignore[list-item]
     with pytest.raises(ConfigError, match="PIL"):
         SoftLabelEvaluator(epochs=1).evaluate(
-            bad, FakeSplit(colour_images(1, 16, 0)), tiny_student(), ColourTeacher(), lr=1e-3, ipc=1,
-            num_classes=2, factor=1, input_size=16, mean=MEAN, std=STD, seed=0, trainer_kwargs=CPU,
+            bad, FakeSplit(colour_images(1, 16, 0)), tiny_student(), ColourTeacher(), lr=1e-3, spec=SPEC,
+            seed=0, trainer_kwargs=CPU,
         )
 
 
@@ -261,8 +265,8 @@ def test_device_augmentation_needs_one_image_size() -> None:
     items = colour_images(2, 16, 0) + [(colour_images(1, 20, 0)[0][0], 1)]
     with pytest.raises(ConfigError, match="augment_on_device"):
         SoftLabelEvaluator(epochs=1, pipeline="loader", augment_on_device=True).evaluate(
-            ListDataset(items), FakeSplit(colour_images(1, 16, 0)), tiny_student(), ColourTeacher(), lr=1e-3, ipc=1,
-            num_classes=2, factor=1, input_size=16, mean=MEAN, std=STD, seed=0, trainer_kwargs=CPU,
+            ListDataset(items), FakeSplit(colour_images(1, 16, 0)), tiny_student(), ColourTeacher(), lr=1e-3, spec=SPEC,
+            seed=0, trainer_kwargs=CPU,
         )
 
 
@@ -317,8 +321,8 @@ def test_batched_pipeline_needs_one_image_size() -> None:
     items = colour_images(2, 16, 0) + [(colour_images(1, 20, 0)[0][0], 1)]
     with pytest.raises(ConfigError, match="pipeline=loader"):
         SoftLabelEvaluator(epochs=1).evaluate(
-            ListDataset(items), FakeSplit(colour_images(1, 16, 0)), tiny_student(), ColourTeacher(), lr=1e-3, ipc=1,
-            num_classes=2, factor=1, input_size=16, mean=MEAN, std=STD, seed=0, trainer_kwargs=CPU,
+            ListDataset(items), FakeSplit(colour_images(1, 16, 0)), tiny_student(), ColourTeacher(), lr=1e-3, spec=SPEC,
+            seed=0, trainer_kwargs=CPU,
         )
 
 
@@ -329,3 +333,11 @@ def test_both_pipelines_learn_the_same_task() -> None:
         evaluator = SoftLabelEvaluator(epochs=12, batch_size=8, eval_every=2, tail_fraction=0.5, pipeline=pipeline)
         assert run(evaluator, ColourTeacher())["student/top1_final"] >= 0.9
         assert run(evaluator, ColourTeacher(scale=-10.0))["student/top1_final"] <= 0.1
+
+
+def test_training_set_classes_must_be_the_datasets() -> None:
+    swapped = ListDataset(colour_images(2, 16, 0))
+    swapped.classes = ["b", "a"]  # as a DistilledSet carries its own list
+    with pytest.raises(ClassMismatchError, match="student's training set vs the dataset"):
+        SoftLabelEvaluator(epochs=1).evaluate(swapped, FakeSplit(colour_images(1, 16, 0)), tiny_student(),
+                                              ColourTeacher(), lr=1e-3, spec=SPEC, seed=0, trainer_kwargs=CPU)

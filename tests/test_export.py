@@ -84,8 +84,7 @@ def test_round_trip_trains_the_same_student_to_the_same_accuracy(exported) -> No
     def train(images) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
         student = student10(seed=3)  # the same student, the same seed
         metrics = SoftLabelEvaluator(epochs=2, batch_size=4, num_workers=0).evaluate(
-            images, dataset.val(), student, teacher, lr=0.01, ipc=1, num_classes=10, factor=2, input_size=32,
-            mean=dataset.mean, std=dataset.std, seed=5, trainer_kwargs=CPU)
+            images, dataset.val(), student, teacher, lr=0.01, spec=dataset.spec, seed=5, trainer_kwargs=CPU)
         metrics.pop("student/train_seconds")
         return metrics, student.state_dict()
 

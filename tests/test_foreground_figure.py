@@ -11,7 +11,7 @@ from fgdd.selection import write_distilled_set
 from fgdd.selection.dynamic import ForegroundAwareSelector
 from fgdd.thresholds import QuantileThreshold
 from tests.test_dynamic_selection import FixedForeground, fake_dataset, occupancy_by_index
-from tests.test_selection import MEAN, STD, BrightnessObserver, make_split
+from tests.test_selection import BrightnessObserver, make_split, memory_spec
 
 
 def records(paths: str) -> list[dict]:
@@ -35,7 +35,7 @@ def test_figure_of_a_selection_shows_the_segmenters_masks(tmp_path) -> None:
     segmenter = FixedForeground(occupancy_by_index)
     selector = ForegroundAwareSelector(factor=2, segmenter=segmenter, threshold=QuantileThreshold(0.5),
                                        cache_dir=str(tmp_path / "cache"), num_candidates=3, mipc=6)
-    selection = selector.select(split, BrightnessObserver(2), ipc=1, seed=0, input_size=32, mean=MEAN, std=STD,
+    selection = selector.select(split, BrightnessObserver(2), ipc=1, seed=0, spec=memory_spec(split.classes),
                                 device=torch.device("cpu"), dataset=fake_dataset(split))
     root = write_distilled_set(tmp_path / "set", selection, split.classes, ipc=1, factor=2, info={"seed": 0})
     samples = foreground_samples(root, split, segmenter, split.classes, per_class=3)

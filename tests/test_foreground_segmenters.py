@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ import torchvision
 from PIL import Image
 from torch import nn
 
-from fgdd.data import CIFAR10Dataset, ImageFolderDataset, ShapesDataset, TinyImageNetDataset
+from fgdd.data import CIFAR10Dataset, DatasetSpec, ImageFolderDataset, ShapesDataset, TinyImageNetDataset
 from fgdd.errors import ConfigError, FgddError
 from fgdd.foreground.base import SegmentationContext, occupancy
 from fgdd.foreground.cam import CAMSegmenter, otsu_threshold, weights_fingerprint
@@ -25,8 +26,10 @@ from fgdd.teacher import load_teacher
 
 CPU = torch.device("cpu")
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-SPEC = types.SimpleNamespace(name="spec", classes=[str(i) for i in range(10)], input_size=32,
-                             mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+TEN = tuple(str(i) for i in range(10))
+# a dataset as the CAM reads it: only its spec
+SPEC = types.SimpleNamespace(spec=DatasetSpec(name="spec", classes=TEN, class_names=TEN, input_size=32,
+                                              mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), factor=1))
 
 
 def _segment(segmenter, images, labels=None, sources=None):
@@ -205,7 +208,7 @@ def test_cam_on_torchvision_resnet18_shape_range_and_decomposition() -> None:
     cams, logits = segmenter.cams(images, [2, 6, 9])
     assert cams.shape == (3, 1, 1)  # 32 px / stride 32
     assert torch.allclose(cams.sum((1, 2)) + model.fc.bias[[2, 6, 9]], logits[torch.arange(3), [2, 6, 9]], atol=1e-4)
-    big = types.SimpleNamespace(**{**vars(SPEC), "input_size": 96})
+    big = types.SimpleNamespace(spec=dataclasses.replace(SPEC.spec, input_size=96))
     segmenter.setup(SegmentationContext(model, big, CPU))
     cams, _ = segmenter.cams(images, [2, 6, 9])
     assert cams.shape == (3, 3, 3)
@@ -241,7 +244,7 @@ def test_cam_with_the_reference_teacher_on_real_cifar_images(
 ) -> None:
     folder = shared_data("cifar10-jpeg")
     ds = CIFAR10Dataset(str(folder.parent), classes=CIFAR10, subdir=folder.name)
-    teacher, _ = load_teacher(shared_teachers / "cifar10_conv3.pth", None, ds, CPU)
+    teacher, _ = load_teacher(shared_teachers / "cifar10_conv3.pth", None, ds.spec, CPU)
     paths = [p for c in ("horse", "ship") for p in sorted((folder / "test" / c).glob("*.jpg"))[:8]]
     images = [Image.open(p).convert("RGB") for p in paths]
     labels = [CIFAR10.index(p.parent.name) for p in paths]

@@ -22,7 +22,7 @@ from fgdd.selection.dynamic import ForegroundAwareSelector
 from fgdd.teacher import train_teacher
 from fgdd.thresholds import QuantileThreshold
 from tests.test_dynamic_selection import fake_dataset
-from tests.test_selection import MEAN, STD, BrightnessObserver, make_split
+from tests.test_selection import MEAN, STD, BrightnessObserver, make_split, memory_spec
 
 CPU = torch.device("cpu")
 CLASSES = ["blue", "red"]
@@ -96,7 +96,7 @@ def test_selection_skips_unreadable_images_and_stops_beyond_its_limit(tmp_path, 
     for name in ("blue/001.png", "red/002.png"):
         damage(tmp_path / "toy" / "train" / name)
     split = toy(tmp_path).train()
-    settings = dict(ipc=1, seed=0, input_size=32, mean=MEAN, std=STD, device=CPU)
+    settings = dict(ipc=1, seed=0, spec=memory_spec(split.classes), device=CPU)
     with caplog.at_level(logging.WARNING):
         selection = RDEDSelector(factor=1, num_candidates=2, mipc=8, max_bad_fraction=0.5).select(
             split, BrightnessObserver(2), **settings)
@@ -217,7 +217,7 @@ def test_images_where_the_segmenter_finds_nothing_take_the_crop_path(tmp_path) -
     split = make_split(per_class=6)
     selector = ForegroundAwareSelector(factor=2, segmenter=Nothing(), threshold=QuantileThreshold(0.7),
                                        cache_dir=str(tmp_path), num_candidates=3, mipc=6)
-    selection = selector.select(split, BrightnessObserver(2), ipc=1, seed=0, input_size=32, mean=MEAN, std=STD,
+    selection = selector.select(split, BrightnessObserver(2), ipc=1, seed=0, spec=memory_spec(split.classes),
                                 device=CPU, dataset=fake_dataset(split))
     assert {p.path for patches in selection.values() for p in patches} == {"crop"}  # = RDED, as segmenter=none
 

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from fgdd.data.spec import DatasetSpec
 from fgdd.errors import ClassMismatchError, FgddError
 from fgdd.selection import DistilledSet, RandomRealSelector, RDEDSelector, write_distilled_set
 from fgdd.selection.candidates import crop_boxes, crop_patches, crop_to_patch
@@ -18,6 +19,12 @@ from fgdd.selection.stitch import mosaic_position, stitch
 
 MEAN = (0.0, 0.0, 0.0)
 STD = (1.0, 1.0, 1.0)
+
+
+def memory_spec(classes: list[str], input_size: int = 32, factor: int = 1) -> DatasetSpec:
+    """The spec of an in-memory split: 32 px, identity normalisation (the observers read raw [0, 1] pixels)."""
+    return DatasetSpec(name="memory", classes=tuple(classes), class_names=tuple(classes), input_size=input_size,
+                       mean=MEAN, std=STD, factor=factor)
 
 
 class MemorySplit:
@@ -165,7 +172,7 @@ def test_rded_selector_and_configs_draw_square_candidates() -> None:
     wide = MemorySplit({label: [gradient_image(48, seed=i).resize((72, 48)) for i in range(6)] for label in (0, 1)},
                        ["a", "b"])
     selection = Recording(factor=2, num_candidates=3, mipc=6).select(
-        wide, BrightnessObserver(2), ipc=1, seed=0, input_size=32, mean=MEAN, std=STD, device=torch.device("cpu"))
+        wide, BrightnessObserver(2), ipc=1, seed=0, spec=memory_spec(wide.classes), device=torch.device("cpu"))
     assert len(drawn) == 2 * 6 * 3 and all(h == w for _, _, h, w in drawn)
     assert all(p.box[2] == p.box[3] for patches in selection.values() for p in patches)
 
@@ -198,7 +205,7 @@ def test_tensor_crops_are_rdeds_float_resize_and_pil_crops_are_rounded() -> None
 def test_rded_keeps_the_top_ipc_factor_squared_per_class_ranked() -> None:
     split = make_split(per_class=6)
     selector = RDEDSelector(factor=2, num_candidates=3, mipc=6)
-    selection = selector.select(split, BrightnessObserver(2), ipc=1, seed=0, input_size=32, mean=MEAN, std=STD,
+    selection = selector.select(split, BrightnessObserver(2), ipc=1, seed=0, spec=memory_spec(split.classes),
                                 device=torch.device("cpu"))
     for label in (0, 1):
         kept = selection[label]
@@ -215,14 +222,14 @@ def test_rded_keeps_the_top_ipc_factor_squared_per_class_ranked() -> None:
 def test_rded_refuses_more_patches_than_images() -> None:
     with pytest.raises(FgddError, match="has 6 usable images but"):
         RDEDSelector(factor=2, num_candidates=2, mipc=300).select(
-            make_split(6), BrightnessObserver(2), ipc=2, seed=0, input_size=32, mean=MEAN, std=STD,
+            make_split(6), BrightnessObserver(2), ipc=2, seed=0, spec=memory_spec(["a", "b"]),
             device=torch.device("cpu"))
 
 
 def select_and_write(tmp_path, seed: int, name: str):
     split = make_split()
     selection = RDEDSelector(factor=2, num_candidates=3, mipc=5).select(
-        split, BrightnessObserver(2), ipc=1, seed=seed, input_size=32, mean=MEAN, std=STD, device=torch.device("cpu"))
+        split, BrightnessObserver(2), ipc=1, seed=seed, spec=memory_spec(split.classes), device=torch.device("cpu"))
     return write_distilled_set(tmp_path / name, selection, split.classes, ipc=1, factor=2)
 
 
@@ -265,7 +272,7 @@ def test_existing_distilled_set_is_never_overwritten(tmp_path) -> None:
 
 def test_random_real_takes_whole_images_resized() -> None:
     split = make_split(per_class=6, size=40)
-    selection = RandomRealSelector().select(split, None, ipc=3, seed=0, input_size=32, mean=MEAN, std=STD,
+    selection = RandomRealSelector().select(split, None, ipc=3, seed=0, spec=memory_spec(split.classes),
                                             device=torch.device("cpu"))
     for label, patches in selection.items():
         assert len(patches) == 3

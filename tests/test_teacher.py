@@ -39,10 +39,10 @@ def _every_kth(split: ImageSplit, k: int) -> ImageSplit:
 
 def test_shared_cifar10_teacher_scores_like_rded_on_real_images(shared_teachers: Path, shared_data) -> None:
     dataset = _folder_dataset(shared_data("cifar10-jpeg"), ".", CIFAR10, 32, val_dir="test", name="cifar10")
-    model, meta = load_teacher(shared_teachers / "cifar10_conv3.pth", None, dataset, "cpu")
+    model, meta = load_teacher(shared_teachers / "cifar10_conv3.pth", None, dataset.spec, "cpu")
     assert meta.classes == CIFAR10 and not model.training
     split = _every_kth(dataset.val(), 25)  # 400 of the 10,000 test images
-    top1 = teacher_accuracy(model, split, 32, dataset.mean, dataset.std, "cpu", batch_size=200)
+    top1 = teacher_accuracy(model, split, dataset.spec, "cpu", batch_size=200)
     # 82.6 % on all 10,000 (84 % on these 400). About 75 % means eval_transform crops CIFAR: RDED resizes to
     # input // 7 * 8, which is 32 at 32 px (no crop), 72 at 64, 144 at 128, 256 at 224.
     assert 0.78 <= top1 <= 0.90, f"top-1 {top1:.3f}: check eval_transform's resize"
@@ -50,8 +50,8 @@ def test_shared_cifar10_teacher_scores_like_rded_on_real_images(shared_teachers:
 
 def test_shared_imagenette_teacher_scores_well_on_real_images(shared_teachers: Path, shared_data) -> None:
     dataset = _folder_dataset(shared_data("imagenette2-128"), ".", NETTE, 64, name="imagenette64")
-    model, meta = load_teacher(shared_teachers / "imagenette64_conv4.pth", None, dataset, "cpu")
-    top1 = teacher_accuracy(model, _every_kth(dataset.val(), 15), 64, dataset.mean, dataset.std, "cpu")
+    model, meta = load_teacher(shared_teachers / "imagenette64_conv4.pth", None, dataset.spec, "cpu")
+    top1 = teacher_accuracy(model, _every_kth(dataset.val(), 15), dataset.spec, "cpu")
     assert top1 >= 0.72  # 79.5 % on all 3,925, 77 % on these 262
 
 
@@ -59,14 +59,15 @@ def test_class_order_mismatch_names_both_lists(shared_teachers: Path, tmp_path: 
     shuffled = CIFAR10[1:] + CIFAR10[:1]
     dataset = _folder_dataset(tmp_path, "cifar", shuffled, 32)
     with pytest.raises(ClassMismatchError) as info:
-        load_teacher(shared_teachers / "cifar10_conv3.pth", None, dataset, "cpu")
+        load_teacher(shared_teachers / "cifar10_conv3.pth", None, dataset.spec, "cpu")
     message = str(info.value)
     assert "teacher checkpoint" in message and str(shuffled) in message and str(CIFAR10) in message
 
 
 def test_input_size_mismatch_is_a_checkpoint_error(shared_teachers: Path, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="trained at 32 px"):
-        load_teacher(shared_teachers / "cifar10_conv3.pth", None, _folder_dataset(tmp_path, "c", CIFAR10, 64), "cpu")
+        load_teacher(shared_teachers / "cifar10_conv3.pth", None, _folder_dataset(tmp_path, "c", CIFAR10, 64).spec,
+                     "cpu")
 
 
 def test_bare_rded_checkpoint_needs_an_arch_and_warns_about_order(
@@ -75,14 +76,14 @@ def test_bare_rded_checkpoint_needs_an_arch_and_warns_about_order(
     shutil.copy(shared_teachers / "cifar10_conv3.pth", tmp_path / "bare.pth")  # no sidecar
     dataset = _folder_dataset(tmp_path, "c", CIFAR10, 32)
     with pytest.raises(CheckpointError, match="no metadata"):
-        load_teacher(tmp_path / "bare.pth", None, dataset, "cpu")
+        load_teacher(tmp_path / "bare.pth", None, dataset.spec, "cpu")
     with caplog.at_level(logging.WARNING, logger="fgdd.teacher"):
-        model, meta = load_teacher(tmp_path / "bare.pth", CONV3, dataset, "cpu")
+        model, meta = load_teacher(tmp_path / "bare.pth", CONV3, dataset.spec, "cpu")
     assert "label order cannot be verified" in caplog.text and meta.classes == []
     with pytest.raises(CheckpointError, match="unexpected keys"):  # arch given wrong: strict load names the keys
-        load_teacher(tmp_path / "bare.pth", {**CONV3, "depth": 2}, dataset, "cpu")
+        load_teacher(tmp_path / "bare.pth", {**CONV3, "depth": 2}, dataset.spec, "cpu")
     with pytest.raises(CheckpointError, match=r"classifier\.weight \(10, 2048\) vs model \(9, 2048\)"):
-        load_teacher(tmp_path / "bare.pth", CONV3, _folder_dataset(tmp_path, "c", CIFAR10[:9], 32), "cpu")
+        load_teacher(tmp_path / "bare.pth", CONV3, _folder_dataset(tmp_path, "c", CIFAR10[:9], 32).spec, "cpu")
 
 
 def _write_toy_images(root: Path, per_class: int) -> None:
@@ -110,7 +111,7 @@ def test_train_teacher_caches_reuses_and_resumes(tmp_path: Path, monkeypatch: py
     assert {"teacher.pth", "last.ckpt", "cache_key.json"} <= {p.name for p in folder.iterdir()}
     assert json.loads((folder / "cache_key.json").read_text())["seed"] == 3
     assert meta.classes == ["blue", "red"] and meta.dataset == "toy" and 0.0 <= meta.val_top1 <= 1.0
-    assert meta.val_top1 == teacher_accuracy(model, dataset.val(), 32, dataset.mean, dataset.std, "cpu")
+    assert meta.val_top1 == teacher_accuracy(model, dataset.val(), dataset.spec, "cpu")
     state, saved = load_checkpoint(folder / "teacher.pth")
     assert saved == meta
 
@@ -164,7 +165,7 @@ def test_teacher_accuracy_counts_correct_predictions(tmp_path: Path) -> None:
     with torch.no_grad():  # a constant "red" classifier is right on exactly the red half
         model.classifier.weight.zero_()
         model.classifier.bias.copy_(torch.tensor([0.0, 1.0]))
-    assert teacher_accuracy(model, dataset.val(), 32, dataset.mean, dataset.std, "cpu", batch_size=3) == 0.5
+    assert teacher_accuracy(model, dataset.val(), dataset.spec, "cpu", batch_size=3) == 0.5
 
 
 def test_killed_training_resumes_from_the_last_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,9 +25,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from fgdd.config import build
 from fgdd.data.base import DATA_DIR_ENV, ImageDataset, ImageSplit, build_dataset, tolerated_fraction
 from fgdd.data.download import offline
 from fgdd.errors import ClassMismatchError, DatasetNotFoundError, FgddError
+from fgdd.selection.base import Selector
 
 USAGE = __doc__.split("\n\n")[0] + "\n\nExamples:\n" + """\
   python -m fgdd.check dataset=imagenette data_root=/data
@@ -168,8 +170,8 @@ def print_split(out: SplitReport, report: Report) -> None:
         report.add(f"    ... and {len(out.unreadable) - LISTED} more")
 
 
-def judge_unreadable(cfg: DictConfig, dataset: ImageDataset, train: SplitReport | None, val: SplitReport | None,
-                     report: Report) -> None:
+def judge_unreadable(cfg: DictConfig, dataset: ImageDataset, selector: Selector | None, train: SplitReport | None,
+                     val: SplitReport | None, report: Report) -> None:
     limit = dataset.max_bad_fraction
     if train is not None and train.unreadable:
         bad, total = len(train.unreadable), train.images
@@ -178,7 +180,8 @@ def judge_unreadable(cfg: DictConfig, dataset: ImageDataset, train: SplitReport 
                 f"train: {bad} of {total} images cannot be read, more than dataset.max_bad_fraction allows "
                 f"({limit}): training the teacher stops on them. Replace or delete them (or tolerate them: "
                 f"dataset.max_bad_fraction={tolerated_fraction(bad, total)})")
-        drawn = sum(min(n, cfg.selector.get("mipc", n)) for n in train.per_class.values()) + bad
+        pool = selector.images_needed(cfg.ipc).pool if selector is not None else None
+        drawn = sum(min(n, pool or n) for n in train.per_class.values()) + bad
         selector_limit = cfg.selector.get("max_bad_fraction", limit)
         if bad > selector_limit * drawn:  # as if every unreadable image were among those drawn (the worst case)
             report.problems.append(
@@ -194,20 +197,22 @@ def judge_unreadable(cfg: DictConfig, dataset: ImageDataset, train: SplitReport 
                 f"dataset.max_bad_fraction={tolerated_fraction(bad, total)})")
 
 
-def judge_run(cfg: DictConfig, dataset: ImageDataset, train: SplitReport | None, val: SplitReport | None,
-              report: Report) -> None:
+def judge_run(cfg: DictConfig, dataset: ImageDataset, selector: Selector | None, train: SplitReport | None,
+              val: SplitReport | None, report: Report) -> None:
     from fgdd.pipeline import ipc_shortfall  # the run's own rule
 
-    per_image = "mipc" in cfg.selector
-    needed = cfg.ipc * cfg.selector.factor**2 if per_image else cfg.ipc
-    how = (f"ipc x factor^2 = {cfg.ipc} x {cfg.selector.factor}^2, one patch per image, drawn from min(images, "
-           f"selector.mipc={cfg.selector.mipc})" if per_image else f"ipc = {cfg.ipc} whole images")
     report.add(f"run: ipc={cfg.ipc}, selector={cfg.selector.name}, teacher="
                f"{'checkpoint ' + str(cfg.teacher.checkpoint) if cfg.teacher.checkpoint else 'trained on train'}")
-    report.add(f"  needs       {needed} readable train images per class ({how})")
-    if train is not None and train.per_class:
+    if selector is None:  # its settings are wrong: reported as a problem already
+        report.add("  needs       (unknown: the selector settings are wrong)")
+    else:
+        need = selector.images_needed(cfg.ipc)
+        how = need.rule + (f", drawn from min(images, selector.{need.pool_setting}={need.pool})" if need.pool else "")
+        report.add(f"  needs       {need.images} readable train images per class ({how})")
+    if selector is not None and train is not None and train.per_class:
         counts = Counter({label: n for label, n in enumerate(train.per_class.values())})
-        problem = ipc_shortfall(cfg, counts, list(train.per_class))
+        problem = ipc_shortfall(selector, cfg.ipc, counts, list(train.per_class),
+                                limit_per_class=(cfg.dataset.get("limit_per_class") or {}).get("train"))
         fewest = min(train.per_class.values())
         report.add(f"  has         {fewest} in the class with fewest readable images: "
                    + ("not enough" if problem else "enough"))
@@ -242,6 +247,11 @@ def check(cfg: DictConfig, overrides: Sequence[str] = ()) -> Report:
     report.add(f"dataset {dataset.name} ({type(dataset).__name__}): {len(dataset.classes)} classes, input "
                f"{dataset.input_size} px, factor {dataset.factor}, aspect {dataset.aspect}")
     report.add(f"data root {root} (from {data_root_source(overrides)})")
+    try:
+        selector: Selector | None = build(cfg.selector)  # constructors only: nothing is loaded or segmented
+    except FgddError as error:
+        report.problems.append(f"selector: {error}")
+        selector = None
     splits: dict[str, SplitReport | None] = {}
     for which in ("train", "val"):
         split, out = read_split(dataset, which, report, downloads)
@@ -250,9 +260,9 @@ def check(cfg: DictConfig, overrides: Sequence[str] = ()) -> Report:
         splits[which] = out if split is not None else None
         report.add()
         print_split(out, report)
-    judge_unreadable(cfg, dataset, splits["train"], splits["val"], report)
+    judge_unreadable(cfg, dataset, selector, splits["train"], splits["val"], report)
     report.add()
-    judge_run(cfg, dataset, splits["train"], splits["val"], report)
+    judge_run(cfg, dataset, selector, splits["train"], splits["val"], report)
     return finish(report, start)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from fgdd.errors import ConfigError
+from fgdd.errors import ConfigError, FgddError
 
 
 def _accelerator(device: str) -> str:
@@ -69,3 +70,17 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"ipc must be at least 1, got {cfg.ipc}")
     if not isinstance(cfg.device, str):
         raise ConfigError(f"device must be a string like auto, cpu or cuda:0; got {cfg.device!r}")
+
+
+def build(node: DictConfig) -> Any:
+    """Instantiate a config node (``_target_``); a constructor's own error (it names the remedy) reaches the user as
+    itself, not wrapped in Hydra's InstantiationException with a traceback."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as error:
+        if isinstance(error.__cause__, FgddError):
+            raise error.__cause__ from None
+        raise

@@ -8,7 +8,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fgdd.cache.distilled import DistilledSetCache, selection_key
-from fgdd.config import validate
+from fgdd.config import build, validate
 from fgdd.data.base import build_dataset
 from fgdd.errors import ConfigError, TeacherTooWeakError
 from fgdd.models.checkpoint import build_model
@@ -37,6 +37,7 @@ from fgdd.run_folder import (
     record_failure,
 )
 from fgdd.selection import DistilledSet, write_distilled_set
+from fgdd.selection.base import Selector
 from fgdd.selection.distilled_set import META
 from fgdd.tracking import abort, finish, log_distilled_set, log_figures, make_logger
 from fgdd.utils.device import resolve_device
@@ -123,6 +124,7 @@ def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> di
     log.info("dataset %s: %d classes, %d train / %d val images", dataset.name, len(dataset.classes),
              len(train_split), len(val_split))
     check_enough_images(cfg, train_split, list(dataset.classes))
+    spec = dataset.spec
     if is_main_process():
         atomic_write_json(run_dir / DATASET_RECORD, dataset.record())
 
@@ -131,7 +133,7 @@ def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> di
         from fgdd.evaluation.eval_images import decode_eval_images  # imports lightning: only when a run starts
 
         # decoded once for the whole run (and cached across runs): the teacher's accuracy and every student validation
-        val_images = decode_eval_images(val_split, dataset.input_size, cache_dir=cfg.cache_dir)
+        val_images = decode_eval_images(val_split, spec.input_size, cache_dir=cfg.cache_dir)
         teacher_top1 = cached_teacher_accuracy(cfg, teacher, val_split, dataset, device, val_images)
     log.info("teacher val top-1: %.4f", teacher_top1)
     if teacher_top1 < cfg.teacher.min_val_acc:
@@ -153,13 +155,10 @@ def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> di
         # its own seed: whether the teacher was trained in this process or loaded from the cache must not change the
         # student's initial weights (the evaluator then reseeds the global RNGs for the training)
         with seeded(derive_seed(cfg.seed, "student")):
-            student = build_model(cfg.model.net, num_classes=len(dataset.classes), input_size=dataset.input_size)
+            student = build_model(cfg.model.net, num_classes=spec.num_classes, input_size=spec.input_size)
         evaluator = instantiate(cfg.evaluator, _convert_="all")
-        results = evaluator.evaluate(
-            distilled, val_images, student, teacher, lr=cfg.model.lr, ipc=cfg.ipc, num_classes=len(dataset.classes),
-            factor=distilled.factor, input_size=dataset.input_size, mean=dataset.mean, std=dataset.std,
-            seed=cfg.seed, trainer_kwargs=trainer_kwargs, logger=logger,
-        )
+        results = evaluator.evaluate(distilled, val_images, student, teacher, lr=cfg.model.lr, spec=spec, seed=cfg.seed,
+                                     trainer_kwargs=trainer_kwargs, logger=logger)
 
     selection_cost = json.loads((run_dir / SELECTION_COST).read_text()) if (run_dir / SELECTION_COST).exists() else {}
     distilled_bytes = float(sum(p.stat().st_size for p, _ in distilled.samples))
@@ -177,34 +176,35 @@ def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> di
 
 
 def check_enough_images(cfg: DictConfig, train_split: Any, classes: list[str]) -> None:
-    """Before any stage runs: every class must have the images its ipc needs (mosaic cells, within mipc)."""
-    problem = ipc_shortfall(cfg, Counter(train_split.targets), classes)
+    """Before any stage runs: every class must have the images the selector needs for ipc (its mosaic cells, drawn
+    from at most mipc images)."""
+    problem = ipc_shortfall(build(cfg.selector), cfg.ipc, Counter(train_split.targets), classes,
+                            limit_per_class=(cfg.dataset.get("limit_per_class") or {}).get("train"))
     if problem:
         raise ConfigError(problem)
 
 
-def ipc_shortfall(cfg: DictConfig, counts: Counter, classes: list[str]) -> str | None:
+def ipc_shortfall(selector: Selector, ipc: int, counts: Mapping[int, int], classes: Sequence[str],
+                  limit_per_class: int | None = None) -> str | None:
     """Why the train images per class (``counts``: label -> images) cannot fill ipc with this selector, and the
-    remedies that would help; None when they can. ``fgdd.check`` asks the same question."""
-    per_image_selector = "mipc" in cfg.selector  # rded, fgdd: one patch per drawn image, ipc * factor^2 cells
-    needed = cfg.ipc * cfg.selector.factor**2 if per_image_selector else cfg.ipc
-    mipc = cfg.selector.mipc if per_image_selector else None
-    short = {label: min(counts.get(label, 0), mipc) if mipc else counts.get(label, 0) for label in range(len(classes))}
-    short = {label: available for label, available in short.items() if available < needed}
+    remedies that would help (``limit_per_class``: dataset.limit_per_class.train, where set); None when they can.
+    ``fgdd.check`` asks the same question."""
+    need = selector.images_needed(ipc)
+    pool = need.pool
+    short = {label: min(counts.get(label, 0), pool) if pool else counts.get(label, 0) for label in range(len(classes))}
+    short = {label: available for label, available in short.items() if available < need.images}
     if not short:
         return None
     remedies = ["lower ipc"]
-    if mipc is not None and any(counts.get(label, 0) > mipc for label in short):  # mipc, not the class, is the limit
-        remedies.append(f"raise selector.mipc (now {mipc})")
-    limit = (cfg.dataset.get("limit_per_class") or {}).get("train")
-    if limit is not None:
-        remedies.append(f"raise dataset.limit_per_class.train (now {limit}; debug=fast sets it)")
+    if pool is not None and any(counts.get(label, 0) > pool for label in short):  # the pool, not the class, is the limit
+        remedies.append(f"raise selector.{need.pool_setting} (now {pool})")
+    if limit_per_class is not None:
+        remedies.append(f"raise dataset.limit_per_class.train (now {limit_per_class}; debug=fast sets it)")
     listed = {classes[label]: available for label, available in list(short.items())[:10]}
-    pool = f"min(images, selector.mipc={mipc})" if mipc else "images"
+    available = f"min(images, selector.{need.pool_setting}={pool})" if pool else "images"
     return (
-        f"ipc={cfg.ipc} needs {needed} images per class ({cfg.selector.name}"
-        f"{': ipc x factor^2, one patch per image' if mipc else ''}), but these classes have fewer ({pool}): "
-        f"{listed}{' ...' if len(short) > 10 else ''}; {' or '.join(remedies)}"
+        f"ipc={ipc} needs {need.images} images per class ({selector.name}: {need.rule}), but these classes have "
+        f"fewer ({available}): {listed}{' ...' if len(short) > 10 else ''}; {' or '.join(remedies)}"
     )
 
 
@@ -223,14 +223,14 @@ def cached_teacher_accuracy(
     from fgdd.cache.teacher_accuracy import TeacherAccuracyCache, accuracy_key
     from fgdd.teacher import teacher_accuracy
 
-    cache = TeacherAccuracyCache(cfg.cache_dir, accuracy_key(teacher, val_split, dataset.input_size, dataset.mean,
-                                                             dataset.std, device))
+    spec = dataset.spec
+    cache = TeacherAccuracyCache(cfg.cache_dir, accuracy_key(teacher, val_split, spec.input_size, spec.mean, spec.std,
+                                                             device))
     cached = cache.get()
     if cached is not None:
         log.info("teacher val top-1 read from %s", cache.path)
         return cached
-    measured = teacher_accuracy(teacher, val_images if val_images is not None else val_split, dataset.input_size,
-                                dataset.mean, dataset.std, device)
+    measured = teacher_accuracy(teacher, val_images if val_images is not None else val_split, spec, device)
     if is_main_process():
         cache.put(measured)
     return measured
@@ -254,10 +254,8 @@ def select(cfg: DictConfig, run_dir: Path, dataset: Any, teacher: Any, device: A
         return
     start = time.perf_counter()
     selector = instantiate(cfg.selector, _convert_="all")
-    selection = selector.select(
-        dataset.train(), teacher, ipc=cfg.ipc, seed=cfg.seed, input_size=dataset.input_size,
-        mean=dataset.mean, std=dataset.std, device=device, dataset=dataset,
-    )
+    selection = selector.select(dataset.train(), teacher, ipc=cfg.ipc, seed=cfg.seed, spec=dataset.spec, device=device,
+                                dataset=dataset)
     summary = selector.foreground_summary()
     if summary is not None:  # written before the set, so a resumed run still has it for its figure
         atomic_write_json(run_dir / OCCUPANCY, summary)

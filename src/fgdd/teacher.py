@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from fgdd.cache.keyed import KeyedEntry
 from fgdd.data.base import ImageDataset, ImageSplit
+from fgdd.data.spec import DatasetSpec
 from fgdd.data.transforms import TEACHER_AUGMENTATIONS, teacher_rrc_transform, teacher_train_transform
 from fgdd.errors import CheckpointError, ClassMismatchError, ConfigError, FgddError
 from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images, normalise
@@ -45,9 +46,10 @@ def _same_stats(a: Any, b: Any) -> bool:
 
 
 def load_teacher(
-    path: str | Path, arch: dict[str, Any] | DictConfig | None, dataset: ImageDataset, device: torch.device | str
+    path: str | Path, arch: dict[str, Any] | DictConfig | None, spec: DatasetSpec, device: torch.device | str
 ) -> tuple[nn.Module, ModelMeta]:
-    """Strict load, in eval mode on ``device``. The checkpoint's own arch (fgdd meta or sidecar) wins over ``arch``."""
+    """Strict load, in eval mode on ``device``; its classes, input size and normalisation must be the dataset's
+    (``spec``). The checkpoint's own arch (fgdd meta or sidecar) wins over ``arch``."""
     state_dict, meta = load_checkpoint(path)
     if meta is None:
         if arch is None:
@@ -57,36 +59,36 @@ def load_teacher(
             )
         meta = ModelMeta(
             arch=plain_arch(arch),
-            input_size=dataset.input_size,
-            mean=tuple(dataset.mean),
-            std=tuple(dataset.std),
+            input_size=spec.input_size,
+            mean=spec.mean,
+            std=spec.std,
             classes=[],
         )
     elif arch is not None and plain_arch(arch) != plain_arch(meta.arch):
         log.warning("teacher %s: using the arch stored with it, %s, not %s", path, meta.arch, plain_arch(arch))
 
-    if meta.classes and list(meta.classes) != list(dataset.classes):
+    if meta.classes and list(meta.classes) != list(spec.classes):
         raise ClassMismatchError(
-            f"teacher checkpoint {path} vs dataset {dataset.name}", list(dataset.classes), list(meta.classes)
+            f"teacher checkpoint {path} vs dataset {spec.name}", list(spec.classes), list(meta.classes)
         )
     if not meta.classes:  # RDED's own checkpoints: the class count is checked by the strict load, the order cannot be
         log.warning(
             "teacher %s has no class list: its label order cannot be verified against dataset %s; "
             "add a sidecar JSON with 'classes' beside it to check it",
             path,
-            dataset.name,
+            spec.name,
         )
-    if meta.input_size != dataset.input_size:
+    if meta.input_size != spec.input_size:
         raise CheckpointError(
-            f"teacher {path} was trained at {meta.input_size} px but dataset {dataset.name} uses input_size "
-            f"{dataset.input_size}; use a teacher for this resolution or train one (teacher=train)"
+            f"teacher {path} was trained at {meta.input_size} px but dataset {spec.name} uses input_size "
+            f"{spec.input_size}; use a teacher for this resolution or train one (teacher=train)"
         )
-    if not (_same_stats(meta.mean, dataset.mean) and _same_stats(meta.std, dataset.std)):
+    if not (_same_stats(meta.mean, spec.mean) and _same_stats(meta.std, spec.std)):
         raise CheckpointError(
-            f"teacher {path} expects mean/std {meta.mean}/{meta.std} but dataset {dataset.name} normalises with "
-            f"{dataset.mean}/{dataset.std}"
+            f"teacher {path} expects mean/std {meta.mean}/{meta.std} but dataset {spec.name} normalises with "
+            f"{spec.mean}/{spec.std}"
         )
-    model = build_model(meta.arch, num_classes=len(dataset.classes), input_size=dataset.input_size)
+    model = build_model(meta.arch, num_classes=spec.num_classes, input_size=spec.input_size)
     load_state_dict_strict(model, state_dict, str(path), meta.arch)
     return model.to(device).eval(), meta
 
@@ -219,12 +221,13 @@ def train_teacher(
     folder, final = entry.path, entry.path / TEACHER_FILE
     if entry.folder_matches() and final.is_file():
         log.info("reusing cached teacher %s", final)
-        return load_teacher(final, None, dataset, device)
+        return load_teacher(final, None, dataset.spec, device)
     entry.open_folder()  # trained in place: last.ckpt every epoch, teacher.pth (atomically) last
 
     seed_everything(derive_seed(seed, "teacher", "init"))
-    model = build_model(arch, num_classes=len(dataset.classes), input_size=dataset.input_size)
-    size, mean, std = dataset.input_size, tuple(dataset.mean), tuple(dataset.std)
+    spec = dataset.spec
+    model = build_model(arch, num_classes=spec.num_classes, input_size=spec.input_size)
+    size, mean, std = spec.input_size, spec.mean, spec.std
     # random_resized_crop draws its own box on the original image, so `aspect` applies to pad_crop_flip only
     train_transform = (teacher_train_transform(size, mean, std, dataset.aspect) if augment == "pad_crop_flip"
                        else teacher_rrc_transform(size, mean, std, tuple(crop_scale)))
@@ -265,7 +268,7 @@ def train_teacher(
         )
 
     train_device = trainer.strategy.root_device
-    val_top1 = teacher_accuracy(model, val_images, size, mean, std, train_device, eval_batch_size, num_workers)
+    val_top1 = teacher_accuracy(model, val_images, spec, train_device, eval_batch_size, num_workers)
     meta = ModelMeta(
         arch=arch,
         input_size=size,
@@ -285,9 +288,7 @@ def train_teacher(
 def teacher_accuracy(
     model: nn.Module,
     split: ImageSplit | EvalImages,
-    input_size: int,
-    mean: tuple[float, float, float],
-    std: tuple[float, float, float],
+    spec: DatasetSpec,  # input size and normalisation of the model's input
     device: torch.device | str,
     batch_size: int = 256,
     num_workers: int = 0,
@@ -295,12 +296,13 @@ def teacher_accuracy(
     """Top-1 (fraction) with the evaluation transform, on a split (decoded here) or on its already decoded images
     (``fgdd.evaluation.eval_images``: what a run shares with the student's validations); the same floats as
     ``eval_transform`` gives. fp32; moves ``model`` to ``device`` and leaves it in eval mode."""
-    images = split if isinstance(split, EvalImages) else decode_eval_images(split, input_size, num_workers=num_workers)
+    images = split if isinstance(split, EvalImages) else decode_eval_images(split, spec.input_size,
+                                                                            num_workers=num_workers)
     model.to(device).eval()
     correct = total = 0
     for pixels, labels in tqdm(images.batches(batch_size), desc="teacher val", unit="batch", leave=False,
                                total=images.num_batches(batch_size)):  # (n, 3, s, s) uint8, (n,)
-        batch = normalise(pixels.to(device, non_blocking=True), mean, std)
+        batch = normalise(pixels.to(device, non_blocking=True), spec.mean, spec.std)  # (n, 3, s, s) float
         logits = model(batch)
         correct += int((logits.argmax(1).cpu() == labels).sum())
         total += labels.numel()
@@ -337,7 +339,7 @@ class TeacherFromCheckpoint:
         self, dataset: ImageDataset, device: torch.device | str, *, cache_dir: str | Path,
         trainer_kwargs: dict[str, Any],
     ) -> tuple[nn.Module, ModelMeta]:
-        return load_teacher(self.checkpoint, _teacher_net(self.arch), dataset, device)
+        return load_teacher(self.checkpoint, _teacher_net(self.arch), dataset.spec, device)
 
 
 class TeacherTrainer:

@@ -17,6 +17,7 @@ from fgdd.data.folder import ImageFolderDataset
 from fgdd.data.imagenette import ImagenetteDataset, ImageWoofDataset
 from fgdd.data.images import ImageInfo, inspect_image, inspect_images
 from fgdd.data.shapes import SHAPE_KINDS, ShapesDataset
+from fgdd.data.spec import DatasetSpec
 from fgdd.data.tinyimagenet import TinyImageNetDataset, read_boxes
 from fgdd.data.transforms import (
     ASPECTS,
@@ -37,6 +38,7 @@ __all__ = [
     "SHAPE_KINDS",
     "CIFAR10Dataset",
     "CIFAR100Dataset",
+    "DatasetSpec",
     "ImageDataset",
     "ImageFolderDataset",
     "ImageInfo",

@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 from PIL import Image
 
 from fgdd.data.images import IMAGE_EXTENSIONS, ImageInfo, inspect_images, is_image_file, open_rgb, to_rgb
+from fgdd.data.spec import DatasetSpec
 from fgdd.data.transforms import check_aspect
-from fgdd.errors import ClassMismatchError, ConfigError, CorruptImageError, DatasetNotFoundError, FgddError
+from fgdd.errors import ClassMismatchError, ConfigError, CorruptImageError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +337,13 @@ class ImageDataset:
     def data_root(self) -> Path:
         return resolve_data_root(self._root_setting)
 
+    @property
+    def spec(self) -> DatasetSpec:
+        """What the stages read about this dataset (built on each access: a class list read from the data, as
+        Tiny-ImageNet's ``classes: null``, is known only once a split is listed)."""
+        return DatasetSpec(name=self.name, classes=tuple(self.classes), class_names=tuple(self.class_names),
+                           input_size=self.input_size, mean=self.mean, std=self.std, factor=self.factor)
+
     def train(self) -> ImageSplit:
         return self._split("train")
 
@@ -431,16 +438,10 @@ class ImageDataset:
 
 
 def build_dataset(node: DictConfig) -> ImageDataset:
-    """Instantiate a conf/dataset node; a constructor's own error (it names the remedy) reaches the user as itself,
-    not wrapped in Hydra's InstantiationException with a traceback."""
-    from hydra.utils import instantiate
+    """Instantiate a conf/dataset node (fgdd.config.build: a constructor's own error reaches the user as itself)."""
+    from fgdd.config import build
 
-    try:
-        return instantiate(node, _convert_="all")
-    except InstantiationException as error:
-        if isinstance(error.__cause__, FgddError):
-            raise error.__cause__ from None
-        raise
+    return build(node)
 
 
 def _check_limits(name: str, limits: Mapping[str, int | None] | None) -> dict[str, int | None]:

@@ -7,14 +7,16 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import lightning as L
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from fgdd.errors import ConfigError, FgddError
+from fgdd.data.spec import DatasetSpec
+from fgdd.errors import ClassMismatchError, ConfigError, FgddError
 from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform
 from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images
 from fgdd.evaluation.loaders import (
@@ -33,6 +35,33 @@ _OWNED_TRAINER_KEYS = ("max_epochs", "min_epochs", "max_steps", "check_val_every
 
 # RDED (argument.py): batch size by IPC, for the three IPCs it defines
 _RDED_IPC_BATCH = {1: 10, 10: 50, 50: 100}
+
+
+class StudentTrainingSet(Protocol):
+    """What a student trains on: (PIL image, label) items and the shape of the set; fgdd.selection.DistilledSet
+    reads ``ipc`` and ``factor`` from its own distilled.json."""
+
+    ipc: int  # images per class: RDED's batch-size rule
+    factor: int  # mosaic side in cells: the tile shuffle of RDED's augmentation (1: whole photos, no shuffle)
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]: ...
+
+
+class InMemoryTrainingSet(Dataset):
+    """(PIL image, label) items held in memory, with the ipc and factor they were made for: a student's training set
+    that is not a written DistilledSet (images made elsewhere, benchmarks, tests)."""
+
+    def __init__(self, items: Sequence[tuple[Image.Image, int]], *, ipc: int, factor: int) -> None:
+        self.items = list(items)
+        self.ipc = ipc
+        self.factor = factor
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        return self.items[index]
 
 
 def rded_batch_size(ipc: int, num_classes: int) -> int:
@@ -145,18 +174,13 @@ class SoftLabelEvaluator:
 
     def evaluate(
         self,
-        distilled: Dataset,
+        distilled: StudentTrainingSet,
         val: EvalImages | Any,  # the decoded val split (run.py decodes it once), or an ImageSplit (decoded here)
         student: nn.Module,
         teacher: nn.Module | None,
         *,
         lr: float,
-        ipc: int,
-        num_classes: int,
-        factor: int,
-        input_size: int,
-        mean: Sequence[float],
-        std: Sequence[float],
+        spec: DatasetSpec,  # input size, normalisation and class count of the student's input
         seed: int,
         trainer_kwargs: Mapping[str, Any],
         logger: Any = None,
@@ -171,6 +195,11 @@ class SoftLabelEvaluator:
                 f"trainer config sets {owned}, which the evaluator controls (evaluator.epochs, eval_every, the "
                 "logger group); remove them from the trainer config"
             )
+        classes = getattr(distilled, "classes", None)  # a DistilledSet's own list; an in-memory set has none
+        if classes is not None and list(classes) != list(spec.classes):
+            raise ClassMismatchError("the student's training set vs the dataset", list(spec.classes), list(classes))
+        ipc, factor, num_classes = int(distilled.ipc), int(distilled.factor), spec.num_classes
+        input_size, mean, std = spec.input_size, spec.mean, spec.std
         batch_size = self.batch_size if self.batch_size is not None else rded_batch_size(ipc, num_classes)
         # the student stage's one reseed of the global RNGs: dropout and anything else that takes no generator
         seed_everything(derive_seed(seed, "student-init"))

@@ -12,16 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
 import fgdd
 from fgdd.cache.teacher_accuracy import weights_sha256
+from fgdd.data.spec import DatasetSpec
 from fgdd.errors import ConfigError
 from fgdd.utils.distributed import is_main_process
 from fgdd.utils.io import atomic_write_json
@@ -73,6 +75,23 @@ class ReferenceCache:
         atomic_write_json(self.path, {"key": self.key, "metrics": dict(metrics)})
 
 
+class WholeTrainSplit(Dataset):
+    """The real training split as a student's training set (``StudentTrainingSet``): photos, not mosaics, so factor 1
+    (the tile shuffle of RDED's augmentation does not apply), and its ipc the images per class on average."""
+
+    factor = 1
+
+    def __init__(self, split: Any, num_classes: int) -> None:  # split: fgdd.data.ImageSplit without a transform
+        self.split = split
+        self.ipc = max(1, len(split) // num_classes)
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        return self.split[index]
+
+
 class FullRealEvaluator:
     def __init__(
         self,
@@ -99,8 +118,8 @@ class FullRealEvaluator:
         self.cache_dir = cache_dir
         self.lr = lr
 
-    def key(self, train: Any, val: Any, student: nn.Module, lr: float, seed: int, input_size: int,
-            mean: Sequence[float], std: Sequence[float], trainer_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    def key(self, train: Any, val: Any, student: nn.Module, lr: float, seed: int, spec: DatasetSpec,
+            trainer_kwargs: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "train_root": str(Path(train.root).resolve()),
             "train_sha256": train.content_sha256(),
@@ -112,35 +131,32 @@ class FullRealEvaluator:
             "recipe": _recipe(self.inner),
             "lr": float(lr),
             "seed": int(seed),
-            "input_size": int(input_size),
-            "mean": [float(m) for m in mean],
-            "std": [float(s) for s in std],
+            "input_size": int(spec.input_size),
+            "mean": [float(m) for m in spec.mean],
+            "std": [float(s) for s in spec.std],
             "device_type": _device_type(trainer_kwargs),
             "torch": torch.__version__,
             "fgdd": fgdd.__version__,
         }
 
     def evaluate(self, distilled: Dataset, val: Any, student: nn.Module, teacher: nn.Module | None, *, lr: float,
-                 num_classes: int, input_size: int, mean: Sequence[float], std: Sequence[float], seed: int,
-                 trainer_kwargs: Mapping[str, Any], logger: Any = None, **unused: Any) -> dict[str, float]:
-        """``distilled``, ``teacher`` and the distilled set's ``ipc``/``factor`` are not used: the training set is
-        the dataset's whole train split, with hard labels."""
+                 spec: DatasetSpec, seed: int, trainer_kwargs: Mapping[str, Any], logger: Any = None,
+                 ) -> dict[str, float]:
+        """``distilled`` and ``teacher`` are not used: the training set is the dataset's whole train split, with
+        hard labels."""
         train = self.dataset.train()
         if list(train.classes) != list(getattr(val, "classes", train.classes)):
             raise ConfigError(f"train and val splits disagree on the classes: {train.classes} vs {val.classes}")
         rate = self.lr if self.lr is not None else lr
         cache = ReferenceCache(self.cache_dir, self.dataset.name,
-                               self.key(train, val, student, rate, seed, input_size, mean, std, trainer_kwargs))
+                               self.key(train, val, student, rate, seed, spec, trainer_kwargs))
         cached = cache.get()
         if cached is not None:
             log.info("full-real reference read from %s", cache.path)
             return {**cached, CACHED: 1.0}
         log.info("training the full-real reference on %d images (cached afterwards in %s)", len(train), cache.path)
-        results = self.inner.evaluate(
-            train, val, student, None, lr=rate, ipc=max(1, len(train) // num_classes), num_classes=num_classes,
-            factor=1,  # real photos, not mosaics: the tile shuffle of RDED's augmentation does not apply
-            input_size=input_size, mean=mean, std=std, seed=seed, trainer_kwargs=trainer_kwargs, logger=logger,
-        )
+        results = self.inner.evaluate(WholeTrainSplit(train, spec.num_classes), val, student, None, lr=rate, spec=spec,
+                                      seed=seed, trainer_kwargs=trainer_kwargs, logger=logger)
         results = {**results, "reference/train_images": float(len(train)), "reference/lr": float(rate)}
         if is_main_process():
             cache.put(results)

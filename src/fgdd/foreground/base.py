@@ -11,14 +11,24 @@ import torch
 from PIL import Image
 from torch import nn
 
+from fgdd.data.spec import DatasetSpec
+from fgdd.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class SegmentationContext:
     """What a segmenter may need besides the images: the run's observer, dataset and device."""
 
     observer: nn.Module | None
-    dataset: Any  # fgdd.data.ImageDataset
+    dataset: Any  # fgdd.data.ImageDataset: its files (ground-truth masks) and its spec; None where neither is read
     device: torch.device
+
+    @property
+    def spec(self) -> DatasetSpec:
+        """The dataset's input size, normalisation and class names (what a model-based segmenter feeds the observer)."""
+        if self.dataset is None:
+            raise ConfigError("this segmenter reads the dataset's input size and normalisation, but no dataset was given")
+        return self.dataset.spec
 
 
 class Segmenter(Protocol):

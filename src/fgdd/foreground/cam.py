@@ -131,10 +131,10 @@ class CAMSegmenter:
         self._head = _cam_head(context.observer)
         self._model = context.observer
         self._device = torch.device(context.device)
-        dataset = context.dataset
-        self._input_size = int(dataset.input_size)
-        self._mean = [float(v) for v in dataset.mean]
-        self._std = [float(v) for v in dataset.std]
+        spec = context.spec
+        self._input_size = int(spec.input_size)
+        self._mean = [float(v) for v in spec.mean]
+        self._std = [float(v) for v in spec.std]
         self._fingerprint = weights_fingerprint(context.observer)
 
     def cache_key(self) -> dict[str, Any]:

@@ -1,15 +1,17 @@
-"""What every selector shares: the selector interface and tolerant image loading."""
+"""What every selector shares: the selector interface, what it needs of the data, and tolerant image loading."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 from PIL import Image
 from torch import nn
 
+from fgdd.data.spec import DatasetSpec
 from fgdd.errors import CorruptImageError, FgddError
 from fgdd.selection.distilled_set import Patch
 
@@ -28,9 +30,22 @@ class ImageSource(Protocol):
     def indices_of_class(self, label: int) -> list[int]: ...
 
 
+@dataclass(frozen=True)
+class ImageNeed:
+    """What a selection needs of every class for one ipc, known before any image is read (``fgdd.check`` and the
+    run's first check ask it; neither instantiates more than the selector's constructor)."""
+
+    images: int  # readable train images per class
+    rule: str  # how ``images`` follows from ipc, for messages: "ipc x factor^2 = 10 x 2^2, one patch per image"
+    pool: int | None = None  # at most this many images per class are drawn to choose from; None: every image
+    pool_setting: str = "mipc"  # the selector setting that sets ``pool`` (named in the remedy)
+
+
 class Selector(Protocol):
     name: str
     factor: int
+
+    def images_needed(self, ipc: int) -> ImageNeed: ...
 
     def foreground_summary(self) -> dict[str, dict] | None: ...
 
@@ -41,11 +56,9 @@ class Selector(Protocol):
         *,
         ipc: int,
         seed: int,
-        input_size: int,
-        mean: Sequence[float],
-        std: Sequence[float],
+        spec: DatasetSpec,
         device: torch.device,
-        dataset: Any = None,
+        dataset: Any = None,  # fgdd.data.ImageDataset, for selectors whose segmenter reads its files
     ) -> Selection: ...
 
 

@@ -142,7 +142,7 @@ class ForegroundAwareSelector(RDEDSelector):
         ranked = rank_patches(patches, len(patches))
         if not self.compete:
             ranked = [p for p in ranked if p.path == "resize"] + [p for p in ranked if p.path != "resize"]
-        budget, used, kept = ipc * self.factor**2, 0, []
+        budget, used, kept = self.cells(ipc), 0, []
         for patch in ranked:
             cost = self.factor**2 if patch.layout == "full" else 1
             if used + cost <= budget:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from fgdd.data.spec import DatasetSpec
 from fgdd.data.transforms import check_aspect, square_box
-from fgdd.selection.base import ImageSource, Selection, TolerantLoader, require_enough
+from fgdd.selection.base import ImageNeed, ImageSource, Selection, TolerantLoader, require_enough
 from fgdd.selection.candidates import crop_to_patch, draw_images
 from fgdd.selection.distilled_set import Patch
 
@@ -22,6 +22,9 @@ class RandomRealSelector:
         self.max_bad_fraction = max_bad_fraction
         self.aspect = check_aspect(aspect)  # how a non-square image becomes the square input (square_box)
 
+    def images_needed(self, ipc: int) -> ImageNeed:
+        return ImageNeed(images=ipc, rule=f"ipc = {ipc} whole images")  # spares are drawn only where a class has them
+
     def foreground_summary(self) -> dict[str, dict] | None:
         return None
 
@@ -32,9 +35,7 @@ class RandomRealSelector:
         *,
         ipc: int,
         seed: int,
-        input_size: int,
-        mean: Sequence[float],
-        std: Sequence[float],
+        spec: DatasetSpec,
         device: torch.device,
         dataset: Any = None,
     ) -> Selection:
@@ -51,11 +52,12 @@ class RandomRealSelector:
                     source_size=image.size,
                     score=None,
                     # PIL's resize of the 8-bit image, as an image loader would give it (no RDED crop to match)
-                    pixels=crop_to_patch(image, square_box(image.size, self.aspect), input_size, crop_from="pil"),
+                    pixels=crop_to_patch(image, square_box(image.size, self.aspect), spec.input_size,
+                                          crop_from="pil"),
                     path="resize",
                 )
                 for index, image in load(drawn)
             ][:ipc]
-            require_enough(class_id, len(patches), ipc, f"ipc={ipc}")
+            require_enough(class_id, len(patches), self.images_needed(ipc).images, f"ipc={ipc}")
             selection[label] = patches
         return selection

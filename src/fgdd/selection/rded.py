@@ -10,8 +10,9 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
+from fgdd.data.spec import DatasetSpec
 from fgdd.errors import ConfigError
-from fgdd.selection.base import ImageSource, Selection, TolerantLoader, require_enough
+from fgdd.selection.base import ImageNeed, ImageSource, Selection, TolerantLoader, require_enough
 from fgdd.selection.candidates import CropFrom, crop_boxes, crop_patches, draw_images
 from fgdd.selection.distilled_set import Patch
 from fgdd.selection.scoring import score_patches
@@ -52,6 +53,15 @@ class RDEDSelector:
         self.batch_images = batch_images
         self.max_bad_fraction = max_bad_fraction
         self.channels_last = channels_last
+
+    def cells(self, ipc: int) -> int:
+        """Mosaic cells per class: ipc images of factor x factor patches."""
+        return ipc * self.factor**2
+
+    def images_needed(self, ipc: int) -> ImageNeed:
+        # one patch per drawn image, from at most mipc images a class
+        return ImageNeed(images=self.cells(ipc), rule=f"ipc x factor^2 = {ipc} x {self.factor}^2, one patch per image",
+                         pool=self.mipc)
 
     def best_crops(
         self,
@@ -107,7 +117,7 @@ class RDEDSelector:
 
     def keep(self, patches: list[Patch], ipc: int) -> list[Patch]:
         """The class's patches for the distilled set, in rank order: RDED's top ipc * factor^2."""
-        return rank_patches(patches, ipc * self.factor**2)
+        return rank_patches(patches, self.cells(ipc))
 
     def select(
         self,
@@ -116,19 +126,18 @@ class RDEDSelector:
         *,
         ipc: int,
         seed: int,
-        input_size: int,
-        mean: Sequence[float],
-        std: Sequence[float],
+        spec: DatasetSpec,
         device: torch.device,
         dataset: Any = None,
     ) -> Selection:
         if observer is None:
             raise ConfigError(f"the {self.name} selector scores patches with a teacher; none was given")
+        input_size = spec.input_size
         if input_size % self.factor:
             raise ConfigError(f"input_size {input_size} is not divisible by factor {self.factor}")
-        scoring = dict(seed=seed, patch_size=input_size // self.factor, input_size=input_size, mean=mean, std=std,
-                       device=device)
-        cells = ipc * self.factor**2
+        scoring = dict(seed=seed, patch_size=input_size // self.factor, input_size=input_size, mean=spec.mean,
+                       std=spec.std, device=device)
+        cells = self.cells(ipc)
         need = f"ipc={ipc} x factor^2={self.factor**2} (one patch per image)"
         drawn = {label: draw_images(split.indices_of_class(label), self.mipc, seed, label)
                  for label in range(len(split.classes))}
