@@ -26,15 +26,16 @@ import yaml
 from fgdd.report.collect import DONE, FAILED, read_status
 
 # the grid's cells in the order the table lists them; others (added by hand) follow, sorted
-ORDER = ["random_real", "rded", "fgdd-saliency-q0.7", "fgdd-saliency-q0.3", "fgdd-saliency-q0.5",
-         "fgdd-saliency-always", "fgdd-cam-q0.7"]
+ORDER = ["random_real", "rded", "fgdd-saliency-q0.5", "fgdd-saliency-q0.3", "fgdd-saliency-q0.7",
+         "fgdd-saliency-always", "fgdd-cam-q0.5", "fgdd-cam-q0.7"]
 LABELS = {
     "random_real": "random_real",
     "rded": "rded",
-    "fgdd-saliency-q0.7": "fgdd (saliency, per-class 0.7-quantile, the default)",
+    "fgdd-saliency-q0.5": "fgdd (saliency, per-class 0.5-quantile, the default)",
     "fgdd-saliency-q0.3": "fgdd (saliency, q = 0.3)",
-    "fgdd-saliency-q0.5": "fgdd (saliency, q = 0.5)",
+    "fgdd-saliency-q0.7": "fgdd (saliency, q = 0.7, the default before the holdout choice)",
     "fgdd-saliency-always": "fgdd (saliency, always: every drawn image resized)",
+    "fgdd-cam-q0.5": "fgdd (cam, q = 0.5)",
     "fgdd-cam-q0.7": "fgdd (cam, q = 0.7)",
 }
 

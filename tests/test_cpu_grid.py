@@ -39,15 +39,15 @@ def test_table_has_per_seed_numbers_and_fgdd_minus_rded_per_seed(tmp_path) -> No
     fake_run(grid / "random_real" / "seed0", "random_real", 0.50)
     fake_run(grid / "rded" / "seed0", "rded", 0.40)
     fake_run(grid / "rded" / "seed1", "rded", 0.44)
-    fake_run(grid / "fgdd-saliency-q0.7" / "seed0", "fgdd", 0.43)
-    fake_run(grid / "fgdd-saliency-q0.7" / "seed1", "fgdd", 0.42)
-    fake_run(grid / "fgdd-saliency-q0.7" / "seed2", "fgdd", 0.47)  # no rded seed 2: no difference there
+    fake_run(grid / "fgdd-saliency-q0.5" / "seed0", "fgdd", 0.43)
+    fake_run(grid / "fgdd-saliency-q0.5" / "seed1", "fgdd", 0.42)
+    fake_run(grid / "fgdd-saliency-q0.5" / "seed2", "fgdd", 0.47)  # no rded seed 2: no difference there
     fake_run(grid / "fgdd-cam-q0.7" / "seed0", "fgdd", None, failed=True)
     text = cpu_grid_table.table(grid, [0, 1, 2])
     rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
-    assert list(rows)[1:] == ["random_real", "rded", "fgdd (saliency, per-class 0.7-quantile, the default)",
+    assert list(rows)[1:] == ["random_real", "rded", "fgdd (saliency, per-class 0.5-quantile, the default)",
                               "fgdd (cam, q = 0.7)"]
-    fgdd = rows["fgdd (saliency, per-class 0.7-quantile, the default)"].split(" | ")
+    fgdd = rows["fgdd (saliency, per-class 0.5-quantile, the default)"].split(" | ")
     assert fgdd[1] == "43.0 / 42.0 / 47.0" and fgdd[2] == "44.0 +- 2.6"
     assert fgdd[3] == "+3.0 / -2.0 / -" and fgdd[4] == "+0.5"  # 43 - 40, 42 - 44; mean over the paired seeds
     assert fgdd[6] == "61 / 61 / 61" and fgdd[7].startswith("900 / 900 / 900")
@@ -77,7 +77,7 @@ def test_holdout_table_reads_holdout_scores_only_and_names_the_choice(tmp_path) 
     text = cpu_grid_table.table(grid, [0, 1], score="holdout")
     assert "mean over seed(s) 0): **fgdd (saliency, q = 0.5)**" in text
     fake_run(grid / "fgdd-saliency-q0.5" / "seed1", "fgdd", 0.10, score="holdout")
-    # 0.7: 49.5, 0.3: 49.5, 0.5: 50.0 -> 0.5; without it a tie would keep the grid's order (0.7 before 0.3)
+    # 0.7: 49.5, 0.3: 49.5, 0.5: 50.0 -> 0.5; without it a tie would keep the grid's order (0.3 before 0.7)
     text = cpu_grid_table.table(grid, [0, 1], score="holdout")
     assert "mean over seed(s) 0, 1): **fgdd (saliency, q = 0.5)**" in text
     with pytest.raises(KeyError):  # a test-score table never reads holdout runs as test accuracies

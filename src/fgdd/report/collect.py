@@ -70,7 +70,7 @@ def load_row(run_dir: Path) -> dict[str, Any]:
 
 
 def method_label(selector: dict[str, Any]) -> str:
-    """The selector's name, plus its foreground settings where it has them: ``fgdd(cam, quantile 0.7)``."""
+    """The selector's name, plus its foreground settings where it has them: ``fgdd(cam, quantile 0.5)``."""
     if "segmenter" not in selector:
         return selector["name"]
     threshold = selector["threshold"]

@@ -3,7 +3,7 @@
 Columns: dataset, student, ipc, method, top1 (percent, empty = not public yet), source; optional evaluator
 (``soft-label``, the default, or ``hard-label``). ``dataset`` and ``student`` are fgdd's config names
 (``cifar10``, ``resnet18_modified``). ``method`` is matched against a row's full method label first
-(``fgdd(grounded_sam2, quantile 0.7)``), then against its selector name (``fgdd``), so a plain selector name
+(``fgdd(grounded_sam2, quantile 0.5)``), then against its selector name (``fgdd``), so a plain selector name
 covers every variant of it and a full label pins one.
 """
 
