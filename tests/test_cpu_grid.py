@@ -75,11 +75,11 @@ def test_holdout_table_reads_holdout_scores_only_and_names_the_choice(tmp_path) 
     fake_run(grid / "fgdd-saliency-q0.3" / "seed1", "fgdd", 0.49, score="holdout")
     fake_run(grid / "fgdd-saliency-q0.5" / "seed0", "fgdd", 0.90, score="holdout")  # no seed 1: only seed 0 compares
     text = cpu_grid_table.table(grid, [0, 1], score="holdout")
-    assert "mean over seed(s) 0): **fgdd (saliency, q = 0.5)**" in text
+    assert "mean over seed(s) 0): **fgdd (saliency, per-class 0.5-quantile, the default)**" in text
     fake_run(grid / "fgdd-saliency-q0.5" / "seed1", "fgdd", 0.10, score="holdout")
     # 0.7: 49.5, 0.3: 49.5, 0.5: 50.0 -> 0.5; without it a tie would keep the grid's order (0.3 before 0.7)
     text = cpu_grid_table.table(grid, [0, 1], score="holdout")
-    assert "mean over seed(s) 0, 1): **fgdd (saliency, q = 0.5)**" in text
+    assert "mean over seed(s) 0, 1): **fgdd (saliency, per-class 0.5-quantile, the default)**" in text
     with pytest.raises(KeyError):  # a test-score table never reads holdout runs as test accuracies
         cpu_grid_table.table(grid, [0, 1], score="test")
 

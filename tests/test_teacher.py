@@ -264,7 +264,7 @@ def test_teacher_configs_are_plugins_and_a_checkpoint_loads_from_either(shared_t
     assert trainer.arch["net"]["_target_"] == CONV3["_target_"]  # the arch stays a config, built by the teacher
     path = shared_teachers / "cifar10_conv3.pth"
     dataset = _folder_dataset(tmp_path, "cifar", CIFAR10, 32)
-    expected, _ = load_teacher(path, None, dataset, "cpu")
+    expected, _ = load_teacher(path, None, dataset.spec, "cpu")
     # teacher.checkpoint= on the default (train) group loads the file, as it always did; teacher=checkpoint too
     for overrides in ([f"teacher.checkpoint={path}"], ["teacher=checkpoint", f"teacher.checkpoint={path}"]):
         source = _teacher_source(*overrides)
