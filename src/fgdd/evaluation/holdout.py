@@ -68,6 +68,15 @@ def as_holdout_metrics(results: dict[str, float]) -> dict[str, float]:
     return renamed
 
 
+def check_inner_follows(inner: Any, **settings: int | None) -> None:
+    """A wrapping evaluator's top-level settings (``evaluator.epochs=N`` works for every evaluator of a sweep) must
+    be the ones its inner evaluator got (the YAML interpolates them); None: not set at the top."""
+    for name, value in settings.items():
+        if value is not None and getattr(inner, name, value) != value:
+            raise ConfigError(f"evaluator.{name}={value} but evaluator.inner.{name}={getattr(inner, name)}; "
+                              f"set evaluator.{name} (the inner one follows it)")
+
+
 class HoldoutEvaluator:
     """Trains the student exactly as ``inner`` does and scores it on the training holdout instead of the test split
     (``evaluator=holdout``). Its metrics hold ``holdout/top1_final`` (and top5, best_tail) and no test accuracy."""
@@ -83,10 +92,7 @@ class HoldoutEvaluator:
     ) -> None:
         if holdout_per_class < 1:
             raise ConfigError(f"evaluator.holdout_per_class must be >= 1, got {holdout_per_class}")
-        for name, value in (("epochs", epochs), ("num_workers", num_workers)):
-            if value is not None and getattr(inner, name, value) != value:
-                raise ConfigError(f"evaluator.{name}={value} but evaluator.inner.{name}={getattr(inner, name)}; "
-                                  f"set evaluator.{name} (the inner one follows it)")
+        check_inner_follows(inner, epochs=epochs, num_workers=num_workers)
         self.inner = inner
         self.dataset = dataset
         self.holdout_per_class = holdout_per_class

@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from fgdd.errors import ConfigError
-from fgdd.evaluation.holdout import distilled_sources, holdout_split
+from fgdd.evaluation.holdout import check_inner_follows, distilled_sources, holdout_split
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,7 @@ class LRSearchEvaluator:
             raise ConfigError("evaluator.select_on=holdout draws its holdout from the dataset; pass dataset")
         if holdout_per_class < 1:
             raise ConfigError(f"evaluator.holdout_per_class must be >= 1, got {holdout_per_class}")
-        for name, value in (("epochs", epochs), ("num_workers", num_workers)):
-            if value is not None and getattr(inner, name, value) != value:
-                raise ConfigError(f"evaluator.{name}={value} but evaluator.inner.{name}={getattr(inner, name)}; "
-                                  f"set evaluator.{name} (the inner one follows it)")
+        check_inner_follows(inner, epochs=epochs, num_workers=num_workers)
         self.inner = inner
         self.lrs = [float(lr) for lr in lrs]
         self.select_on = select_on
