@@ -8,7 +8,6 @@ ToTensor divides the same uint8 values by 255 and Normalize subtracts and divide
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,9 +18,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms as T
 
-from fgdd.cache.keyed import KeyedEntry
+from fgdd.data.decoded import decode_split, decode_split_cached
 from fgdd.data.transforms import eval_transform
 from fgdd.errors import ConfigError
+from fgdd.utils.distributed import rank_and_world
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +44,10 @@ def normalise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Te
     return images.float().div_(255).sub_(mean_t).div_(std_t)
 
 
-def _rank_and_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 def _shard(n: int, shard: bool) -> range:
     # under DDP with ``shard``: this rank's contiguous share of the n images (no padding, so counts summed over
     # ranks cover each image exactly once); otherwise all of them
-    rank, world = _rank_and_world() if shard else (0, 1)
+    rank, world = rank_and_world() if shard else (0, 1)
     share = -(-n // world)
     return range(min(rank * share, n), min((rank + 1) * share, n))
 
@@ -126,16 +120,7 @@ class EvalBatches:
 
 
 def _decode(split: Any, input_size: int, num_workers: int) -> EvalImages:
-    n, size = len(split), input_size
-    images = torch.empty(n, 3, size, size, dtype=torch.uint8)
-    labels = torch.empty(n, dtype=torch.long)
-    loader = DataLoader(split.with_transform(eval_geometry(input_size)), batch_size=256, num_workers=num_workers)
-    start = 0
-    for batch, targets in loader:  # (b, 3, s, s) uint8, (b,)
-        images[start : start + len(batch)] = batch
-        labels[start : start + len(batch)] = targets
-        start += len(batch)
-    return EvalImages(images, labels)
+    return EvalImages(*decode_split(split, eval_geometry(input_size), input_size, num_workers))
 
 
 def _cache_key(split: Any, input_size: int) -> dict[str, Any]:
@@ -163,26 +148,9 @@ def decode_eval_images(
         log.info("val split %s: %.1f GB decoded exceeds %.1f GB; it is decoded at every validation instead of held",
                  split.root, nbytes / 1e9, max_bytes / 1e9)
         return StreamedEvalImages(split, input_size, num_workers)
-    if cache_dir is None:
-        return _decode(split, input_size, num_workers)
-    entry = KeyedEntry(cache_dir, "eval_images", _cache_key(split, input_size),
-                       prefix=f"{Path(split.root).name}-{input_size}px", suffix=".pt")
-
-    def load(path: Path) -> tuple[Any, EvalImages]:
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-        cached = EvalImages(stored["images"], stored["labels"])
-        if len(cached) != len(split) or cached.images.shape[1:] != (3, input_size, input_size):
-            raise ValueError(f"it holds {tuple(cached.images.shape)} for {len(split)} images")
-        return json.loads(stored["key"]), cached
-
-    cached = entry.read(load)  # a truncated, foreign or older file is set aside: decoded again
-    if cached is not None:
-        log.info("val split read decoded from %s", entry.path)
-        return cached
-    decoded = _decode(split, input_size, num_workers)
-    try:
-        entry.write(lambda tmp: torch.save(
-            {"images": decoded.images, "labels": decoded.labels, "key": json.dumps(entry.key)}, tmp))
-    except OSError as error:  # the run has its tensor; a cache that cannot be written only costs a decode later
-        log.warning("could not store the decoded val split in %s: %s", entry.path, error)
-    return decoded
+    images, labels = decode_split_cached(
+        split, eval_geometry(input_size), input_size, cache_dir=cache_dir, kind="eval_images",
+        key=_cache_key(split, input_size), prefix=f"{Path(split.root).name}-{input_size}px", num_workers=num_workers,
+        what="val split",
+    )
+    return EvalImages(images, labels)

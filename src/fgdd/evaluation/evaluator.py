@@ -19,15 +19,11 @@ from fgdd.data.spec import DatasetSpec
 from fgdd.errors import ClassMismatchError, ConfigError, FgddError
 from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform
 from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images
-from fgdd.evaluation.loaders import (
-    AugmentedDistilledSet,
-    AugmentParamsSet,
-    BatchedEpochs,
-    SeededEpochSampler,
-)
+from fgdd.evaluation.loaders import AugmentedDistilledSet, AugmentParamsSet, SeededEpochSampler
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.evaluation.soft_labels import SoftLabelStore
 from fgdd.evaluation.student import PRECISIONS, SoftLabelStudent, TailValidationSchedule, validation_epochs
+from fgdd.training.batches import BatchedEpochs
 from fgdd.utils.seeding import derive_seed, seed_everything
 
 # Trainer arguments the evaluator owns; a trainer config that sets them would silently lose
@@ -223,7 +219,7 @@ class SoftLabelEvaluator:
             device_augment = (BatchAugment(input_size, factor, mean, std) if self.augment
                               else PlainBatchAugment(input_size, mean, std))
             train_loader = BatchedEpochs(torch.tensor(train_set.labels), pixels.shape[2], pixels.shape[3],
-                                         device_augment, batch_size, data_seed, rounds)
+                                         device_augment, batch_size, data_seed, "student-epoch", rounds)
         else:
             loaded: Dataset = train_set
             if self.augment_on_device:  # loader workers only draw the augmentation choices; pixels on the device
