@@ -37,14 +37,11 @@ def decode_split(split: Any, geometry: Geometry, size: int, num_workers: int = 0
 
 
 def decode_split_cached(
-    split: Any, geometry: Geometry, size: int, *, cache_dir: str | Path | None, kind: str, key: Mapping[str, Any],
+    split: Any, geometry: Geometry, size: int, *, cache_dir: str | Path, kind: str, key: Mapping[str, Any],
     prefix: str, num_workers: int = 0, what: str = "split",
 ) -> tuple[Tensor, Tensor]:
-    """``decode_split``, read from / written to the cache entry of ``kind`` and ``key`` when ``cache_dir`` is given
-    (a truncated, foreign or older file is set aside and decoded again; a cache that cannot be written only costs
-    a decode later)."""
-    if cache_dir is None:
-        return decode_split(split, geometry, size, num_workers)
+    """``decode_split``, read from / written to the cache entry of ``kind`` and ``key`` (a truncated, foreign or
+    older file is set aside and decoded again; a cache that cannot be written only costs a decode later)."""
     entry = KeyedEntry(cache_dir, kind, key, prefix=prefix, suffix=".pt")
 
     def load(path: Path) -> tuple[Any, tuple[Tensor, Tensor]]:

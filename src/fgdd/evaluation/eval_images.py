@@ -148,6 +148,8 @@ def decode_eval_images(
         log.info("val split %s: %.1f GB decoded exceeds %.1f GB; it is decoded at every validation instead of held",
                  split.root, nbytes / 1e9, max_bytes / 1e9)
         return StreamedEvalImages(split, input_size, num_workers)
+    if cache_dir is None:
+        return _decode(split, input_size, num_workers)
     images, labels = decode_split_cached(
         split, eval_geometry(input_size), input_size, cache_dir=cache_dir, kind="eval_images",
         key=_cache_key(split, input_size), prefix=f"{Path(split.root).name}-{input_size}px", num_workers=num_workers,

@@ -11,7 +11,7 @@ from typing import Any
 from torch import Tensor
 from torchvision import transforms as T
 
-from fgdd.data.decoded import decode_split_cached
+from fgdd.data.decoded import decode_split, decode_split_cached
 from fgdd.data.transforms import SquareResize
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ def decode_train_images(
 ) -> tuple[Tensor, Tensor]:
     """(N, 3, size, size) uint8 and (N,) labels: each image of ``split`` (an ImageSplit; unreadable train images are
     replaced as when training through the loader) squared by ``aspect`` and resized to ``size``."""
+    geometry = T.Compose([SquareResize(size, aspect), T.PILToTensor()])
+    if cache_dir is None:
+        return decode_split(split, geometry, size, num_workers)
     key = {
         "version": TRAIN_IMAGES_VERSION,
         "split_root": str(Path(split.root).resolve()),
@@ -43,7 +46,6 @@ def decode_train_images(
         "size": int(size),
         "aspect": aspect,
     }
-    geometry = T.Compose([SquareResize(size, aspect), T.PILToTensor()])
     return decode_split_cached(split, geometry, size, cache_dir=cache_dir, kind="train_images", key=key,
                                prefix=f"{Path(split.root).name}-{size}px-{aspect}", num_workers=num_workers,
                                what="train split")
