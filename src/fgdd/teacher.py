@@ -14,14 +14,13 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from fgdd.cache.keyed import KeyedEntry
 from fgdd.data.base import ImageDataset, ImageSplit
 from fgdd.data.spec import DatasetSpec
 from fgdd.data.transforms import TEACHER_AUGMENTATIONS, teacher_rrc_transform, teacher_train_transform
 from fgdd.errors import CheckpointError, ClassMismatchError, ConfigError, FgddError
-from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images, normalise
+from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images, top1
 from fgdd.models.checkpoint import (
     ModelMeta,
     build_model,
@@ -336,7 +335,6 @@ def train_teacher(
     return model.to(device).eval(), meta
 
 
-@torch.inference_mode()
 def teacher_accuracy(
     model: nn.Module,
     split: ImageSplit | EvalImages,
@@ -350,17 +348,7 @@ def teacher_accuracy(
     ``eval_transform`` gives. fp32; moves ``model`` to ``device`` and leaves it in eval mode."""
     images = split if isinstance(split, EvalImages) else decode_eval_images(split, spec.input_size,
                                                                             num_workers=num_workers)
-    model.to(device).eval()
-    correct = total = 0
-    for pixels, labels in tqdm(images.batches(batch_size), desc="teacher val", unit="batch", leave=False,
-                               total=images.num_batches(batch_size)):  # (n, 3, s, s) uint8, (n,)
-        batch = normalise(pixels.to(device, non_blocking=True), spec.mean, spec.std)  # (n, 3, s, s) float
-        logits = model(batch)
-        correct += int((logits.argmax(1).cpu() == labels).sum())
-        total += labels.numel()
-    if total == 0:
-        raise ConfigError(f"cannot measure accuracy on an empty split ({getattr(split, 'root', split)})")
-    return correct / total
+    return top1(model, images, spec.mean, spec.std, device, batch_size=batch_size, desc="teacher val")
 
 
 # The teacher plug-ins: conf/teacher/*.yaml each name one of these as `_target_`; fgdd.pipeline instantiates the

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms as T
+from tqdm.auto import tqdm
 
 from fgdd.data.decoded import decode_split, decode_split_cached
 from fgdd.data.transforms import eval_transform
@@ -83,6 +84,37 @@ class EvalImages:
 
     def num_batches(self, batch_size: int, shard: bool = False) -> int:
         return -(-len(_shard(len(self), shard)) // batch_size)
+
+    def first_per_class(self, n: int) -> EvalImages:
+        """The first ``n`` images of each class in split order (by file name): RDED's test set is the first 50 val
+        images its loader lists per class (``os.listdir`` order, which depends on the file system; name order is the
+        reproducible choice)."""
+        labels = self.labels
+        ranks = torch.zeros_like(labels)
+        for label in labels.unique():
+            members = (labels == label).nonzero().squeeze(1)  # positions of this class, in split order
+            ranks[members] = torch.arange(len(members))
+        keep = ranks < n
+        return EvalImages(self.images[keep], labels[keep])
+
+
+@torch.inference_mode()
+def top1(model: torch.nn.Module, images: EvalImages, mean: Sequence[float], std: Sequence[float],
+         device: torch.device | str, *, bf16: bool = False, batch_size: int = 256, desc: str = "accuracy") -> float:
+    """Top-1 (fraction) of ``model`` on decoded images, normalised as ``eval_transform`` does; ``bf16``: the forward
+    passes under bf16 autocast (as the model's training ran them). Leaves ``model`` in eval mode on ``device``."""
+    device = torch.device(device)
+    model.to(device).eval()
+    correct = total = 0
+    for pixels, labels in tqdm(images.batches(batch_size), desc=desc, unit="batch", leave=False,
+                               total=images.num_batches(batch_size)):  # (n, 3, s, s) uint8, (n,)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(normalise(pixels.to(device, non_blocking=True), mean, std))  # (n, k)
+        correct += int((logits.argmax(1).cpu() == labels).sum())
+        total += labels.numel()
+    if total == 0:
+        raise ConfigError("cannot measure accuracy on an empty split")
+    return correct / total
 
 
 class StreamedEvalImages(EvalImages):
