@@ -138,3 +138,14 @@ def test_a_run_resolves_every_stage_up_front(hardware) -> None:
     hardware(False)
     assert stage_precisions(compose_run(), CPU)["student"] == "fp32"
 
+
+def test_run_json_records_the_machine_and_the_precisions(tmp_path: Path) -> None:
+    from fgdd.run_folder import run_record
+
+    record = run_record(compose_run("device=cpu", f"data_root={tmp_path}"))
+    assert set(record["machine"]) == {"cpu", "cpu_capability", "bf16_native", "threads", "device", "gpu", "env"}
+    assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert record["machine"]["threads"] == torch.get_num_threads() and record["machine"]["gpu"] is None
+    assert set(record["precision"]) == {"teacher", "select", "student"}
+    expected = precision.auto_override() or ("bf16" if native_bf16(CPU) else "fp32")
+    assert record["precision"]["student"] == expected
