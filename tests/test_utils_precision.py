@@ -94,6 +94,12 @@ def test_kernels_capped_below_avx512_make_cpu_bf16_emulated(monkeypatch: pytest.
     assert not native_bf16(CPU)
 
 
+def test_a_gpu_that_only_emulates_bf16_is_not_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    # torch.cuda.is_bf16_supported() counts emulation (pre-Ampere GPUs) unless told not to
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert not native_bf16("cuda")
+
+
 def test_autocast_takes_a_resolved_precision_and_overrides_an_outer_one() -> None:
     layer = nn.Linear(4, 2)
     x = torch.randn(3, 4)

@@ -54,7 +54,7 @@ def native_bf16(device: torch.device | str) -> bool:
     than fp32)."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)  # True would count pre-Ampere emulation
     if device.type == "cpu":
         checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
         return any(check() for check in checks if check is not None) and not cpu_kernels_capped()
