@@ -27,7 +27,8 @@ from fgdd.evaluation.loaders import (
 )
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.evaluation.soft_labels import SoftLabelStore
-from fgdd.evaluation.student import PRECISIONS, SoftLabelStudent, TailValidationSchedule, validation_epochs
+from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, validation_epochs
+from fgdd.utils.precision import check_precision
 from fgdd.utils.seeding import derive_seed, seed_everything
 
 # Trainer arguments the evaluator owns; a trainer config that sets them would silently lose
@@ -138,8 +139,7 @@ class SoftLabelEvaluator:
         if pipeline == "batched" and augment_on_device:
             raise ConfigError("evaluator.augment_on_device belongs to pipeline=loader (the batched pipeline always "
                               "augments where the pixels are); set one of them")
-        if precision not in PRECISIONS:
-            raise ConfigError(f"evaluator.precision must be one of {PRECISIONS}, got {precision!r}")
+        check_precision(precision, "student")
         if compile not in (None, "default", "reduce-overhead", "max-autotune"):
             raise ConfigError(f"evaluator.compile must be null, default, reduce-overhead or max-autotune, got {compile!r}")
         if soft_labels not in ("online", "stored"):
