@@ -44,11 +44,12 @@ from torchvision.transforms import functional as TF  # noqa: E402
 
 from fgdd.evaluation import InMemoryTrainingSet, SoftLabelEvaluator  # noqa: E402
 from fgdd.evaluation.augment import BatchAugment  # noqa: E402
-from fgdd.evaluation.student import native_bf16, soft_label_kl  # noqa: E402
+from fgdd.evaluation.student import soft_label_kl  # noqa: E402
 from fgdd.models.convnet import ConvNet  # noqa: E402
 from fgdd.training.batches import BatchedEpochs, DeviceBatches, EpochDraws  # noqa: E402
 from fgdd.training.classifier import ClassifierModule  # noqa: E402
 from fgdd.training.train_images import storage_size  # noqa: E402
+from fgdd.utils.precision import autocast, native_bf16  # noqa: E402
 
 SIZE, DEPTH, CLASSES, FACTOR = 128, 5, 10, 2
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -61,10 +62,6 @@ class Timer(EpochTimer, L.Callback):
 def convnet(seed: int) -> ConvNet:
     torch.manual_seed(seed)
     return ConvNet(CLASSES, SIZE, DEPTH)
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def raw_rate(step: Callable[[], None], batch: int, steps: int, device: torch.device) -> list[float]:
@@ -87,7 +84,7 @@ def teacher_raw(device: torch.device, precision: str, batch: int, steps: int) ->
     labels = torch.randint(0, CLASSES, (batch,), device=device)
 
     def step() -> None:
-        with autocast(device, precision):
+        with autocast(precision, device):
             logits = model(images)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=0.1)
         optimizer.zero_grad(set_to_none=True)
@@ -107,7 +104,7 @@ def teacher_loop(device: torch.device, precision: str, batch: int, images: int, 
 
     def run() -> list[float]:
         epochs_plan = BatchedEpochs(labels, stored, stored, augment, batch, seed=0, stream="teacher-epoch")
-        module = ClassifierModule(convnet(0), device_batches=DeviceBatches(pixels, augment), bf16=precision == "bf16")
+        module = ClassifierModule(convnet(0), device_batches=DeviceBatches(pixels, augment), precision=precision)
         timer = Timer(device)
         trainer = L.Trainer(max_epochs=epochs, callbacks=[EpochDraws(epochs_plan), timer], logger=False,
                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -127,7 +124,7 @@ def student_raw(device: torch.device, precision: str, batch: int, steps: int) ->
     images = torch.randn(batch, 3, SIZE, SIZE, device=device).contiguous(memory_format=torch.channels_last)
 
     def step() -> None:
-        with autocast(device, precision):
+        with autocast(precision, device):
             with torch.no_grad():
                 soft = teacher(images)
             logits = student(images)

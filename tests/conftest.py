@@ -19,6 +19,17 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("FGDD_OFFLINE", "1")
 
 
+def pytest_report_header() -> str:
+    # what the digits depend on: the suite runs alike under ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 (.ci/run)
+    # and with FGDD_AUTO_PRECISION=fp32 (precision=auto resolved as on a CPU without native bf16)
+    import torch
+
+    from fgdd.utils.precision import AUTO_OVERRIDE, native_bf16
+
+    return (f"fgdd: CPU kernels {torch.backends.cpu.get_cpu_capability()}, native bf16 {native_bf16('cpu')}, "
+            f"{AUTO_OVERRIDE}={os.environ.get(AUTO_OVERRIDE, '(unset)')}")
+
+
 def _extract_once(name: str) -> Path:
     archive = SHARED / "data" / f"{name}.tar.gz"
     dest = CACHE / name

@@ -271,8 +271,9 @@ def test_device_augmentation_needs_one_image_size() -> None:
 
 
 def test_precision_setting_decides_the_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
-    import fgdd.evaluation.student as student_module
+    import fgdd.utils.precision as precision_module
 
+    monkeypatch.delenv(precision_module.AUTO_OVERRIDE, raising=False)  # the suite's fp32 run sets it
     dtypes: list[torch.dtype] = []
     student = tiny_student()
     student[0].register_forward_hook(lambda m, args, out: dtypes.append(out.dtype))
@@ -283,9 +284,9 @@ def test_precision_setting_decides_the_autocast(monkeypatch: pytest.MonkeyPatch)
     metrics = run(SoftLabelEvaluator(epochs=1, batch_size=8, precision="fp32"), ColourTeacher(), student=student)
     assert metrics["student/bf16"] == 0.0 and set(dtypes) == {torch.float32}
     # auto follows the hardware: fp32 where bf16 is not native
-    monkeypatch.setattr(student_module, "native_bf16", lambda device: False)
+    monkeypatch.setattr(precision_module, "native_bf16", lambda device: False)
     assert run(SoftLabelEvaluator(epochs=1, batch_size=8), ColourTeacher())["student/bf16"] == 0.0
-    monkeypatch.setattr(student_module, "native_bf16", lambda device: True)
+    monkeypatch.setattr(precision_module, "native_bf16", lambda device: True)
     assert run(SoftLabelEvaluator(epochs=1, batch_size=8), ColourTeacher())["student/bf16"] == 1.0
     with pytest.raises(ConfigError, match="precision"):
         SoftLabelEvaluator(precision="fp16")

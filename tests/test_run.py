@@ -57,6 +57,8 @@ def test_run_folder_describes_itself(finished_run) -> None:
     assert 0.0 <= metrics["student/top1_final"] <= 1.0
     record = json.loads((run_dir / "run.json").read_text())
     assert len(record["git"]["sha"]) == 40 or record["git"]["sha"].startswith("unknown")
+    assert {"cpu", "cpu_capability", "bf16_native", "threads", "gpu"} <= set(record["machine"])
+    assert set(record["precision"]) == {"teacher", "select", "student"}  # what each stage resolved to
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["ipc"] == 2 and config["selector"]["name"] == "rded"  # resolved, not interpolations
     manifest = [json.loads(line) for line in (run_dir / "distilled" / "manifest.jsonl").read_text().splitlines()]

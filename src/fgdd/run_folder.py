@@ -84,9 +84,10 @@ def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> str:
 
 
 def _record(cfg: DictConfig, run_dir: Path, resolved: str) -> None:
+    record = run_record(cfg)  # first: a device or precision setting it refuses leaves nothing written
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG, resolved)
-    atomic_write_json(run_dir / RUN_RECORD, run_record(cfg))
+    atomic_write_json(run_dir / RUN_RECORD, record)
 
 
 def _wait_for_config(config_path: Path, current: str, timeout_s: float = CONFIG_WAIT_S) -> None:
@@ -196,8 +197,14 @@ def resolved_yaml(cfg: DictConfig) -> str:
 
 
 def run_record(cfg: DictConfig) -> dict[str, Any]:
-    import torch  # only when a run records itself: fgdd.report reads run folders without it
+    # only when a run records itself: fgdd.report reads run folders without torch
+    import torch
 
+    from fgdd.utils.device import pick_device
+    from fgdd.utils.machine import machine_record
+    from fgdd.utils.precision import stage_precisions
+
+    device = pick_device(cfg.device)
     return {
         "fgdd": fgdd.__version__,
         "git": git_state(),
@@ -207,6 +214,8 @@ def run_record(cfg: DictConfig) -> dict[str, Any]:
         "host": platform.node(),
         "argv": sys.argv,
         "seed": cfg.seed,
+        "machine": machine_record(device),  # CPU model and kernels, bf16 support, threads, GPU
+        "precision": stage_precisions(cfg, device),  # per stage: fp32 | bf16 (teacher: loaded for a checkpoint)
     }
 
 

@@ -20,6 +20,7 @@ from fgdd.data.base import ImageDataset, ImageSplit
 from fgdd.data.spec import DatasetSpec
 from fgdd.data.transforms import TEACHER_AUGMENTATIONS, teacher_rrc_transform, teacher_train_transform
 from fgdd.errors import CheckpointError, ClassMismatchError, ConfigError, FgddError
+from fgdd.evaluation.augment import BatchAugment
 from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images, top1
 from fgdd.models.checkpoint import (
     ModelMeta,
@@ -29,12 +30,11 @@ from fgdd.models.checkpoint import (
     plain_arch,
     save_checkpoint,
 )
-from fgdd.evaluation.augment import BatchAugment
-from fgdd.evaluation.student import use_bf16
 from fgdd.training.batches import BatchedEpochs, DeviceBatches, EpochDraws, PadCropFlip
 from fgdd.training.callbacks import LastCheckpoint
 from fgdd.training.classifier import TRAINING_CODE_VERSION, ClassifierModule
 from fgdd.training.train_images import decode_train_images, decoded_bytes, storage_size
+from fgdd.utils.precision import resolve_precision
 from fgdd.utils.seeding import derive_seed, generator, seed_everything
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ def train_teacher(
     train_split = dataset.train()
     spec = dataset.spec
     pipeline = _fitting_pipeline(pipeline, train_split, storage_size(spec.input_size, augment), max_decoded_gb)
-    bf16 = use_bf16(precision, torch.device(device))
+    resolved = resolve_precision(precision, device, stage="teacher")
     # the default keeps the cache key it had before the setting existed, so cached teachers stay valid
     augment_key = "teacher_train_transform" if augment == "pad_crop_flip" else f"{augment}{list(crop_scale)}"
     recipe = {
@@ -251,7 +251,7 @@ def train_teacher(
     # the loader pipeline in fp32 keeps the key it had before these settings existed (cached teachers stay valid)
     if pipeline == "batched":
         recipe["pipeline"] = f"batched-{storage_size(spec.input_size, augment)}px"
-    if bf16:
+    if resolved == "bf16":
         recipe["precision"] = "bf16"
     entry = KeyedEntry(cache_dir, "teachers", teacher_cache_key(
         dataset, train_split.root, arch, recipe, seed, images=image_list_sha256(train_split),
@@ -299,7 +299,7 @@ def train_teacher(
         )
     val_loader = EvalBatches(val_images, eval_batch_size, shard=False, mean=mean, std=std)
     module = ClassifierModule(model, lr, weight_decay, momentum, label_smoothing, device_batches=device_batches,
-                              bf16=bf16)
+                              precision=resolved)
     trainer = L.Trainer(
         max_epochs=epochs,
         callbacks=callbacks,

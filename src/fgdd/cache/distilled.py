@@ -34,11 +34,14 @@ def selection_key(cfg: DictConfig, device_type: str) -> dict[str, Any]:
         teacher["checkpoint_sha256"] = file_sha256(cfg.teacher.checkpoint)
         teacher.pop("checkpoint")  # the same file moved elsewhere is the same teacher
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    selector = OmegaConf.to_container(cfg.selector, resolve=True)
+    if selector.get("precision") == "fp32":  # every set selected before the setting existed was fp32: keys stay valid
+        selector.pop("precision")
     return {
         "fgdd": fgdd.__version__,
         "dataset": dataset,
         "teacher": teacher,
-        "selector": OmegaConf.to_container(cfg.selector, resolve=True),
+        "selector": selector,
         "ipc": cfg.ipc,
         "seed": cfg.seed,
         "device_type": device_type,  # CPU and CUDA kernels may rank near-equal crops differently

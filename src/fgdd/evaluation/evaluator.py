@@ -22,8 +22,9 @@ from fgdd.evaluation.eval_images import EvalBatches, EvalImages, StreamedEvalIma
 from fgdd.evaluation.loaders import AugmentedDistilledSet, AugmentParamsSet, SeededEpochSampler
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.evaluation.soft_labels import SoftLabelStore
-from fgdd.evaluation.student import PRECISIONS, SoftLabelStudent, TailValidationSchedule, validation_epochs
+from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, validation_epochs
 from fgdd.training.batches import BatchedEpochs
+from fgdd.utils.precision import check_precision
 from fgdd.utils.seeding import derive_seed, seed_everything
 
 # Trainer arguments the evaluator owns; a trainer config that sets them would silently lose
@@ -136,8 +137,7 @@ class SoftLabelEvaluator:
         if pipeline == "batched" and augment_on_device:
             raise ConfigError("evaluator.augment_on_device belongs to pipeline=loader (the batched pipeline always "
                               "augments where the pixels are); set one of them")
-        if precision not in PRECISIONS:
-            raise ConfigError(f"evaluator.precision must be one of {PRECISIONS}, got {precision!r}")
+        check_precision(precision, "student")
         if rded_test_per_class is not None and rded_test_per_class < 1:
             raise ConfigError(f"evaluator.rded_test_per_class must be >= 1 or null, got {rded_test_per_class}")
         if compile not in (None, "default", "reduce-overhead", "max-autotune"):

@@ -17,6 +17,12 @@ from fgdd.errors import ConfigError
 from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform, apply_cutmix, cutmix, cutmix_params
 from fgdd.evaluation.eval_images import normalise
 from fgdd.evaluation.soft_labels import SoftLabelStore
+
+# PRECISIONS, native_bf16 and use_bf16 lived here before fgdd.utils.precision: still importable from here
+from fgdd.utils.precision import PRECISIONS as PRECISIONS
+from fgdd.utils.precision import Resolved, autocast, resolve_precision
+from fgdd.utils.precision import native_bf16 as native_bf16
+from fgdd.utils.precision import use_bf16 as use_bf16
 from fgdd.utils.seeding import generator
 
 
@@ -52,26 +58,6 @@ def soft_target_kl(student_logits: Tensor, targets: Tensor, temperature: float) 
 def mixed_label_ce(logits: Tensor, labels: Tensor, perm: Tensor, lam: float) -> Tensor:
     # standard CutMix hard-label loss: each source label weighted by the area it keeps
     return lam * F.cross_entropy(logits, labels) + (1.0 - lam) * F.cross_entropy(logits, labels[perm])
-
-
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 natively: CUDA GPUs with bf16 (Ampere and later), CPUs with AVX512-BF16 or
-    AMX (oneDNN's bf16 kernels; elsewhere bf16 is emulated and slower than fp32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-        return any(check() for check in checks if check is not None)
-    return False
-
-
-def use_bf16(precision: str, device: torch.device) -> bool:
-    if precision not in PRECISIONS:
-        raise ConfigError(f"evaluator.precision must be one of {PRECISIONS}, got {precision!r}")
-    return precision == "bf16" or (precision == "auto" and native_bf16(device))
 
 
 def validation_epochs(epochs: int, eval_every: int, tail_fraction: float) -> list[int]:
@@ -112,7 +98,7 @@ class SoftLabelStudent(L.LightningModule):
         device_augment: StudentTrainTransform | BatchAugment | None = None,
         pixels: Tensor | None = None,
         channels_last: bool = False,
-        precision: str = "fp32",  # auto: bf16 autocast where the device computes bf16 natively (see native_bf16)
+        precision: str = "fp32",  # auto | fp32 | bf16, resolved at fit start (fgdd.utils.precision)
         extra_student_forward: bool = False,  # RDED's code: one more no-grad student forward (train mode) per step
         mean: Sequence[float] | None = None,  # validation batches arrive as uint8 and are normalised here
         std: Sequence[float] | None = None,
@@ -127,8 +113,6 @@ class SoftLabelStudent(L.LightningModule):
             raise ConfigError("hard_labels=True trains on the distilled labels; pass teacher=None")
         if not hard_labels and teacher is None:
             raise ConfigError("soft-label training needs a teacher (or set hard_labels=True)")
-        if precision not in PRECISIONS:
-            raise ConfigError(f"evaluator.precision must be one of {PRECISIONS}, got {precision!r}")
         # channels_last: the student's weights and every batch in NHWC memory order (faster convolution kernels;
         # the same arithmetic up to float rounding). The teacher's weights are not touched: a channels_last batch
         # already selects the NHWC kernels for it.
@@ -151,7 +135,7 @@ class SoftLabelStudent(L.LightningModule):
         # buffer: DDP would broadcast a buffer on every step and the state dict would carry it
         self._pixels = pixels
         self.precision = precision
-        self.bf16 = False  # resolved from `precision` on the training device at fit start
+        self.resolved_precision: Resolved = "fp32"  # `precision` resolved on the training device at fit start
         self.extra_student_forward = extra_student_forward
         self.mean = list(mean) if mean is not None else None
         self.std = list(std) if std is not None else None
@@ -180,7 +164,7 @@ class SoftLabelStudent(L.LightningModule):
     def on_fit_start(self) -> None:
         # one CutMix stream per rank, so ranks do not draw identical boxes
         self._mix_generator = generator(self.seed, "student-cutmix", self.global_rank)
-        self.bf16 = use_bf16(self.precision, self.device)
+        self.resolved_precision = resolve_precision(self.precision, self.device, stage="student")
         self.hparams["bf16"] = self.bf16  # what `precision` resolved to here, for the logger's hparams
         if self.compile_mode is not None:
             self._forward = {name: torch.compile(module, mode=self.compile_mode)
@@ -227,10 +211,12 @@ class SoftLabelStudent(L.LightningModule):
     def _layout(self, images: Tensor) -> Tensor:
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
+    @property
+    def bf16(self) -> bool:
+        return self.resolved_precision == "bf16"
+
     def _autocast(self) -> contextlib.AbstractContextManager:
-        # bf16 for the forward passes only: weights, gradients, optimizer state and the loss stay fp32. Explicitly
-        # disabled otherwise, so that a trainer precision of bf16-mixed does not decide it behind the setting.
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        return autocast(self.resolved_precision, self.device)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch  # (n, c, h, w), (n,)

@@ -1,4 +1,4 @@
-"""Read run folders (config.yaml, metrics.json, failed.json, .hydra/overrides.yaml) into flat rows."""
+"""Read run folders (config.yaml, run.json, metrics.json, failed.json, .hydra/overrides.yaml) into flat rows."""
 
 from __future__ import annotations
 
@@ -44,10 +44,31 @@ def read_overrides(run_dir: Path) -> list[str] | None:
     return list(yaml.safe_load(path.read_text()) or []) if path.exists() else None
 
 
+def read_record(run_dir: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((run_dir / RUN_RECORD).read_text())
+    except (OSError, json.JSONDecodeError):  # written atomically by fgdd, so only a hand-edited file gets here
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def precision_label(record: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """The stages that computed in less than fp32 (``student bf16``), else ``fp32``; from run.json, or for runs
+    recorded before it held precisions from metrics.json's student/bf16; ``-`` when neither says."""
+    stages = record.get("precision")
+    if not isinstance(stages, dict):
+        if "student/bf16" not in metrics:
+            return "-"
+        stages = {"student": "bf16" if metrics["student/bf16"] else "fp32"}
+    reduced = [f"{stage} {value}" for stage, value in stages.items() if value in ("bf16", "fp16")]
+    return ", ".join(reduced) or "fp32"
+
+
 def load_row(run_dir: Path) -> dict[str, Any]:
     config = yaml.safe_load((run_dir / CONFIG).read_text())
     status, metrics, failure = read_status(run_dir)
     metrics = metrics or {}
+    record = read_record(run_dir)
     costs = {key: metrics.get(key, metrics.get(old)) for key, old in COST_FALLBACKS.items()}
     return {
         "run": str(run_dir),
@@ -61,6 +82,8 @@ def load_row(run_dir: Path) -> dict[str, Any]:
         "seed": config["seed"],
         "status": status,
         "failure": failure,
+        "precision": precision_label(record, metrics),  # the same seed gives the same digits only at one precision
+        "machine": record.get("machine"),  # CPU model and kernels, threads, GPU (run.json)
         "overrides": read_overrides(run_dir),
         "evaluator_config": config.get("evaluator"),  # DD-Ranking's controls are told apart by it (report.scores)
         "logger_config": config.get("logger"),  # the report's figures go to W&B when the runs went there

@@ -4,6 +4,7 @@ and the published number with the difference."""
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from typing import Any
 
 from fgdd.report.collect import DONE, FAILED, UNFINISHED
@@ -19,6 +20,15 @@ def _values(rows: list[dict[str, Any]], key: str) -> list[float]:
 
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
+
+
+def _precision(rows: list[dict[str, Any]]) -> str:
+    """One label when every run computed alike; otherwise each label with its count, so a mean over runs of
+    different precisions shows as such."""
+    labels = Counter(r.get("precision", "-") for r in rows)
+    if len(labels) <= 1:
+        return next(iter(labels), "-")
+    return "mixed: " + ", ".join(f"{label} x{n}" for label, n in sorted(labels.items()))
 
 
 def _sort_key(cell: dict[str, Any]) -> tuple:
@@ -48,6 +58,7 @@ def aggregate(
             "mean": statistics.fmean(values) if values else None,
             "std": statistics.stdev(values) if len(values) > 1 else 0.0 if values else None,
             "teacher_top1": statistics.fmean(teacher_top1) if teacher_top1 else None,
+            "precision": _precision(done),
             # medians: one slow run (a busy machine, a cold cache) does not move the cost of a cell
             "distill_s": _median(_values(done, "cost/distill_s")),
             "distilled_bytes": _median(_values(done, "cost/distilled_bytes")),

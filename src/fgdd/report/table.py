@@ -15,7 +15,7 @@ MB = 1e6
 CSV_COLUMNS = [
     "dataset", "student", "teacher", "ipc", "method", "evaluator", "mean_pct", "std_pct", "seeds", "failed",
     "unfinished", "published_pct", "diff_pct", "published_source", "teacher_top1_pct", "distill_s_median",
-    "distilled_mb", "soft_label_mb",
+    "distilled_mb", "soft_label_mb", "precision",
 ]
 
 RUN_COLUMNS = [
@@ -31,6 +31,7 @@ RUN_COLUMNS = [
     ("cost/distill_s", "distill s", "sec"),
     ("time/student_s", "student s", "sec"),
     ("cost/distilled_bytes", "distilled MB", "mb"),
+    ("precision", "precision", str),
     ("status", "status", str),
 ]
 
@@ -64,8 +65,9 @@ def seeds_text(cell: dict[str, Any]) -> str:
 def summary_markdown(cells: list[dict[str, Any]], metric: str) -> str:
     lines = [
         f"| dataset | student | teacher | ipc | method | evaluator | {metric} (%, mean +- std) | seeds | "
-        "published (%) | diff (points) | teacher top-1 (%) | distill s (median) | distilled MB | soft labels MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "published (%) | diff (points) | teacher top-1 (%) | distill s (median) | distilled MB | soft labels MB | "
+        "precision |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
         value = "-" if c["mean"] is None else f"{_pct(c['mean'])} +- {_pct(c['std'])}"
@@ -73,7 +75,7 @@ def summary_markdown(cells: list[dict[str, Any]], metric: str) -> str:
             f"| {c['dataset']} | {c['student']} | {c['teacher']} | {c['ipc']} | {c['method']} | {c['evaluator']} | "
             f"{value} | {seeds_text(c)} | {_pct(c['published'])} | {_pct(c['diff'], sign=True)} | "
             f"{_pct(c['teacher_top1'])} | {_sec(c['distill_s'])} | {_mb(c['distilled_bytes'])} | "
-            f"{_mb(c['soft_label_bytes'])} |"
+            f"{_mb(c['soft_label_bytes'])} | {c['precision']} |"
         )
     return "\n".join(lines)
 
@@ -89,7 +91,7 @@ def summary_csv(cells: list[dict[str, Any]]) -> str:
     for c in cells:
         writer.writerow({
             **{k: c[k] for k in ("dataset", "student", "teacher", "ipc", "method", "evaluator", "seeds", "failed",
-                                 "unfinished")},
+                                 "unfinished", "precision")},
             "mean_pct": _num(c["mean"], 100, 2), "std_pct": _num(c["std"], 100, 2),
             "published_pct": _num(c["published"], 100, 2), "diff_pct": _num(c["diff"], 100, 2),
             "published_source": c["published_source"] or "",

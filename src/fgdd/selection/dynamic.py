@@ -22,6 +22,7 @@ from fgdd.selection.candidates import crop_to_patch
 from fgdd.selection.distilled_set import Patch
 from fgdd.selection.rded import RDEDSelector, rank_patches
 from fgdd.selection.scoring import score_patches
+from fgdd.utils.precision import Resolved
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class ForegroundAwareSelector(RDEDSelector):
 
     def whole_images(
         self, images: list[tuple[str, Image.Image]], label: int, observer: nn.Module, *, patch_size: int,
-        input_size: int, mean: Any, std: Any, device: torch.device,
+        input_size: int, mean: Any, std: Any, device: torch.device, precision: Resolved = "fp32",
     ) -> list[Patch]:
         """Each whole image resized to one mosaic cell (``cell``) or to the full input (``full``), scored like a crop."""
         size = patch_size if self.resize_to == "cell" else input_size
@@ -126,7 +127,7 @@ class ForegroundAwareSelector(RDEDSelector):
                               for (_, img), box in zip(images, boxes)])  # (n, c, s, s), resampled as the crops are
         labels = torch.full((len(images),), label, dtype=torch.long)
         scores = score_patches(observer, pixels, labels, input_size=input_size, mean=mean, std=std, device=device,
-                               channels_last=self.channels_last)
+                               channels_last=self.channels_last, precision=precision)
         layout = "full" if self.resize_to == "full" and self.factor > 1 else "cell"
         return [
             Patch(label=label, source=source, box=box, source_size=img.size, score=float(score),

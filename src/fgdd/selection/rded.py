@@ -16,6 +16,7 @@ from fgdd.selection.base import ImageNeed, ImageSource, Selection, TolerantLoade
 from fgdd.selection.candidates import CropFrom, crop_boxes, crop_patches, draw_images
 from fgdd.selection.distilled_set import Patch
 from fgdd.selection.scoring import score_patches
+from fgdd.utils.precision import Resolved, check_precision, resolve_precision
 
 
 def rank_patches(patches: list[Patch], keep: int) -> list[Patch]:
@@ -36,6 +37,7 @@ class RDEDSelector:
         batch_images: int = 64,
         max_bad_fraction: float = 0.01,
         channels_last: bool = True,  # candidate batches in NHWC memory order: faster convolutions, scores equal up to rounding
+        precision: str = "fp32",  # auto | fp32 | bf16 of the observer's forward passes (fgdd.utils.precision)
     ) -> None:
         if factor < 1 or num_candidates < 1 or mipc < 1:
             raise ConfigError(f"selector needs factor, num_candidates, mipc >= 1; got {factor}, {num_candidates}, {mipc}")
@@ -43,6 +45,7 @@ class RDEDSelector:
             raise ConfigError(f"selector.crop_from must be 'tensor' or 'pil', got {crop_from!r}")
         if not 0 < crop_ratio[0] <= crop_ratio[1]:
             raise ConfigError(f"selector.crop_ratio must be [low, high] with 0 < low <= high, got {list(crop_ratio)}")
+        check_precision(precision, "select")
         self.name = name
         self.factor = factor
         self.num_candidates = num_candidates
@@ -53,6 +56,7 @@ class RDEDSelector:
         self.batch_images = batch_images
         self.max_bad_fraction = max_bad_fraction
         self.channels_last = channels_last
+        self.precision = precision
 
     def cells(self, ipc: int) -> int:
         """Mosaic cells per class: ipc images of factor x factor patches."""
@@ -75,6 +79,7 @@ class RDEDSelector:
         mean: Sequence[float],
         std: Sequence[float],
         device: torch.device,
+        precision: Resolved = "fp32",
     ) -> list[Patch]:
         """For each (relpath, PIL image): K candidate crops scored by the observer, the lowest-loss one kept."""
         k = self.num_candidates
@@ -85,7 +90,7 @@ class RDEDSelector:
         labels = torch.full((len(candidates),), label, dtype=torch.long)
         scores = score_patches(
             observer, candidates, labels, input_size=input_size, mean=mean, std=std, device=device,
-            channels_last=self.channels_last,
+            channels_last=self.channels_last, precision=precision,
         ).view(len(images), k)  # n images x k candidates
         best = scores.argmin(dim=1)  # (n,) first minimum on ties
         return [
@@ -136,7 +141,8 @@ class RDEDSelector:
         if input_size % self.factor:
             raise ConfigError(f"input_size {input_size} is not divisible by factor {self.factor}")
         scoring = dict(seed=seed, patch_size=input_size // self.factor, input_size=input_size, mean=spec.mean,
-                       std=spec.std, device=device)
+                       std=spec.std, device=device,
+                       precision=resolve_precision(self.precision, device, stage="select"))
         cells = self.cells(ipc)
         need = f"ipc={ipc} x factor^2={self.factor**2} (one patch per image)"
         drawn = {label: draw_images(split.indices_of_class(label), self.mipc, seed, label)

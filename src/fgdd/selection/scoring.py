@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fgdd.utils.precision import Resolved, autocast
+
 
 def pad_to_input(patches: torch.Tensor, input_size: int) -> torch.Tensor:
     """(n, c, p, p) -> (n, c, input, input), the patch centred on zeros (zero = the mean after normalising)."""
@@ -31,11 +33,13 @@ def score_patches(
     device: torch.device,
     batch_size: int = 256,
     channels_last: bool = False,
+    precision: Resolved = "fp32",  # resolved selector.precision: bf16 autocast of the observer's forward passes
 ) -> torch.Tensor:
     """Cross-entropy of the true class for each patch; lower = more informative. patches (n, c, p, p) in [0, 1].
 
     ``channels_last``: the padded batch in NHWC memory order (the observer's weights stay as they are); convolutions
-    pick faster kernels for it (benchmarks/speed.py), and the scores change only by float rounding."""
+    pick faster kernels for it (benchmarks/speed.py), and the scores change only by float rounding. The
+    cross-entropy is computed in fp32 whatever ``precision`` the forward passes ran in."""
     observer.eval()
     mean_t = torch.tensor(mean, device=device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
@@ -45,7 +49,8 @@ def score_patches(
         batch = pad_to_input((batch - mean_t) / std_t, input_size)  # (b, c, input, input)
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        logits = observer(batch)  # (b, classes)
+        with autocast(precision, device):
+            logits = observer(batch)  # (b, classes)
         target = labels[start : start + batch_size].to(device)
         scores.append(F.cross_entropy(logits.float(), target, reduction="none").cpu())
     return torch.cat(scores) if scores else torch.empty(0)

@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fgdd.training.batches import DeviceBatches
+from fgdd.utils.precision import Resolved, autocast
 
 # Bump when the training code changes what a given recipe produces: it is part of the teacher cache key.
 # v2: weights and batches in channels_last memory order (other kernels, so other float rounding).
@@ -24,12 +25,12 @@ class ClassifierModule(L.LightningModule):
         momentum: float = 0.9,
         label_smoothing: float = 0.1,
         device_batches: DeviceBatches | None = None,  # the batched pipeline: pixels + augmentation on the device
-        bf16: bool = False,  # bf16 autocast of the forward passes (resolved from teacher.recipe.precision)
+        precision: Resolved = "fp32",  # of the forward passes, resolved from teacher.recipe.precision
     ) -> None:
         super().__init__()
         self.model = model
         self.device_batches = device_batches
-        self.bf16 = bf16
+        self.precision = precision
         self.lr = lr
         self.weight_decay = weight_decay
         self.momentum = momentum
@@ -51,9 +52,6 @@ class ClassifierModule(L.LightningModule):
             return self.device_batches.materialise(batch)  # type: ignore[arg-type]
         return batch
 
-    def _autocast(self) -> torch.autocast:
-        # forward passes only; weights, gradients, optimizer state and the loss stay fp32
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def on_fit_end(self) -> None:
         self.model.to(memory_format=torch.contiguous_format)
@@ -63,7 +61,7 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch  # (n, 3, s, s), (n,)
-        with self._autocast():
+        with autocast(self.precision, self.device):
             logits = self.model(images.contiguous(memory_format=torch.channels_last))
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
         n = labels.numel()
@@ -73,7 +71,7 @@ class ClassifierModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
-        with self._autocast():
+        with autocast(self.precision, self.device):
             logits = self.model(images.contiguous(memory_format=torch.channels_last))
         # weighted by batch_size, the epoch mean is the exact top-1 over the split
         correct = (logits.argmax(1) == labels).float().mean()

@@ -10,13 +10,14 @@ log = logging.getLogger("fgdd")
 def resolve_device(device: str) -> torch.device:
     """``auto`` picks CUDA when present, else CPU; anything else is passed to ``torch.device``. Logged once per run
     (in place of Lightning's per-Trainer hardware summary, which conf/hydra/job_logging keeps off the console)."""
-    resolved = _resolve(device)
+    resolved = pick_device(device)
     log.info("device %s (device=%s; CUDA %s)", resolved, device,
              f"{torch.cuda.device_count()} GPU(s)" if torch.cuda.is_available() else "not available")
     return resolved
 
 
-def _resolve(device: str) -> torch.device:
+def pick_device(device: str) -> torch.device:
+    """``resolve_device`` without the log line."""
     if device == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
