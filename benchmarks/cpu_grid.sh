@@ -10,7 +10,14 @@
 # (<!-- bench:cpu-grid-<dataset> -->; per-seed numbers, fgdd - rded per seed, times, the command). A failed cell is
 # recorded as failed and the grid goes on; the script then exits non-zero.
 #
-# Usage: benchmarks/cpu_grid.sh [imagenette] [imagewoof] [cifar10]       (default: all three)
+# Issue 20's grid in RDED's own regime: imagenette-conv5 and imagewoof-conv5 (conf/experiment/rded_*_conv5.yaml:
+# 128 px, factor 2, ConvNet-5 teacher and student, K = 5, mipc 300, 300 student epochs, RDED's test set scored
+# beside the full val split), for every IPC in IPCS, into GRID/<dataset>-ipc<N>. ImageNette from the squashed
+# imagenette2-128 copy (the only one here), ImageWoof from imagewoof2-146 (aspect kept; dataset.aspect=crop makes a
+# whole photo square). The teacher is trained by fgdd with the experiment's recipe by the first cell (cached).
+#
+# Usage: benchmarks/cpu_grid.sh [imagenette] [imagewoof] [cifar10] [imagenette-conv5] [imagewoof-conv5]
+#   (default: the first three)   IPCS="1 10" (the conv5 datasets' IPCs)
 #   SEEDS="0 1 2"    EPOCHS=300 (student)    MIPC= (unset: the protocol's 300)    CAM=0|1
 #   GRID=$FGDD_BENCH_DIR/outputs/cpu-grid (run folders)   BENCHMARKS=BENCHMARKS.md (the file the tables go to)
 #   WOOF_TEACHER=<imagewoof64_conv4.pth> (unset: trained once by fgdd with teacher.recipe, cached)
@@ -74,28 +81,43 @@ for dataset in "${DATASETS[@]}"; do
       extract cifar10-jpeg.tar.gz cifar10
       ARGS=(experiment=cpu_cifar10_conv3 teacher.checkpoint="$(realpath "$SHARED/teachers/cifar10_conv3.pth")")
       CELLS=(rded fgdd-saliency-q0.5 fgdd-saliency-q0.3 fgdd-saliency-q0.7 fgdd-saliency-always) ;;
-    *) echo "unknown dataset $dataset (imagenette, imagewoof, cifar10)" >&2; exit 2 ;;
+    imagenette-conv5)
+      extract imagenette2-128.tar.gz imagenette2-128
+      ARGS=(experiment=rded_imagenette_conv5 segmenter=saliency)
+      CELLS=(random_real rded fgdd-saliency-q0.5) ;;
+    imagewoof-conv5)
+      extract imagewoof2-146.tar.gz imagewoof2-146
+      ARGS=(experiment=rded_imagewoof_conv5 segmenter=saliency dataset.subdir=imagewoof2-146)
+      CELLS=(random_real rded fgdd-saliency-q0.5) ;;
+    *) echo "unknown dataset $dataset (imagenette, imagewoof, cifar10, imagenette-conv5, imagewoof-conv5)" >&2
+       exit 2 ;;
   esac
+  case $dataset in *-conv5) GROUPS_=(); for ipc in ${IPCS:-1 10}; do GROUPS_+=("$ipc"); done ;; *) GROUPS_=(-) ;; esac
   [ "$CAM" = 1 ] && CELLS+=(fgdd-cam-q0.5)
   [ -n "${ONLY_CELLS:-}" ] && read -r -a CELLS <<< "$ONLY_CELLS"
+  for ipc in "${GROUPS_[@]}"; do
+  name=$dataset; IPC_ARGS=()
+  [ "$ipc" != - ] && { name=$dataset-ipc$ipc; IPC_ARGS=(ipc="$ipc"); }
   for seed in $SEEDS; do
     for cell in "${CELLS[@]}"; do
-      run_dir=$GRID/$dataset$SUFFIX/$cell/seed$seed
+      run_dir=$GRID/$name$SUFFIX/$cell/seed$seed
       if [ -f "$run_dir/metrics.json" ]; then echo "done already: $dataset $cell seed $seed"; continue; fi
       read -r -a CELL <<< "$(cell_args "$cell")"
       [ -n "$MIPC" ] && [ "$cell" != random_real ] && CELL+=(selector.mipc="$MIPC")  # random_real draws no mipc
       [ "$SCORE" = holdout ] && CELL+=(evaluator=holdout)
-      echo "=== $dataset $cell seed $seed -> $run_dir"
-      if ! "$PY" -m fgdd.run "${COMMON[@]}" "${ARGS[@]}" "${CELL[@]}" "${EXTRA_ARGS[@]}" seed="$seed" \
-          hydra.run.dir="$run_dir"; then
-        echo "FAILED: $dataset $cell seed $seed (see $run_dir/failed.json); going on" >&2
+      echo "=== $name $cell seed $seed -> $run_dir"
+      if ! "$PY" -m fgdd.run "${COMMON[@]}" "${ARGS[@]}" "${IPC_ARGS[@]}" "${CELL[@]}" "${EXTRA_ARGS[@]}" \
+          seed="$seed" hydra.run.dir="$run_dir"; then
+        echo "FAILED: $name $cell seed $seed (see $run_dir/failed.json); going on" >&2
         failed=$((failed + 1))
       fi
       # the table of everything finished so far, into BENCHMARKS.md, after every cell
-      "$PY" benchmarks/cpu_grid_table.py "$GRID/$dataset$SUFFIX" --seeds $SEEDS --score "$SCORE" \
-        | "$PY" benchmarks/record.py "cpu-grid-$dataset$SUFFIX" --file "$BENCHMARKS" \
-            --command "benchmarks/cpu_grid.sh $dataset (SEEDS=\"$SEEDS\" EPOCHS=$EPOCHS${MIPC:+ MIPC=$MIPC} CAM=$CAM SCORE=$SCORE${EXTRA:+ EXTRA=\"$EXTRA\"})"
+      "$PY" benchmarks/cpu_grid_table.py "$GRID/$name$SUFFIX" --seeds $SEEDS --score "$SCORE" \
+          --published experiments/rded_table2/published.csv \
+        | "$PY" benchmarks/record.py "cpu-grid-$name$SUFFIX" --file "$BENCHMARKS" \
+            --command "benchmarks/cpu_grid.sh $dataset (SEEDS=\"$SEEDS\"${IPC_ARGS:+ IPCS=$ipc} EPOCHS=$EPOCHS${MIPC:+ MIPC=$MIPC} CAM=$CAM SCORE=$SCORE${EXTRA:+ EXTRA=\"$EXTRA\"})"
     done
+  done
   done
 done
 [ "$failed" = 0 ] || { echo "$failed cell(s) failed" >&2; exit 1; }

@@ -61,7 +61,7 @@ def cells_of(folder: Path) -> list[str]:
     return [c for c in ORDER if c in found] + sorted(c for c in found if c not in ORDER)
 
 
-def table(folder: Path, seeds: list[int], score: str = "test") -> str:
+def table(folder: Path, seeds: list[int], score: str = "test", published: Path | None = None) -> str:
     prefix = "student" if score == "test" else "holdout"  # holdout: evaluator=holdout's renamed accuracies
     runs: dict[tuple[str, int], tuple[str, dict[str, Any] | None]] = {}
     configs: list[dict[str, Any]] = []
@@ -92,6 +92,9 @@ def table(folder: Path, seeds: list[int], score: str = "test") -> str:
 
     seed_list = " / ".join(str(s) for s in seeds)
     accuracy = "top-1" if score == "test" else "HOLDOUT top-1 (training split)"
+    rded_test = any(metric(c, s, f"{prefix}/top1_final_rded_test") is not None for c, s in runs)
+    if rded_test:  # the 128 px regime: the same students on RDED's test set (first 50 val images a class)
+        accuracy = "full-val top-1"
     lines = [
         f"| method | {accuracy} final (%), seed {seed_list} | mean +- std | fgdd - rded (points), seed {seed_list} | "
         f"mean fgdd - rded | best of tail (RDED-style, %), mean | distill s, seed {seed_list} | "
@@ -115,9 +118,46 @@ def table(folder: Path, seeds: list[int], score: str = "test") -> str:
             f"{mean_diff} | {spread(tails)} | {' / '.join(seconds(metric(cell, s, 'cost/distill_s')) for s in seeds)} | "
             f"{' / '.join(seconds(metric(cell, s, 'time/student_s')) for s in seeds)} |"
         )
+    if rded_test:
+        lines += ["", rded_test_table(cells_of(folder), seeds, lambda c, s: metric(c, s, f"{prefix}/top1_final_rded_test"),
+                                      published_rded(configs, published))]
     if score == "holdout":
         lines += ["", chosen_line([c for c in cells_of(folder) if c.startswith("fgdd")], final, seeds)]
     return "\n".join(protocol(configs, runs, shas) + [""] + lines) + "\n"
+
+
+def published_rded(configs: list[dict[str, Any]], published: Path | None) -> str:
+    """RDED's published top-1 for the grid's dataset, student and ipc (experiments/rded_table2/published.csv)."""
+    if published is None or not configs:
+        return "-"
+    from fgdd.report.published import load_published, lookup
+
+    c = configs[0]
+    row = lookup(load_published(published), {"dataset": c["dataset"]["name"], "student": c["model"]["name"],
+                                             "ipc": int(c["ipc"]), "method": "rded", "selector": "rded",
+                                             "evaluator": "soft-label"})
+    return "-" if row is None or row.top1 is None else f"{100 * row.top1:.1f}"
+
+
+def rded_test_table(cells: list[str], seeds: list[int], final: Any, rded_published: str) -> str:
+    """The same final students scored on RDED's test set (the first 50 val images of each class, by file name),
+    the set RDED's own numbers are measured on, with RDED's published number beside the rded row."""
+    seed_list = " / ".join(str(s) for s in seeds)
+    lines = [f"| method | RDED's test set top-1 (%), seed {seed_list} | mean +- std | fgdd - rded (points), seed "
+             f"{seed_list} | mean fgdd - rded | RDED published (%) |", "|---|---|---|---|---|---|"]
+    for cell in cells:
+        values = [final(cell, s) for s in seeds]
+        done = [v for v in values if v is not None]
+        per_seed = mean_diff = ""
+        if cell.startswith("fgdd"):
+            diffs = [None if v is None or final("rded", s) is None else 100 * (v - final("rded", s))
+                     for v, s in zip(values, seeds)]
+            paired = [d for d in diffs if d is not None]
+            per_seed = " / ".join("-" if d is None else f"{d:+.1f}" for d in diffs)
+            mean_diff = f"{statistics.mean(paired):+.1f}" if paired else "-"
+        lines.append(f"| {LABELS.get(cell, cell)} | {' / '.join(pct(v) for v in values)} | {spread(done)} | "
+                     f"{per_seed} | {mean_diff} | {rded_published if cell == 'rded' else ''} |")
+    return "\n".join(lines)
 
 
 def chosen_line(cells: list[str], final: Any, seeds: list[int]) -> str:
@@ -144,13 +184,16 @@ def protocol(configs: list[dict[str, Any]], runs: dict, shas: set[str]) -> list[
     teacher = values(lambda c: Path(str(c["teacher"]["checkpoint"])).name if c["teacher"].get("checkpoint")
                      else f"trained by fgdd ({c['teacher']['recipe']['epochs']} epochs)")
     finished = sum(status == DONE for status, _ in runs.values())
+    precisions = sorted({"bf16" if m.get("student/bf16") else "fp32" for status, m in runs.values() if status == DONE})
     return [
-        f"- protocol: {values(lambda c: c['dataset']['name'])} at {values(lambda c: c['dataset']['input_size'])} px, "
+        f"- protocol: {values(lambda c: c['dataset']['name'])} at {values(lambda c: c['dataset']['input_size'])} px "
+        f"(data {values(lambda c: c['dataset'].get('subdir'))}, aspect {values(lambda c: c['dataset'].get('aspect'))}), "
         f"factor {values(lambda c: c['dataset']['factor'])}, student {values(lambda c: c['model']['name'])}, "
         f"IPC {values(lambda c: c['ipc'])}, {values(lambda c: c['evaluator']['epochs'])} student epochs, "
         f"mipc {values(lambda c: c['selector'].get('mipc'))} and crop ratio "
         f"{values(lambda c: c['selector'].get('crop_ratio'))} (rded, fgdd)",
-        f"- teacher: {teacher}, val top-1 {', '.join(teacher_top1)} %",
+        f"- teacher: {teacher}, val top-1 {', '.join(teacher_top1)} %; student forward passes in "
+        f"{', '.join(precisions)} (student/bf16)",
         f"- cells finished: {finished} of {len(runs)} started; code: commit {', '.join(sorted(shas))}",
     ]
 
@@ -161,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--score", choices=["test", "holdout"], default="test",
                         help="holdout: runs made with evaluator=holdout (SCORE=holdout benchmarks/cpu_grid.sh)")
+    parser.add_argument("--published", type=Path, default=None,
+                        help="CSV of published numbers (experiments/rded_table2/published.csv): RDED's beside rded")
     args = parser.parse_args(argv)
-    sys.stdout.write(table(args.folder, args.seeds, args.score))
+    sys.stdout.write(table(args.folder, args.seeds, args.score, args.published))
     return 0
 
 

@@ -17,12 +17,12 @@ import cpu_grid_table  # noqa: E402
 
 
 def fake_run(folder: Path, selector: str, top1: float | None, *, failed: bool = False, epochs: int = 300,
-             score: str = "student") -> None:
+             score: str = "student", rded_test: float | None = None, ipc: int = 10, model: str = "convnet4") -> None:
     folder.mkdir(parents=True)
     selector_cfg = {"name": selector} if selector == "random_real" else {"name": selector, "mipc": 300,
                                                                           "crop_ratio": [1.0, 1.0]}
-    config = {"dataset": {"name": "imagenette", "input_size": 64, "factor": 1}, "model": {"name": "convnet4"},
-              "ipc": 10, "evaluator": {"epochs": epochs}, "selector": selector_cfg,
+    config = {"dataset": {"name": "imagenette", "input_size": 64, "factor": 1}, "model": {"name": model},
+              "ipc": ipc, "evaluator": {"epochs": epochs}, "selector": selector_cfg,
               "teacher": {"checkpoint": "/x/imagenette64_conv4.pth"}}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     (folder / "run.json").write_text(json.dumps({"git": {"sha": "abcdef0123"}}))
@@ -31,7 +31,8 @@ def fake_run(folder: Path, selector: str, top1: float | None, *, failed: bool = 
     elif top1 is not None:
         (folder / "metrics.json").write_text(json.dumps({
             f"{score}/top1_final": top1, f"{score}/top1_best_tail": top1 + 0.01, "teacher/val_top1": 0.795,
-            "cost/distill_s": 61.4, "time/student_s": 900.2}))
+            "cost/distill_s": 61.4, "time/student_s": 900.2,
+            **({} if rded_test is None else {f"{score}/top1_final_rded_test": rded_test})}))
 
 
 def test_table_has_per_seed_numbers_and_fgdd_minus_rded_per_seed(tmp_path) -> None:
@@ -113,3 +114,18 @@ def test_every_cell_of_the_script_composes_to_the_method_it_names(experiment: st
     else:
         assert cfg.selector.name == cell
     assert cfg.evaluator.epochs == 300 and cfg.ipc == 10
+
+
+def test_regime_table_adds_rded_test_set_and_the_published_number(tmp_path) -> None:
+    # the 128 px regime's cells carry student/top1_final_rded_test: a second table beside the full-val one
+    grid = tmp_path / "imagenette-conv5-ipc10"
+    fake_run(grid / "rded" / "seed0", "rded", 0.60, rded_test=0.62, model="convnet5")
+    fake_run(grid / "fgdd-saliency-q0.5" / "seed0", "fgdd", 0.61, rded_test=0.656, model="convnet5")
+    published = REPO / "experiments" / "rded_table2" / "published.csv"
+    text = cpu_grid_table.table(grid, [0], published=published)
+    assert "| method | full-val top-1 final (%), seed 0 |" in text
+    rows = [line for line in text.split("RDED's test set top-1")[1].splitlines() if line.startswith("| ")]
+    assert rows[0].split(" | ")[1:3] == ["62.0", "62.0 (1 seed)"]
+    assert rows[0].split(" | ")[5] == "63.2 |"  # RDED's ImageNette ConvNet-5 IPC 10 beside the rded row
+    assert rows[1].split(" | ")[3:5] == ["+3.6", "+3.6"]
+    assert "student forward passes in fp32" in text

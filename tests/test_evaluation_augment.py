@@ -217,14 +217,15 @@ def test_batched_draws_follow_torchvisions_distributions() -> None:
 
 
 def test_batched_epochs_cover_the_set_once_and_replay_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
-    import fgdd.evaluation.loaders as loaders
+    import fgdd.training.batches as batches_module
     from fgdd.evaluation.augment import BatchAugment
 
     labels = torch.arange(23) % 3
     augment = BatchAugment(16, 2, MEAN, STD)
 
     def epochs(rounds=None, count=3):
-        plan = loaders.BatchedEpochs(labels, 16, 16, augment, batch_size=5, seed=0, rounds=rounds)
+        plan = batches_module.BatchedEpochs(labels, 16, 16, augment, batch_size=5, seed=0, stream="student-epoch",
+                                            rounds=rounds)
         return [list(plan) for _ in range(count)], len(plan)
 
     runs, length = epochs()
@@ -245,8 +246,8 @@ def test_batched_epochs_cover_the_set_once_and_replay_rounds(monkeypatch: pytest
     # DistributedSampler)
     seen = []
     for rank in range(3):
-        monkeypatch.setattr(loaders, "_rank_and_world", lambda rank=rank: (rank, 3))
-        plan = loaders.BatchedEpochs(labels, 16, 16, augment, batch_size=5, seed=0)
+        monkeypatch.setattr(batches_module, "rank_and_world", lambda rank=rank: (rank, 3))
+        plan = batches_module.BatchedEpochs(labels, 16, 16, augment, batch_size=5, seed=0, stream="student-epoch")
         batches = list(plan)
         assert len(batches) == len(plan) == 2
         seen += torch.cat([p["index"] for p, _ in batches]).tolist()

@@ -123,7 +123,7 @@ def test_ddp_ranks_validate_disjoint_shares_that_cover_the_split(monkeypatch: py
     images = EvalImages(torch.arange(7, dtype=torch.uint8).view(7, 1, 1, 1).expand(7, 3, 2, 2), torch.arange(7))
     seen = []
     for rank in range(3):
-        monkeypatch.setattr(eval_images, "_rank_and_world", lambda rank=rank: (rank, 3))
+        monkeypatch.setattr(eval_images, "rank_and_world", lambda rank=rank: (rank, 3))
         batches = list(EvalBatches(images, 2))
         assert len(batches) == len(EvalBatches(images, 2)) >= 1  # every rank has a batch (Lightning needs one)
         seen += torch.cat([y for _, y in batches]).tolist()

@@ -133,7 +133,8 @@ def compose_run(*overrides: str):
 
 def test_a_run_resolves_every_stage_up_front(hardware) -> None:
     hardware(True)
-    assert stage_precisions(compose_run(), CPU) == {"teacher": "fp32", "select": "fp32", "student": "bf16"}
+    # teacher.recipe.precision and evaluator.precision default to auto; selection to fp32 (manifests stay put)
+    assert stage_precisions(compose_run(), CPU) == {"teacher": "bf16", "select": "fp32", "student": "bf16"}
     assert stage_precisions(compose_run("teacher=checkpoint", "teacher.checkpoint=x.pth", "selector=random_real",
                                         "evaluator.precision=fp32"), CPU) == {
         "teacher": "loaded", "select": "n/a", "student": "fp32"}
@@ -142,7 +143,7 @@ def test_a_run_resolves_every_stage_up_front(hardware) -> None:
         "teacher": "bf16", "select": "bf16", "student": "bf16"}  # a wrapping evaluator: its inner one's setting
     assert stage_precisions(compose_run("++teacher.recipe.precision=fp32"), CPU)["teacher"] == "fp32"
     hardware(False)
-    assert stage_precisions(compose_run(), CPU)["student"] == "fp32"
+    assert stage_precisions(compose_run(), CPU) == {"teacher": "fp32", "select": "fp32", "student": "fp32"}
 
 
 def test_run_json_records_the_machine_and_the_precisions(tmp_path: Path) -> None:

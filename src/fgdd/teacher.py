@@ -14,14 +14,14 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from fgdd.cache.keyed import KeyedEntry
 from fgdd.data.base import ImageDataset, ImageSplit
 from fgdd.data.spec import DatasetSpec
 from fgdd.data.transforms import TEACHER_AUGMENTATIONS, teacher_rrc_transform, teacher_train_transform
 from fgdd.errors import CheckpointError, ClassMismatchError, ConfigError, FgddError
-from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images, normalise
+from fgdd.evaluation.augment import BatchAugment
+from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images, top1
 from fgdd.models.checkpoint import (
     ModelMeta,
     build_model,
@@ -30,8 +30,11 @@ from fgdd.models.checkpoint import (
     plain_arch,
     save_checkpoint,
 )
+from fgdd.training.batches import BatchedEpochs, DeviceBatches, EpochDraws, PadCropFlip
 from fgdd.training.callbacks import LastCheckpoint
 from fgdd.training.classifier import TRAINING_CODE_VERSION, ClassifierModule
+from fgdd.training.train_images import decode_train_images, decoded_bytes, storage_size
+from fgdd.utils.precision import resolve_precision
 from fgdd.utils.seeding import derive_seed, generator, seed_everything
 
 log = logging.getLogger(__name__)
@@ -129,6 +132,23 @@ def teacher_cache_key(
     return inputs
 
 
+TEACHER_PIPELINES = ("batched", "loader")
+
+
+def _fitting_pipeline(pipeline: str, train_split: ImageSplit, size: int, max_decoded_gb: float) -> str:
+    # the batched pipeline holds the decoded split in memory (and on the training device): above the budget, the loader
+    nbytes = decoded_bytes(train_split, size)
+    if pipeline == "batched" and nbytes > max_decoded_gb * 2**30:
+        log.info("teacher training: the train split decoded at %d px is %.1f GiB, above teacher.recipe.max_decoded_gb="
+                 "%g; training through the per-image loader instead (teacher.recipe.pipeline=loader)",
+                 size, nbytes / 2**30, max_decoded_gb)
+        return "loader"
+    if pipeline == "batched":
+        log.info("teacher training: batched pipeline (train split decoded once at %d px: %.2f GiB)", size,
+                 nbytes / 2**30)
+    return pipeline
+
+
 def _usable_last_ckpt(path: Path) -> Path | None:
     if not path.is_file():
         return None
@@ -185,20 +205,34 @@ def train_teacher(
     seed: int = 0,
     num_workers: int = 0,
     eval_batch_size: int = 256,
+    pipeline: str = "batched",
+    max_decoded_gb: float = 8.0,
+    precision: str = "auto",
     trainer_kwargs: dict[str, Any] | None = None,
     logger: Any = None,
     device: torch.device | str = "cpu",
 ) -> tuple[nn.Module, ModelMeta]:
     """Returns the teacher in eval mode on ``device`` (training itself runs where ``trainer_kwargs`` put it).
     Cached under ``<cache_dir>/teachers/<dataset>-<arch>-<key>/``: a killed run resumes from ``last.ckpt``
-    (written every epoch); ``teacher.pth`` is written last, atomically, and reused by later calls."""
+    (written every epoch); ``teacher.pth`` is written last, atomically, and reused by later calls.
+
+    ``pipeline``: batched (the train split decoded once into a uint8 tensor on the training device, each batch's
+    augmentation drawn vectorised and applied there: fgdd.training.batches) or loader (per-image transforms in
+    DataLoader workers); batched falls back to loader, with a log line, when the decoded split would pass
+    ``max_decoded_gb``."""
     trainer_kwargs = dict(trainer_kwargs or {})
     for key in ("max_epochs", "callbacks", "logger", "default_root_dir", "enable_checkpointing"):
         if key in trainer_kwargs:
             raise ConfigError(f"trainer_kwargs.{key} is set by train_teacher (epochs, its checkpointing); remove it")
     if augment not in TEACHER_AUGMENTATIONS:
         raise ConfigError(f"teacher.recipe.augment={augment!r} is not one of {', '.join(TEACHER_AUGMENTATIONS)}")
+    if pipeline not in TEACHER_PIPELINES:
+        raise ConfigError(f"teacher.recipe.pipeline={pipeline!r} is not one of {', '.join(TEACHER_PIPELINES)}")
     arch = plain_arch(arch)
+    train_split = dataset.train()
+    spec = dataset.spec
+    pipeline = _fitting_pipeline(pipeline, train_split, storage_size(spec.input_size, augment), max_decoded_gb)
+    resolved = resolve_precision(precision, device, stage="teacher")
     # the default keeps the cache key it had before the setting existed, so cached teachers stay valid
     augment_key = "teacher_train_transform" if augment == "pad_crop_flip" else f"{augment}{list(crop_scale)}"
     recipe = {
@@ -214,9 +248,14 @@ def train_teacher(
     }
     if dataset.aspect != "squash":  # squash is what every teacher before this setting was trained with
         recipe["aspect"] = dataset.aspect
-    train_split = dataset.train()
+    # the loader pipeline in fp32 keeps the key it had before these settings existed (cached teachers stay valid)
+    if pipeline == "batched":
+        recipe["pipeline"] = f"batched-{storage_size(spec.input_size, augment)}px"
+    if resolved == "bf16":
+        recipe["precision"] = "bf16"
     entry = KeyedEntry(cache_dir, "teachers", teacher_cache_key(
-        dataset, train_split.root, arch, recipe, seed, images=image_list_sha256(train_split), num_workers=num_workers,
+        dataset, train_split.root, arch, recipe, seed, images=image_list_sha256(train_split),
+        num_workers=num_workers if pipeline == "loader" else 0,  # the batched pipeline's draws do not use workers
     ), prefix=f"{dataset.name}-{arch_name(arch)}")
     folder, final = entry.path, entry.path / TEACHER_FILE
     if entry.folder_matches() and final.is_file():
@@ -225,33 +264,45 @@ def train_teacher(
     entry.open_folder()  # trained in place: last.ckpt every epoch, teacher.pth (atomically) last
 
     seed_everything(derive_seed(seed, "teacher", "init"))
-    spec = dataset.spec
     model = build_model(arch, num_classes=spec.num_classes, input_size=spec.input_size)
     size, mean, std = spec.input_size, spec.mean, spec.std
-    # random_resized_crop draws its own box on the original image, so `aspect` applies to pad_crop_flip only
-    train_transform = (teacher_train_transform(size, mean, std, dataset.aspect) if augment == "pad_crop_flip"
-                       else teacher_rrc_transform(size, mean, std, tuple(crop_scale)))
-    train_split = train_split.with_transform(train_transform)
     val_split = dataset.val()
     # decoded once (and cached beside the teachers): every epoch's validation, the final accuracy and the run's
     # student validations read the same tensor
     val_images = decode_eval_images(val_split, size, num_workers=num_workers, cache_dir=cache_dir)
     loader_generator = generator(seed, "teacher", "loader")
-    train_loader = DataLoader(
-        train_split,
-        batch_size=batch_size,
-        shuffle=True,
-        num_workers=num_workers,
-        generator=loader_generator,
-        # workers are started every epoch with seeds drawn from loader_generator, whose state the checkpoint
-        # carries: persistent workers would keep streams a resumed training cannot restore
-        persistent_workers=False,
-    )
+    callbacks: list[L.Callback] = [ResumableRandomness(loader_generator), LastCheckpoint(folder / LAST_CKPT)]
+    device_batches = None
+    train_loader: Any
+    if pipeline == "batched":
+        pixels, labels = decode_train_images(train_split, storage_size(size, augment), dataset.aspect,
+                                             cache_dir=cache_dir, num_workers=num_workers)  # (N, 3, S, S) uint8
+        batch_augment = (PadCropFlip(size, size // 8, mean, std) if augment == "pad_crop_flip"
+                         else BatchAugment(size, 1, mean, std, scale=tuple(crop_scale)))
+        train_loader = BatchedEpochs(labels, pixels.shape[2], pixels.shape[3], batch_augment, batch_size,
+                                     derive_seed(seed, "teacher"), "teacher-epoch")
+        callbacks.append(EpochDraws(train_loader))
+        device_batches = DeviceBatches(pixels, batch_augment)
+    else:
+        # random_resized_crop draws its own box on the original image, so `aspect` applies to pad_crop_flip only
+        train_transform = (teacher_train_transform(size, mean, std, dataset.aspect) if augment == "pad_crop_flip"
+                           else teacher_rrc_transform(size, mean, std, tuple(crop_scale)))
+        train_loader = DataLoader(
+            train_split.with_transform(train_transform),
+            batch_size=batch_size,
+            shuffle=True,
+            num_workers=num_workers,
+            generator=loader_generator,
+            # workers are started every epoch with seeds drawn from loader_generator, whose state the checkpoint
+            # carries: persistent workers would keep streams a resumed training cannot restore
+            persistent_workers=False,
+        )
     val_loader = EvalBatches(val_images, eval_batch_size, shard=False, mean=mean, std=std)
-    module = ClassifierModule(model, lr, weight_decay, momentum, label_smoothing)
+    module = ClassifierModule(model, lr, weight_decay, momentum, label_smoothing, device_batches=device_batches,
+                              precision=resolved)
     trainer = L.Trainer(
         max_epochs=epochs,
-        callbacks=[ResumableRandomness(loader_generator), LastCheckpoint(folder / LAST_CKPT)],
+        callbacks=callbacks,
         enable_checkpointing=False,  # LastCheckpoint is the only checkpointing
         logger=logger if logger is not None else False,
         default_root_dir=folder,
@@ -284,7 +335,6 @@ def train_teacher(
     return model.to(device).eval(), meta
 
 
-@torch.inference_mode()
 def teacher_accuracy(
     model: nn.Module,
     split: ImageSplit | EvalImages,
@@ -298,17 +348,7 @@ def teacher_accuracy(
     ``eval_transform`` gives. fp32; moves ``model`` to ``device`` and leaves it in eval mode."""
     images = split if isinstance(split, EvalImages) else decode_eval_images(split, spec.input_size,
                                                                             num_workers=num_workers)
-    model.to(device).eval()
-    correct = total = 0
-    for pixels, labels in tqdm(images.batches(batch_size), desc="teacher val", unit="batch", leave=False,
-                               total=images.num_batches(batch_size)):  # (n, 3, s, s) uint8, (n,)
-        batch = normalise(pixels.to(device, non_blocking=True), spec.mean, spec.std)  # (n, 3, s, s) float
-        logits = model(batch)
-        correct += int((logits.argmax(1).cpu() == labels).sum())
-        total += labels.numel()
-    if total == 0:
-        raise ConfigError(f"cannot measure accuracy on an empty split ({getattr(split, 'root', split)})")
-    return correct / total
+    return top1(model, images, spec.mean, spec.std, device, batch_size=batch_size, desc="teacher val")
 
 
 # The teacher plug-ins: conf/teacher/*.yaml each name one of these as `_target_`; fgdd.pipeline instantiates the

@@ -193,12 +193,16 @@ class BatchAugment:
     ``draw`` makes every random choice of ``n`` samples in a few vectorised calls (same distributions as
     ``StudentTrainTransform.draw``, not the same stream). ``apply_batch`` folds each sample's strip permutation, crop,
     resize and flip into two interpolation matrices, so a batch costs two batched matrix products whatever its
-    crop sizes: out[k] = A_y[k] @ image[k] @ A_x[k]^T."""
+    crop sizes: out[k] = A_y[k] @ image[k] @ A_x[k]^T.
 
-    def __init__(self, input_size: int, factor: int, mean: Sequence[float], std: Sequence[float]) -> None:
+    ``scale`` is RandomResizedCrop's area range, RDED's (1/factor, 1) unless given: at factor 1 with (0.08, 1) this is
+    torchvision's reference training augmentation (RandomResizedCrop + flip), the teacher recipe RDED adapted."""
+
+    def __init__(self, input_size: int, factor: int, mean: Sequence[float], std: Sequence[float],
+                 scale: tuple[float, float] | None = None) -> None:
         self.input_size = input_size
         self.factor = factor
-        self.scale = (1.0 / factor, 1.0)
+        self.scale = (1.0 / factor, 1.0) if scale is None else (float(scale[0]), float(scale[1]))
         self.mean = list(mean)
         self.std = list(std)
 

@@ -8,7 +8,6 @@ ToTensor divides the same uint8 values by 255 and Normalize subtracts and divide
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,10 +17,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms as T
+from tqdm.auto import tqdm
 
-from fgdd.cache.keyed import KeyedEntry
+from fgdd.data.decoded import decode_split, decode_split_cached
 from fgdd.data.transforms import eval_transform
 from fgdd.errors import ConfigError
+from fgdd.utils.distributed import rank_and_world
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +45,10 @@ def normalise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Te
     return images.float().div_(255).sub_(mean_t).div_(std_t)
 
 
-def _rank_and_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 def _shard(n: int, shard: bool) -> range:
     # under DDP with ``shard``: this rank's contiguous share of the n images (no padding, so counts summed over
     # ranks cover each image exactly once); otherwise all of them
-    rank, world = _rank_and_world() if shard else (0, 1)
+    rank, world = rank_and_world() if shard else (0, 1)
     share = -(-n // world)
     return range(min(rank * share, n), min((rank + 1) * share, n))
 
@@ -89,6 +84,37 @@ class EvalImages:
 
     def num_batches(self, batch_size: int, shard: bool = False) -> int:
         return -(-len(_shard(len(self), shard)) // batch_size)
+
+    def first_per_class(self, n: int) -> EvalImages:
+        """The first ``n`` images of each class in split order (by file name): RDED's test set is the first 50 val
+        images its loader lists per class (``os.listdir`` order, which depends on the file system; name order is the
+        reproducible choice)."""
+        labels = self.labels
+        ranks = torch.zeros_like(labels)
+        for label in labels.unique():
+            members = (labels == label).nonzero().squeeze(1)  # positions of this class, in split order
+            ranks[members] = torch.arange(len(members))
+        keep = ranks < n
+        return EvalImages(self.images[keep], labels[keep])
+
+
+@torch.inference_mode()
+def top1(model: torch.nn.Module, images: EvalImages, mean: Sequence[float], std: Sequence[float],
+         device: torch.device | str, *, bf16: bool = False, batch_size: int = 256, desc: str = "accuracy") -> float:
+    """Top-1 (fraction) of ``model`` on decoded images, normalised as ``eval_transform`` does; ``bf16``: the forward
+    passes under bf16 autocast (as the model's training ran them). Leaves ``model`` in eval mode on ``device``."""
+    device = torch.device(device)
+    model.to(device).eval()
+    correct = total = 0
+    for pixels, labels in tqdm(images.batches(batch_size), desc=desc, unit="batch", leave=False,
+                               total=images.num_batches(batch_size)):  # (n, 3, s, s) uint8, (n,)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(normalise(pixels.to(device, non_blocking=True), mean, std))  # (n, k)
+        correct += int((logits.argmax(1).cpu() == labels).sum())
+        total += labels.numel()
+    if total == 0:
+        raise ConfigError("cannot measure accuracy on an empty split")
+    return correct / total
 
 
 class StreamedEvalImages(EvalImages):
@@ -126,16 +152,7 @@ class EvalBatches:
 
 
 def _decode(split: Any, input_size: int, num_workers: int) -> EvalImages:
-    n, size = len(split), input_size
-    images = torch.empty(n, 3, size, size, dtype=torch.uint8)
-    labels = torch.empty(n, dtype=torch.long)
-    loader = DataLoader(split.with_transform(eval_geometry(input_size)), batch_size=256, num_workers=num_workers)
-    start = 0
-    for batch, targets in loader:  # (b, 3, s, s) uint8, (b,)
-        images[start : start + len(batch)] = batch
-        labels[start : start + len(batch)] = targets
-        start += len(batch)
-    return EvalImages(images, labels)
+    return EvalImages(*decode_split(split, eval_geometry(input_size), input_size, num_workers))
 
 
 def _cache_key(split: Any, input_size: int) -> dict[str, Any]:
@@ -165,24 +182,9 @@ def decode_eval_images(
         return StreamedEvalImages(split, input_size, num_workers)
     if cache_dir is None:
         return _decode(split, input_size, num_workers)
-    entry = KeyedEntry(cache_dir, "eval_images", _cache_key(split, input_size),
-                       prefix=f"{Path(split.root).name}-{input_size}px", suffix=".pt")
-
-    def load(path: Path) -> tuple[Any, EvalImages]:
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-        cached = EvalImages(stored["images"], stored["labels"])
-        if len(cached) != len(split) or cached.images.shape[1:] != (3, input_size, input_size):
-            raise ValueError(f"it holds {tuple(cached.images.shape)} for {len(split)} images")
-        return json.loads(stored["key"]), cached
-
-    cached = entry.read(load)  # a truncated, foreign or older file is set aside: decoded again
-    if cached is not None:
-        log.info("val split read decoded from %s", entry.path)
-        return cached
-    decoded = _decode(split, input_size, num_workers)
-    try:
-        entry.write(lambda tmp: torch.save(
-            {"images": decoded.images, "labels": decoded.labels, "key": json.dumps(entry.key)}, tmp))
-    except OSError as error:  # the run has its tensor; a cache that cannot be written only costs a decode later
-        log.warning("could not store the decoded val split in %s: %s", entry.path, error)
-    return decoded
+    images, labels = decode_split_cached(
+        split, eval_geometry(input_size), input_size, cache_dir=cache_dir, kind="eval_images",
+        key=_cache_key(split, input_size), prefix=f"{Path(split.root).name}-{input_size}px", num_workers=num_workers,
+        what="val split",
+    )
+    return EvalImages(images, labels)

@@ -18,16 +18,12 @@ from torch.utils.data import DataLoader, Dataset
 from fgdd.data.spec import DatasetSpec
 from fgdd.errors import ClassMismatchError, ConfigError, FgddError
 from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform
-from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images
-from fgdd.evaluation.loaders import (
-    AugmentedDistilledSet,
-    AugmentParamsSet,
-    BatchedEpochs,
-    SeededEpochSampler,
-)
+from fgdd.evaluation.eval_images import EvalBatches, EvalImages, StreamedEvalImages, decode_eval_images, top1
+from fgdd.evaluation.loaders import AugmentedDistilledSet, AugmentParamsSet, SeededEpochSampler
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.evaluation.soft_labels import SoftLabelStore
 from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, validation_epochs
+from fgdd.training.batches import BatchedEpochs
 from fgdd.utils.precision import check_precision
 from fgdd.utils.seeding import derive_seed, seed_everything
 
@@ -122,6 +118,8 @@ class SoftLabelEvaluator:
         extra_student_forward: bool = False,  # RDED's code: one more no-grad student forward per step
         compile: str | None = None,  # torch.compile mode of the forward passes (GPU option); None: eager
         augment: bool = True,  # False: no tile shuffle, crop or flip; each image resized, normalised (CutMix: cutmix)
+        rded_test_per_class: int | None = None,  # also score the final student on RDED's test set: these many val
+                                                 # images per class (RDED's val_ipc, 50 for ImageNette/ImageWoof)
     ) -> None:
         if epochs < 1 or eval_every < 1 or val_batch_size < 1 or num_workers < 0:
             raise ConfigError(
@@ -140,6 +138,8 @@ class SoftLabelEvaluator:
             raise ConfigError("evaluator.augment_on_device belongs to pipeline=loader (the batched pipeline always "
                               "augments where the pixels are); set one of them")
         check_precision(precision, "student")
+        if rded_test_per_class is not None and rded_test_per_class < 1:
+            raise ConfigError(f"evaluator.rded_test_per_class must be >= 1 or null, got {rded_test_per_class}")
         if compile not in (None, "default", "reduce-overhead", "max-autotune"):
             raise ConfigError(f"evaluator.compile must be null, default, reduce-overhead or max-autotune, got {compile!r}")
         if soft_labels not in ("online", "stored"):
@@ -171,6 +171,7 @@ class SoftLabelEvaluator:
         self.precision = precision
         self.extra_student_forward = extra_student_forward
         self.compile = compile
+        self.rded_test_per_class = rded_test_per_class
 
     def evaluate(
         self,
@@ -223,7 +224,7 @@ class SoftLabelEvaluator:
             device_augment = (BatchAugment(input_size, factor, mean, std) if self.augment
                               else PlainBatchAugment(input_size, mean, std))
             train_loader = BatchedEpochs(torch.tensor(train_set.labels), pixels.shape[2], pixels.shape[3],
-                                         device_augment, batch_size, data_seed, rounds)
+                                         device_augment, batch_size, data_seed, "student-epoch", rounds)
         else:
             loaded: Dataset = train_set
             if self.augment_on_device:  # loader workers only draw the augmentation choices; pixels on the device
@@ -287,7 +288,21 @@ class SoftLabelEvaluator:
         finally:
             restore()
         seconds = time.perf_counter() - start
-        return self._results(module.val_history, seconds, store.nbytes if store is not None else 0, module.bf16)
+        results = self._results(module.val_history, seconds, store.nbytes if store is not None else 0, module.bf16)
+        if self.rded_test_per_class is not None:
+            results.update(self._rded_test_top1(module, val, mean, std))
+        return results
+
+    def _rded_test_top1(self, module: SoftLabelStudent, val: EvalImages, mean: Sequence[float],
+                        std: Sequence[float]) -> dict[str, float]:
+        # the final student on RDED's smaller test set (a subset of the val split, scored like the validations)
+        if isinstance(val, StreamedEvalImages):
+            raise ConfigError("evaluator.rded_test_per_class needs the val split held decoded; it is streamed here "
+                              "(too large): set evaluator.rded_test_per_class=null")
+        subset = val.first_per_class(self.rded_test_per_class)
+        top1_subset = top1(module.student, subset, mean, std, module.device, bf16=module.bf16,
+                           batch_size=self.val_batch_size, desc="student on rded's test set")
+        return {"student/top1_final_rded_test": top1_subset, "data/rded_test_images": float(len(subset))}
 
     def _results(
         self, history: list[dict[str, float]], seconds: float, soft_label_bytes: int, bf16: bool

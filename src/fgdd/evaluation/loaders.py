@@ -1,5 +1,5 @@
 """Loading the distilled set for student training so that every augmentation is a function of (seed, epoch, index),
-whatever the number of workers."""
+whatever the number of workers (the batched pipeline's batches come from fgdd.training.batches)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from fgdd.errors import ConfigError
-from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform, pil_to_uint8
+from fgdd.evaluation.augment import StudentTrainTransform, pil_to_uint8
 from fgdd.utils.seeding import generator
 
 
@@ -103,53 +103,3 @@ class AugmentParamsSet(Dataset):
         index, seed = key
         params = self.transform.draw(self.height, self.width, torch.Generator().manual_seed(seed))
         return {"index": torch.tensor(index), **params}, self.labels[index]
-
-
-def _rank_and_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-class BatchedEpochs:
-    """The batched pipeline's train "loader": no workers and no per-sample Python. Each pass (one epoch) draws the
-    epoch's order and every sample's augmentation choices in a few vectorised calls from one generator seeded by
-    (run seed, epoch), and yields ({"index", "rows", "cols", "box", "flip"}, labels) batches; the pixels stay on the
-    training device, where ``BatchAugment.apply_batch`` makes the images. Under DDP each rank takes every world-th sample
-    of the (padded) epoch order, as DistributedSampler does, so ranks run the same number of steps. With
-    ``rounds``, epoch e repeats epoch e % rounds exactly (stored soft labels replay those rounds)."""
-
-    def __init__(
-        self, labels: Tensor, height: int, width: int, augment: BatchAugment, batch_size: int, seed: int,
-        rounds: int | None = None,
-    ) -> None:
-        if rounds is not None and rounds < 1:
-            raise ConfigError(f"rounds must be >= 1 or None, got {rounds}")
-        self.labels = labels  # (N,) int64
-        self.height, self.width = height, width
-        self.augment = augment
-        self.batch_size = batch_size
-        self.seed = seed
-        self.rounds = rounds
-        self.epoch = 0
-
-    def _positions(self) -> int:
-        _, world = _rank_and_world()
-        return -(-len(self.labels) // world)  # samples per rank, the epoch padded to a multiple of the world size
-
-    def __len__(self) -> int:
-        return -(-self._positions() // self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[dict[str, Tensor], Tensor]]:
-        g = generator(self.seed, "student-epoch", self.epoch if self.rounds is None else self.epoch % self.rounds)
-        self.epoch += 1
-        n = len(self.labels)
-        order = torch.randperm(n, generator=g)  # (N,)
-        params = self.augment.draw(n, self.height, self.width, g)  # per position in `order`, each with leading N
-        rank, world = _rank_and_world()
-        padded = torch.arange(self._positions() * world) % n  # positions, wrapped like DistributedSampler's padding
-        mine = padded[rank::world]  # (N / world,)
-        for start in range(0, len(mine), self.batch_size):
-            positions = mine[start : start + self.batch_size]
-            index = order[positions]
-            yield {"index": index, **{k: v[positions] for k, v in params.items()}}, self.labels[index]

@@ -29,6 +29,15 @@ def local_rank() -> int:
     return 0
 
 
+def rank_and_world() -> tuple[int, int]:
+    # this process's place in the initialised process group (DDP's data sharding); (0, 1) outside one
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def is_main_process() -> bool:
     return global_rank() == 0
 
