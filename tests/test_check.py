@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from fgdd.check import main
+from fgdd.run import preflight
 from tests.test_dataset_copies import remedies, tree_digest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,9 +111,25 @@ def test_download_true_is_never_a_download_from_the_check(tmp_path, capsys, monk
     assert not any(tmp_path.iterdir())
 
 
-def test_wrong_selector_settings_are_a_problem_named_with_their_remedy(tmp_path, capsys) -> None:
-    status, out = check(capsys, "dataset=shapes", f"data_root={tmp_path}", "dataset.train_per_class=4",
-                        "dataset.val_per_class=1", "selector.crop_from=cv2")
-    assert status == 1, out
-    assert "selector: selector.crop_from must be 'tensor' or 'pil', got 'cv2'" in out
-    assert "needs       (unknown: the selector settings are wrong)" in out
+def test_wrong_selector_settings_are_a_config_error_named_with_their_remedy(tmp_path, capsys) -> None:
+    status = main(["dataset=shapes", f"data_root={tmp_path}", "dataset.train_per_class=4", "dataset.val_per_class=1",
+                   "selector.crop_from=cv2"])
+    captured = capsys.readouterr()
+    assert status == 2 and not captured.out  # refused before the data is read, as fgdd.run refuses it
+    assert "selector.crop_from must be 'tensor' or 'pil', got 'cv2'" in captured.err
+    assert not any(tmp_path.iterdir())  # the generated shapes set is not made either
+
+
+@pytest.mark.parametrize("ipc, message", [("0", "ipc must be at least 1, got 0"),
+                                          ("-1", "ipc must be at least 1, got -1"),
+                                          ("abc", "ipc must be an integer, got 'abc' (str)")])
+def test_an_ipc_the_run_refuses_is_refused_by_the_check_with_the_same_status(ipc, message, shared_data, capsys,
+                                                                             tmp_path) -> None:
+    args = ["dataset=imagenette", f"data_root={shared_data('imagenette2-128').parent}", f"ipc={ipc}"]
+    assert main(args) == 2  # before any image is read: no "OK", no "needs -4 images", no traceback
+    captured = capsys.readouterr()
+    assert captured.err == f"fgdd.check: {message}\n" and not captured.out
+    with pytest.raises(SystemExit) as exit_status:  # what `python -m fgdd.run` does before Hydra starts
+        preflight("fgdd.run", "run", [*args, f"output_root={tmp_path}"])
+    assert exit_status.value.code == 2 and capsys.readouterr().err == f"fgdd.run: {message}\n"
+    assert not any(tmp_path.iterdir())

@@ -99,3 +99,22 @@ def test_a_failed_attempt_is_retried_a_finished_run_untouched_and_an_env_change_
     assert len(list((tmp_path / "outputs" / "runs" / "mine").iterdir())) == 2
     assert snapshot(run_dir) == finished
     assert tree_digest(data) == user_files and bad.exists()
+
+
+def test_a_config_refused_before_any_stage_leaves_no_run_folder_and_an_existing_one_untouched(tmp_path) -> None:
+    data = tmp_path / "data"
+    users_copy(data)
+    for asked in (["ipc=0"], ["ipc=abc"], ["-m", "ipc=2,-1"], ["+selctor=rded"]):
+        refused = fgdd_run(tmp_path, data, *asked)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert refused.stderr.startswith("fgdd.run: ") and "Traceback" not in refused.stderr
+        assert not (tmp_path / "outputs").exists(), asked  # Hydra never started: no run or sweep folder
+
+    existing = tmp_path / "outputs" / "mine" / "kept"  # a folder of the user's that a refused command points at
+    (existing / ".hydra").mkdir(parents=True)
+    (existing / ".hydra" / "config.yaml").write_text("ipc: 1\n")
+    (existing / "run.log").write_text("an earlier attempt\n")
+    before = snapshot(existing)
+    refused = fgdd_run(tmp_path, data, "ipc=0", f"hydra.run.dir={existing}")
+    assert refused.returncode == 2 and "ipc must be at least 1, got 0" in refused.stderr
+    assert snapshot(existing) == before

@@ -1,6 +1,7 @@
 """``python -m fgdd.check dataset=... [data_root=...] [ipc=... selector=...]``: what a run would find in the data,
 read without training anything. Exit status 0: a run with these settings finds what it needs; 1: it would stop
-(each problem printed with its remedy); 2: the settings themselves are wrong (unknown key or option).
+(each problem printed with its remedy); 2: the settings themselves are wrong (an unknown key or option, a value
+fgdd.run refuses: the same validation as the run's, fgdd.config.compose_checked, before any data is read).
 
 It takes the same overrides as ``fgdd.run`` and composes the same config, builds the splits as a run does (class
 folders against the configured list, ``allow_extra_folders``, ``limit_per_class``), then reads every image's
@@ -25,10 +26,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from fgdd.config import build
+from fgdd.config import build, compose_checked
 from fgdd.data.base import DATA_DIR_ENV, ImageDataset, ImageSplit, build_dataset, tolerated_fraction
 from fgdd.data.download import offline
-from fgdd.errors import ClassMismatchError, DatasetNotFoundError, FgddError
+from fgdd.errors import ClassMismatchError, ConfigError, DatasetNotFoundError, FgddError
 from fgdd.selection.base import Selector
 
 USAGE = __doc__.split("\n\n")[0] + "\n\nExamples:\n" + """\
@@ -170,7 +171,7 @@ def print_split(out: SplitReport, report: Report) -> None:
         report.add(f"    ... and {len(out.unreadable) - LISTED} more")
 
 
-def judge_unreadable(cfg: DictConfig, dataset: ImageDataset, selector: Selector | None, train: SplitReport | None,
+def judge_unreadable(cfg: DictConfig, dataset: ImageDataset, selector: Selector, train: SplitReport | None,
                      val: SplitReport | None, report: Report) -> None:
     limit = dataset.max_bad_fraction
     if train is not None and train.unreadable:
@@ -180,7 +181,7 @@ def judge_unreadable(cfg: DictConfig, dataset: ImageDataset, selector: Selector 
                 f"train: {bad} of {total} images cannot be read, more than dataset.max_bad_fraction allows "
                 f"({limit}): training the teacher stops on them. Replace or delete them (or tolerate them: "
                 f"dataset.max_bad_fraction={tolerated_fraction(bad, total)})")
-        pool = selector.images_needed(cfg.ipc).pool if selector is not None else None
+        pool = selector.images_needed(cfg.ipc).pool
         drawn = sum(min(n, pool or n) for n in train.per_class.values()) + bad
         selector_limit = cfg.selector.get("max_bad_fraction", limit)
         if bad > selector_limit * drawn:  # as if every unreadable image were among those drawn (the worst case)
@@ -197,19 +198,16 @@ def judge_unreadable(cfg: DictConfig, dataset: ImageDataset, selector: Selector 
                 f"dataset.max_bad_fraction={tolerated_fraction(bad, total)})")
 
 
-def judge_run(cfg: DictConfig, dataset: ImageDataset, selector: Selector | None, train: SplitReport | None,
+def judge_run(cfg: DictConfig, dataset: ImageDataset, selector: Selector, train: SplitReport | None,
               val: SplitReport | None, report: Report) -> None:
     from fgdd.pipeline import ipc_shortfall  # the run's own rule
 
     report.add(f"run: ipc={cfg.ipc}, selector={cfg.selector.name}, teacher="
                f"{'checkpoint ' + str(cfg.teacher.checkpoint) if cfg.teacher.checkpoint else 'trained on train'}")
-    if selector is None:  # its settings are wrong: reported as a problem already
-        report.add("  needs       (unknown: the selector settings are wrong)")
-    else:
-        need = selector.images_needed(cfg.ipc)
-        how = need.rule + (f", drawn from min(images, selector.{need.pool_setting}={need.pool})" if need.pool else "")
-        report.add(f"  needs       {need.images} readable train images per class ({how})")
-    if selector is not None and train is not None and train.per_class:
+    need = selector.images_needed(cfg.ipc)
+    how = need.rule + (f", drawn from min(images, selector.{need.pool_setting}={need.pool})" if need.pool else "")
+    report.add(f"  needs       {need.images} readable train images per class ({how})")
+    if train is not None and train.per_class:
         counts = Counter({label: n for label, n in enumerate(train.per_class.values())})
         problem = ipc_shortfall(selector, cfg.ipc, counts, list(train.per_class),
                                 limit_per_class=(cfg.dataset.get("limit_per_class") or {}).get("train"))
@@ -232,6 +230,7 @@ def judge_run(cfg: DictConfig, dataset: ImageDataset, selector: Selector | None,
 
 
 def check(cfg: DictConfig, overrides: Sequence[str] = ()) -> Report:
+    """What a run with ``cfg`` (validated: fgdd.config.compose_checked) would find in the data."""
     start = time.perf_counter()
     report = Report()
     downloads = bool(cfg.dataset.get("download", False))
@@ -247,11 +246,7 @@ def check(cfg: DictConfig, overrides: Sequence[str] = ()) -> Report:
     report.add(f"dataset {dataset.name} ({type(dataset).__name__}): {len(dataset.classes)} classes, input "
                f"{dataset.input_size} px, factor {dataset.factor}, aspect {dataset.aspect}")
     report.add(f"data root {root} (from {data_root_source(overrides)})")
-    try:
-        selector: Selector | None = build(cfg.selector)  # constructors only: nothing is loaded or segmented
-    except FgddError as error:
-        report.problems.append(f"selector: {error}")
-        selector = None
+    selector: Selector = build(cfg.selector)  # constructors only: nothing is loaded or segmented
     splits: dict[str, SplitReport | None] = {}
     for which in ("train", "val"):
         split, out = read_split(dataset, which, report, downloads)
@@ -278,31 +273,17 @@ def finish(report: Report, start: float) -> Report:
     return report
 
 
-def compose_config(overrides: Sequence[str]) -> DictConfig:
-    from hydra import compose, initialize_config_dir
-
-    from fgdd.config import register_resolvers
-    from fgdd.run import CONF_DIR
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="run", overrides=list(overrides))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in overrides):
         print(USAGE)
         return 0
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     try:
-        cfg = compose_config(overrides)
-        report = check(cfg, overrides)
-    except (HydraException, OmegaConfBaseException) as error:  # an unknown key or option, a missing value
+        cfg = compose_checked(overrides)  # what fgdd.run refuses before it makes a run folder, refused here too
+    except ConfigError as error:
         print(f"fgdd.check: {error}", file=sys.stderr)
         return 2
+    report = check(cfg, overrides)
     print(report.text())
     return 1 if report.problems else 0
 
