@@ -63,7 +63,8 @@ def test_a_broken_copy_fails_with_every_problem_and_remedy_and_passes_once_they_
                             env=env, cwd=tmp_path, timeout=300, check=False)
     out = result.stdout
     assert result.returncode == 1, out + result.stderr  # a run would stop
-    assert "10 configured, 11 found; extra ['stray']" in out
+    assert "10 configured, 11 found: the difference is problem 1 below" in out
+    assert "10 expected, 11 got; extra 1: ['stray']" in out
     assert f"val/n02102040/{truncated.name}: OSError: image file is truncated" in out
     assert "validates   on 119 val images (1 unreadable left out)" in out  # 1 of 120: within max_bad_fraction
     assert "2 problem(s)" in out and "ipc=5 needs 20 images per class" in out and "lower ipc" in out

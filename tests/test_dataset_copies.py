@@ -8,6 +8,8 @@ import hashlib
 import io
 import logging
 import re
+import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -80,21 +82,21 @@ def dataset_overrides(option: str, data_root: Path, *more: str) -> list[str]:
 
 
 def build_copy(option: str, data_root: Path, classes: list[str], per_class: int = 2, val_per_class: int = 2,
-               extra: tuple[str, ...] = ()) -> list[Path]:
-    """A copy of ``option``'s layout holding ``classes`` (+ ``extra`` classes, as a stray folder or extra wnids);
-    returns the val image files in sample order."""
+               extra: tuple[str, ...] = (), image: Callable[[int], bytes] = png) -> list[Path]:
+    """A copy of ``option``'s layout holding ``classes`` (+ ``extra`` classes, as a stray folder or extra wnids),
+    each file ``image(k)``; returns the val image files in sample order."""
     everything = sorted([*classes, *extra])
     if option == "tinyimagenet":
         top = data_root / "tiny-imagenet-200"
         write(top / "wnids.txt", "\n".join(everything).encode() + b"\n")
         for wnid in everything:
             for k in range(per_class):
-                write(top / "train" / wnid / "images" / f"{wnid}_{k}.JPEG", png(k))
+                write(top / "train" / wnid / "images" / f"{wnid}_{k}.JPEG", image(k))
         lines, val = [], []
         for label, wnid in enumerate(everything):
             for k in range(val_per_class):
                 name = f"val_{label * val_per_class + k}.JPEG"
-                path = write(top / "val" / "images" / name, png(label + k))
+                path = write(top / "val" / "images" / name, image(label + k))
                 lines.append(f"{name}\t{wnid}\t0\t0\t7\t7")
                 if wnid in classes:
                     val.append(path)
@@ -104,9 +106,9 @@ def build_copy(option: str, data_root: Path, classes: list[str], per_class: int 
     val = []
     for name in everything:
         for k in range(per_class):
-            write(data_root / subdir / train_dir / name / f"{k:03d}.png", png(k))
+            write(data_root / subdir / train_dir / name / f"{k:03d}.png", image(k))
         for k in range(val_per_class):
-            path = write(data_root / subdir / val_dir / name / f"{k:03d}.png", png(100 + k))
+            path = write(data_root / subdir / val_dir / name / f"{k:03d}.png", image(100 + k))
             if name in classes:
                 val.append(path)
     return val
@@ -332,3 +334,53 @@ def test_each_selector_says_how_many_images_a_class_needs() -> None:
     assert ipc_shortfall(RandomRealSelector(), 10, {0: 9, 1: 500}, ["a", "b"]) == (
         "ipc=10 needs 10 images per class (random_real: ipc = 10 whole images), but these classes have fewer "
         "(images): {'a': 9}; lower ipc")
+
+
+# -- copies of the real ImageNette archive (and its JPEG files in other layouts) ----------------------------------
+
+
+def imagenette_copy(archive: Path, data: Path, train: Mapping[str, int], val: int = 2) -> Path:
+    """The first ``train[class]`` train and ``val`` val images of every class of the real ImageNette archive, in its
+    layout under ``data``; returns the copy's folder."""
+    copy = data / "imagenette2-128"
+    for split, counts in (("train", train), ("val", dict.fromkeys(train, val))):
+        for name, n in counts.items():
+            (copy / split / name).mkdir(parents=True)
+            for path in sorted((archive / split / name).iterdir())[:n]:
+                shutil.copyfile(path, copy / split / name / path.name)
+    return copy
+
+
+def check(capsys, *overrides: str) -> tuple[int, str]:
+    status = check_main(list(overrides))
+    captured = capsys.readouterr()
+    return status, captured.out + captured.err
+
+
+def test_a_tiny_imagenet_copy_with_extra_wnids_prints_the_difference_once(shared_data, tmp_path, capsys) -> None:
+    jpegs = [p.read_bytes() for p in sorted((shared_data("imagenette2-128") / "val" / "n01440764").iterdir())[:4]]
+    data = tmp_path / "data"
+    official = configured_classes("tinyimagenet", data)
+    build_copy("tinyimagenet", data, official, per_class=1, val_per_class=1, extra=tuple(EXTRA_WNIDS),
+               image=lambda k: jpegs[k % len(jpegs)])
+    args = ["dataset=tinyimagenet", f"data_root={data}", "ipc=1"]
+    status, out = check(capsys, *args)
+    assert status == 1
+    assert out.count("200 expected, 202 got; extra 2: ['n00000001', 'n99999999']") == 1
+    assert out.count("200 configured, 202 found: the difference is problem 1 below") == 2  # train and val
+    assert official[100] not in out  # neither list in full
+    with pytest.raises(ClassMismatchError) as error:  # what the run prints
+        build_dataset(run_config(*args).dataset).train()
+    assert official[100] not in str(error.value) and len(str(error.value)) < 600
+    [fix] = set(remedies(out))
+    assert check(capsys, *args, fix)[0] == 0
+
+
+def test_a_class_list_in_another_order_names_the_first_position_that_differs(shared_data, tmp_path, capsys) -> None:
+    data = tmp_path / "data"
+    classes = configured_classes("imagenette", data)
+    imagenette_copy(shared_data("imagenette2-128"), data, dict.fromkeys(classes, 1))
+    swapped = [classes[0], classes[2], classes[1], *classes[3:]]
+    status, out = check(capsys, "dataset=imagenette", f"data_root={data}", f"dataset.classes=[{','.join(swapped)}]")
+    assert status == 1
+    assert f"10 expected, 10 got; another order from position 1: expected '{classes[2]}', got '{classes[1]}'" in out

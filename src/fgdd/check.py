@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from fgdd.config import build, compose_checked
 from fgdd.data.base import DATA_DIR_ENV, ImageDataset, ImageSplit, build_dataset, tolerated_fraction
 from fgdd.data.download import offline
-from fgdd.errors import ClassMismatchError, ConfigError, DatasetNotFoundError, FgddError
+from fgdd.errors import LISTED, ClassMismatchError, ConfigError, DatasetNotFoundError, FgddError, listed
 from fgdd.selection.base import Selector
 
 USAGE = __doc__.split("\n\n")[0] + "\n\nExamples:\n" + """\
@@ -37,7 +37,6 @@ USAGE = __doc__.split("\n\n")[0] + "\n\nExamples:\n" + """\
   python -m fgdd.check dataset=tinyimagenet ipc=50 selector=rded
   python -m fgdd.check dataset=imagefolder dataset.subdir=mine 'dataset.classes=[a,b]' dataset.allow_extra_folders=true
 """
-LISTED = 10  # files or classes named per list; the rest are counted
 
 
 @dataclass
@@ -46,6 +45,7 @@ class SplitReport:
     root: str = ""
     configured: list[str] = field(default_factory=list)
     found: list[str] | None = None  # class folders / wnids found, where a mismatch made them known
+    mismatch: int = 0  # the number of the problem that gives the class list's difference
     ignored: list[str] = field(default_factory=list)
     per_class: dict[str, int] = field(default_factory=dict)  # readable images per configured class
     images: int = 0
@@ -60,6 +60,9 @@ class SplitReport:
 class Report:
     lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # (expected, found) class lists -> the number of the problem that gives their difference: a Tiny-ImageNet
+    # copy's wnids.txt (train) and val_annotations.txt (val) list the same extra wnids, shown once
+    mismatches: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = field(default_factory=dict)
 
     def add(self, text: str = "") -> None:
         self.lines.append(text)
@@ -93,7 +96,11 @@ def read_split(dataset: ImageDataset, which: str, report: Report, downloads: boo
             report.problems.append(f"{which}: {error}")
         return None, out
     except ClassMismatchError as error:
-        report.problems.append(f"{which}: {error}")
+        lists = (tuple(error.expected), tuple(error.got))
+        if lists not in report.mismatches:
+            report.problems.append(str(error))  # it names the split's folder (or wnids.txt) itself
+            report.mismatches[lists] = len(report.problems)
+        out.mismatch = report.mismatches[lists]
         out.found = list(error.got)
         missing = [c for c in error.expected if c not in error.got]
         if missing or dataset.allow_extra_folders:
@@ -133,19 +140,11 @@ def spread(values: Sequence[int]) -> str:
     return f"{min(values)} / {statistics.median(values):g} / {max(values)}" if values else "-"
 
 
-def listed(items: Sequence[str]) -> str:
-    return f"{list(items[:LISTED])}{f' and {len(items) - LISTED} more' if len(items) > LISTED else ''}"
-
-
 def print_split(out: SplitReport, report: Report) -> None:
     report.add(f"{out.which}: {out.root or '(not read)'}")
-    if out.found is not None:
-        extra = [c for c in out.found if c not in out.configured]
-        missing = [c for c in out.configured if c not in out.found]
-        differences = [f"missing {listed(missing)}"] if missing else []
-        differences += [f"extra {listed(extra)}"] if extra else []
-        report.add(f"  classes     {len(out.configured)} configured, {len(out.found)} found; "
-                   + (", ".join(differences) or "same classes in another order"))
+    if out.found is not None:  # the difference is in the problem, once for both splits
+        report.add(f"  classes     {len(out.configured)} configured, {len(out.found)} found: the difference is "
+                   f"problem {out.mismatch} below")
     elif out.root:
         report.add(f"  classes     {len(out.configured)} configured, all found"
                    + (f"; {len(out.ignored)} more ignored (allow_extra_folders): {listed(out.ignored)}"
