@@ -67,11 +67,12 @@ def test_a_broken_copy_fails_with_every_problem_and_remedy_and_passes_once_they_
     assert "10 expected, 11 got; extra 1: ['stray']" in out
     assert f"val/n02102040/{truncated.name}: OSError: image file is truncated" in out
     assert "validates   on 119 val images (1 unreadable left out)" in out  # 1 of 120: within max_bad_fraction
-    assert "2 problem(s)" in out and "ipc=5 needs 20 images per class" in out and "lower ipc" in out
-    assert "mipc" not in out.split("lower ipc")[-1]  # 12 images a class: raising mipc would not help
+    assert "2 problem(s)" in out and "ipc=5 needs 20 images per class" in out
+    assert "`ipc=3` (the most every class fills)" in out  # ipc 3 x 4 cells = 12 images a class
+    assert "`selector.mipc" not in out  # 12 images a class: raising mipc would not help
     assert set(remedies(out)) == {"dataset.allow_extra_folders=true"}
 
-    status, out = check(capsys, *args, "ipc=3", *set(remedies(out)))  # ipc 3 x 4 cells = 12 images a class
+    status, out = check(capsys, *args, "ipc=3", *set(remedies(out)))
     assert status == 0, out
     assert "1 more ignored (allow_extra_folders): ['stray']" in out and "OK" in out
     assert tree_digest(data) == before and not list(tmp_path.glob("outputs"))  # reads only

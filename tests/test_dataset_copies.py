@@ -22,7 +22,7 @@ from fgdd.config import build, register_resolvers
 from fgdd.data.base import build_dataset
 from fgdd.data.tinyimagenet import OFFICIAL_WNIDS_SHA256, wnids_sha256
 from fgdd.errors import ClassMismatchError, ConfigError, CorruptImageError
-from fgdd.pipeline import ipc_shortfall
+from fgdd.pipeline import check_enough_images, ipc_shortfall
 from fgdd.run import CONF_DIR
 from fgdd.selection import RandomRealSelector, RDEDSelector
 from fgdd.selection.base import ImageNeed
@@ -300,15 +300,25 @@ def rded(mipc: int) -> RDEDSelector:
 def test_the_ipc_message_advises_raising_mipc_only_where_mipc_is_the_limit() -> None:
     classes, counts = ["a", "b"], {0: 30, 1: 500}
     short_class = ipc_shortfall(rded(mipc=300), 10, counts, classes)
-    assert "'a': 30" in short_class and "mipc" not in short_class.split(";")[-1]  # 30 images < 40, mipc is not it
+    assert "'a' 30 (10 short)" in short_class and "`selector.mipc" not in short_class  # 30 < 40: mipc is not it
     assert "ipc=10 needs 40 images per class (rded: ipc x factor^2 = 10 x 2^2, one patch per image)" in short_class
-    short_mipc = ipc_shortfall(rded(mipc=20), 10, counts, classes)
-    assert "raise selector.mipc (now 20)" in short_mipc and "min(images, selector.mipc=20)" in short_mipc
+    assert "`ipc=7` (the most every class fills)" in short_class and "add images to these classes" in short_class
+    short_mipc = ipc_shortfall(rded(mipc=20), 10, {0: 40, 1: 500}, classes)
+    assert "`selector.mipc=40` (now 20)" in short_mipc and "min(images, selector.mipc=20)" in short_mipc
+    assert "add images" not in short_mipc  # every class has 40: more images would change nothing
     assert ipc_shortfall(rded(mipc=40), 10, counts, classes) is not None
     assert ipc_shortfall(rded(mipc=40), 7, counts, classes) is None  # 28 needed
-    assert ipc_shortfall(rded(mipc=40), 3, {0: 2, 1: 5}, classes).endswith("lower ipc")
-    sliced = ipc_shortfall(rded(mipc=300), 10, {0: 10, 1: 10}, classes, limit_per_class=10)
-    assert "raise dataset.limit_per_class.train (now 10" in sliced
+    assert ipc_shortfall(rded(mipc=40), 3, {0: 2, 1: 5}, classes).endswith(  # no ipc >= 1 fills 4 cells from 2 images
+        "What works: `selector=random_real ipc=2` (whole images, no mosaic: 2 per class; it reads no selector.mipc); "
+        "or add images to these classes")
+    sliced = ipc_shortfall(rded(mipc=300), 10, {0: 10, 1: 10}, classes, limit_per_class=10,
+                           before_limit={0: 900, 1: 45})
+    assert "`dataset.limit_per_class.train=40` (now 10" in sliced and "add images" not in sliced
+    too_few = ipc_shortfall(rded(mipc=300), 10, {0: 10, 1: 10}, classes, limit_per_class=10,
+                            before_limit={0: 900, 1: 12})  # 'b' has 12 images in all: no limit gives it 40
+    assert "limit_per_class" not in too_few and "`ipc=2`" in too_few
+    both = ipc_shortfall(rded(mipc=8), 3, {0: 10, 1: 10}, classes, limit_per_class=10, before_limit={0: 90, 1: 90})
+    assert "`selector.mipc=12` (now 8) with `dataset.limit_per_class.train=12` (now 10" in both
 
 
 @pytest.mark.parametrize("selector, segmenter, needed, pool", [
@@ -332,8 +342,8 @@ def test_each_selector_says_how_many_images_a_class_needs() -> None:
     whole = RandomRealSelector().images_needed(10)  # whole images, no mosaic, every image of the class a candidate
     assert (whole.images, whole.pool) == (10, None)
     assert ipc_shortfall(RandomRealSelector(), 10, {0: 9, 1: 500}, ["a", "b"]) == (
-        "ipc=10 needs 10 images per class (random_real: ipc = 10 whole images), but these classes have fewer "
-        "(images): {'a': 9}; lower ipc")
+        "ipc=10 needs 10 images per class (random_real: ipc = 10 whole images), but 1 of 2 classes has fewer "
+        "(images): 'a' 9 (1 short). What works: `ipc=9` (the most every class fills); or add images to these classes")
 
 
 # -- copies of the real ImageNette archive (and its JPEG files in other layouts) ----------------------------------
@@ -355,6 +365,59 @@ def check(capsys, *overrides: str) -> tuple[int, str]:
     status = check_main(list(overrides))
     captured = capsys.readouterr()
     return status, captured.out + captured.err
+
+
+def what_works(output: str) -> list[list[str]]:
+    """The remedies of an ipc message, each as the settings it names (["selector=random_real", "ipc=2"] ...)."""
+    remedies = output.split("What works: ")[1].splitlines()[0].split("; or ")
+    return [[part for setting in re.findall(r"`([^`]+)`", remedy) for part in setting.split()] for remedy in remedies]
+
+
+def test_an_ipc_no_selector_setting_can_fill_names_the_short_class_and_what_works(shared_data, tmp_path,
+                                                                                   capsys) -> None:
+    archive = shared_data("imagenette2-128")
+    data = tmp_path / "data"
+    classes = configured_classes("imagenette", data)
+    short = classes[3]
+    copy = imagenette_copy(archive, data, {c: 3 if c == short else 30 for c in classes})
+    # the user's command: ipc is 1 already and the slice (20) is above the class's 3 images, so neither "lower ipc"
+    # nor "raise dataset.limit_per_class.train" can work
+    asked = ["dataset=imagenette", f"data_root={data}", "ipc=1", "dataset.limit_per_class.train=20"]
+    status, out = check(capsys, *asked)
+    assert status == 1
+    assert "ipc=1 needs 4 images per class" in out and "1 of 10 classes has fewer" in out
+    assert f"'{short}' 3 (1 short)" in out
+    assert what_works(out) == [["selector=random_real"], []]  # and "add images to these classes"
+    assert "`selector=random_real` (whole images, no mosaic: 1 per class; it reads no selector.mipc); or add images to " \
+           "these classes" in out
+    cfg = run_config(*asked)
+    dataset = build_dataset(cfg.dataset)
+    with pytest.raises(ConfigError) as error:  # the run's own check before any stage: the same message
+        check_enough_images(cfg, dataset.train(), list(dataset.classes))
+    assert str(error.value) in out
+
+    assert check(capsys, *asked, "selector=random_real")[0] == 0
+    added = sorted((archive / "train" / short).iterdir())[3]
+    shutil.copyfile(added, copy / "train" / short / added.name)
+    assert check(capsys, *asked)[0] == 0
+
+
+@pytest.mark.parametrize("cause, asked, named", [
+    ("the slice", ["debug=fast", "ipc=3"], "dataset.limit_per_class.train=12"),  # debug=fast keeps 10 of 14
+    ("the pool", ["ipc=3", "selector.mipc=8"], "selector.mipc=12"),
+])
+def test_every_remedy_the_ipc_message_names_works(cause, asked, named, shared_data, tmp_path, capsys) -> None:
+    data = tmp_path / "data"
+    imagenette_copy(shared_data("imagenette2-128"), data, dict.fromkeys(configured_classes("imagenette", data), 14))
+    args = ["dataset=imagenette", f"data_root={data}", *asked]
+    status, out = check(capsys, *args)
+    assert status == 1 and "10 of 10 classes have fewer" in out
+    assert what_works(out) == [["ipc=2"], ["selector=random_real"], [named]]  # 14 images a class: none to add
+    for settings in what_works(out):
+        # another selector: the settings of this one go, as its message says ("it reads no selector.mipc")
+        kept = [a for a in args if not a.startswith("selector.")] if "selector=random_real" in settings else args
+        status, followed = check(capsys, *kept, *settings)
+        assert status == 0, f"{cause}: {settings} does not work:\n{followed}"
 
 
 def test_a_tiny_imagenet_copy_with_extra_wnids_prints_the_difference_once(shared_data, tmp_path, capsys) -> None:

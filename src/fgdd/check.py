@@ -53,6 +53,7 @@ class SplitReport:
     modes: Counter = field(default_factory=Counter)
     formats: Counter = field(default_factory=Counter)
     unreadable: dict[str, str] = field(default_factory=dict)  # relpath -> error
+    before_limit: dict[int, int] | None = None  # images per class listed before dataset.limit_per_class cut them
     note: str = ""
 
 
@@ -133,6 +134,7 @@ def describe(split: ImageSplit, out: SplitReport) -> SplitReport:
         out.modes[info.mode] += 1
         out.formats[info.format] += 1
     out.per_class = {name: readable.get(label, 0) for label, name in enumerate(split.classes)}
+    out.before_limit = split.before_limit
     return out
 
 
@@ -209,7 +211,8 @@ def judge_run(cfg: DictConfig, dataset: ImageDataset, selector: Selector, train:
     if train is not None and train.per_class:
         counts = Counter({label: n for label, n in enumerate(train.per_class.values())})
         problem = ipc_shortfall(selector, cfg.ipc, counts, list(train.per_class),
-                                limit_per_class=(cfg.dataset.get("limit_per_class") or {}).get("train"))
+                                limit_per_class=(cfg.dataset.get("limit_per_class") or {}).get("train"),
+                                before_limit=train.before_limit)
         fewest = min(train.per_class.values())
         report.add(f"  has         {fewest} in the class with fewest readable images: "
                    + ("not enough" if problem else "enough"))

@@ -82,6 +82,7 @@ class ImageSplit(torch.utils.data.Dataset):
         self.base = Path(base) if base is not None else self.root.parent  # relpath() is relative to this
         self.ignored_classes: list[str] = []  # classes found beside the configured ones and left out
         self.dropped: dict[str, str] = {}  # relpath -> error: unreadable images left out of the split
+        self.before_limit: dict[int, int] | None = None  # label -> images listed before limit_per_class cut them
         self._require_every_class()
         self._by_class: list[list[int]] | None = None
 
@@ -362,8 +363,10 @@ class ImageDataset:
         split.max_bad_fraction = self.max_bad_fraction
         limit = self.limit_per_class.get(which)
         if limit is not None:
+            listed = {label: len(split.indices_of_class(label)) for label in range(len(split.classes))}
             split = split.subset([i for label in range(len(split.classes))
                                   for i in split.indices_of_class(label)[:limit]])
+            split.before_limit = listed  # whether a larger limit would give a class more images (fgdd.check, ipc)
         return split
 
     def _split(self, which: str) -> ImageSplit:
