@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import re
 import shutil
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ from PIL import Image
 
 from fgdd.check import main as check_main
 from fgdd.config import build, register_resolvers
-from fgdd.data.base import build_dataset
+from fgdd.data.base import build_dataset, what_is_at
 from fgdd.data.tinyimagenet import OFFICIAL_WNIDS_SHA256, wnids_sha256
 from fgdd.errors import ClassMismatchError, ConfigError, CorruptImageError
 from fgdd.pipeline import check_enough_images, ipc_shortfall
@@ -418,6 +419,38 @@ def test_every_remedy_the_ipc_message_names_works(cause, asked, named, shared_da
         kept = [a for a in args if not a.startswith("selector.")] if "selector=random_real" in settings else args
         status, followed = check(capsys, *kept, *settings)
         assert status == 0, f"{cause}: {settings} does not work:\n{followed}"
+
+
+def test_a_data_root_that_is_a_file_or_missing_says_so_and_where_it_came_from(shared_data, tmp_path, capsys,
+                                                                               monkeypatch) -> None:
+    image = sorted((shared_data("imagenette2-128") / "val" / "n01440764").iterdir())[0]  # a real JPEG file
+    monkeypatch.delenv("FGDD_DATA_DIR", raising=False)
+    status, out = check(capsys, "dataset=imagenette", f"data_root={image}")
+    assert status == 1 and f"{image} is a file, not a folder" in out
+    assert f"comes from the command line (`data_root={image}`)" in out and "taken from the config" not in out
+
+    monkeypatch.setenv("FGDD_DATA_DIR", str(image))
+    status, out = check(capsys, "dataset=imagenette")
+    assert f"{image} is a file, not a folder" in out and f"data root {image} comes from $FGDD_DATA_DIR" in out
+
+    nowhere = tmp_path / "nowhere"
+    status, out = check(capsys, "dataset=imagenette", f"dataset.root={nowhere}")
+    assert f"{nowhere / 'imagenette2-128' / 'train'} does not exist (the deepest folder that does: {tmp_path})" in out
+    assert f"comes from the command line (`dataset.root={nowhere}`)" in out
+
+    monkeypatch.delenv("FGDD_DATA_DIR")
+    monkeypatch.chdir(tmp_path)
+    status, out = check(capsys, "dataset=imagenette")
+    assert f"comes from the config's default (data under the working directory {tmp_path}; $FGDD_DATA_DIR is not " \
+           "set)" in out
+
+
+def test_a_data_folder_that_cannot_be_read_says_so(shared_data, tmp_path, monkeypatch) -> None:
+    data = tmp_path / "data"
+    copy = imagenette_copy(shared_data("imagenette2-128"), data, {"n01440764": 1})
+    # these tests may run as root, who reads every folder: the permission is what os.access reports
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != copy / "train")
+    assert what_is_at(copy / "train") == f"{copy / 'train'} is a folder that cannot be read (permission denied)"
 
 
 def test_a_tiny_imagenet_copy_with_extra_wnids_prints_the_difference_once(shared_data, tmp_path, capsys) -> None:

@@ -64,6 +64,8 @@ def test_a_failed_attempt_is_retried_a_finished_run_untouched_and_an_env_change_
 
     first = fgdd_run(tmp_path, wrong)  # FGDD_DATA_DIR points at an empty folder
     assert first.returncode == 2, first.stdout + first.stderr
+    assert f"{wrong / 'mine' / 'train'} does not exist (the deepest folder that does: {wrong})" in first.stdout
+    assert f"data root {wrong} comes from $FGDD_DATA_DIR" in first.stdout
     [run_dir] = (tmp_path / "outputs" / "runs" / "mine").iterdir()
     assert f"run folder (new): {run_dir}" in first.stdout  # a fresh run says where it writes
     assert json.loads((run_dir / "failed.json").read_text())["stage"] == "setup"

@@ -15,7 +15,6 @@ with dataset.download=true, data not on disk yet is reported as such.
 from __future__ import annotations
 
 import copy
-import os
 import statistics
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from fgdd.config import build, compose_checked
-from fgdd.data.base import DATA_DIR_ENV, ImageDataset, ImageSplit, build_dataset, tolerated_fraction
+from fgdd.data.base import ImageDataset, ImageSplit, build_dataset, tolerated_fraction
 from fgdd.data.download import offline
 from fgdd.errors import LISTED, ClassMismatchError, ConfigError, DatasetNotFoundError, FgddError, listed
 from fgdd.selection.base import Selector
@@ -70,14 +69,6 @@ class Report:
 
     def text(self) -> str:
         return "\n".join(self.lines)
-
-
-def data_root_source(overrides: Sequence[str]) -> str:
-    if any(o.lstrip("+~").startswith(("data_root=", "dataset.root=")) for o in overrides):
-        return "the command line"
-    if os.environ.get(DATA_DIR_ENV):
-        return f"${DATA_DIR_ENV}"
-    return "the default (./data; set data_root=... or $FGDD_DATA_DIR)"
 
 
 def read_split(dataset: ImageDataset, which: str, report: Report, downloads: bool = False
@@ -231,7 +222,7 @@ def judge_run(cfg: DictConfig, dataset: ImageDataset, selector: Selector, train:
         report.problems.append(f"teacher.checkpoint={cfg.teacher.checkpoint} is not a file")
 
 
-def check(cfg: DictConfig, overrides: Sequence[str] = ()) -> Report:
+def check(cfg: DictConfig) -> Report:
     """What a run with ``cfg`` (validated: fgdd.config.compose_checked) would find in the data."""
     start = time.perf_counter()
     report = Report()
@@ -247,7 +238,7 @@ def check(cfg: DictConfig, overrides: Sequence[str] = ()) -> Report:
         return finish(report, start)
     report.add(f"dataset {dataset.name} ({type(dataset).__name__}): {len(dataset.classes)} classes, input "
                f"{dataset.input_size} px, factor {dataset.factor}, aspect {dataset.aspect}")
-    report.add(f"data root {root} (from {data_root_source(overrides)})")
+    report.add(f"data root {root}, from {dataset.root_source}")
     selector: Selector = build(cfg.selector)  # constructors only: nothing is loaded or segmented
     splits: dict[str, SplitReport | None] = {}
     for which in ("train", "val"):
@@ -285,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"fgdd.check: {error}", file=sys.stderr)
         return 2
-    report = check(cfg, overrides)
+    report = check(cfg)
     print(report.text())
     return 1 if report.problems else 0
 

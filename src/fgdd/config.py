@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -200,6 +202,26 @@ def trainer_keywords() -> tuple[str, ...]:
 # Trainer as keyword arguments, so any of its arguments is a setting fgdd reads
 ADDABLE: dict[str, Callable[[], Sequence[str]]] = {"trainer": trainer_keywords}
 ADDABLE_TEXT = {"trainer": " and, under trainer, the arguments of Lightning's Trainer"}
+
+
+def setting_source(cfg: DictConfig, key: str) -> str:
+    """Where the value of ``key`` (dotted) came from, for messages: the command line, an environment variable or
+    the config's default. fgdd's configs only interpolate these values (conf/run.yaml's ``${oc.env:...}``, a
+    dataset's ``root: ${data_root}``), so a value that is no interpolation was given as an override."""
+    parent, _, last = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    if not isinstance(node, DictConfig) or last not in node:
+        return ""
+    raw = str(OmegaConf.to_container(OmegaConf.masked_copy(node, [last]), resolve=False)[last])
+    if followed := re.fullmatch(r"\$\{([\w.]+)\}", raw):  # e.g. dataset.root: ${data_root}
+        return setting_source(cfg, followed[1])
+    if env := re.fullmatch(r"\$\{oc\.env:(\w+),([^}]*)\}", raw):
+        variable, default = env.groups()
+        if os.environ.get(variable):
+            return f"${variable}"
+        where = "" if Path(default).is_absolute() else f" under the working directory {Path.cwd()}"
+        return f"the config's default ({default}{where}; ${variable} is not set)"
+    return f"the command line (`{key}={raw}`)"
 
 
 def build(node: DictConfig) -> Any:
