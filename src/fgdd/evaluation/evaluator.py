@@ -28,6 +28,7 @@ from fgdd.evaluation.loaders import (
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.evaluation.soft_labels import SoftLabelStore
 from fgdd.evaluation.student import PRECISIONS, SoftLabelStudent, TailValidationSchedule, validation_epochs
+from fgdd.utils.console import progress_bars
 from fgdd.utils.seeding import derive_seed, seed_everything
 
 # Trainer arguments the evaluator owns; a trainer config that sets them would silently lose
@@ -272,7 +273,8 @@ class SoftLabelEvaluator:
             "enable_model_summary": False,
         }
         kwargs.update(trainer_kwargs)
-        kwargs["callbacks"] = [*list(kwargs.get("callbacks") or []), TailValidationSchedule(schedule)]
+        kwargs["callbacks"] = [*list(kwargs.get("callbacks") or []), TailValidationSchedule(schedule),
+                               *progress_bars(kwargs.get("enable_progress_bar", True))]
         trainer = L.Trainer(max_epochs=self.epochs, check_val_every_n_epoch=1,
                             logger=logger if logger is not None else False, **kwargs)
 
