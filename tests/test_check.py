@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from fgdd.check import main
+from fgdd.run import preflight
 from tests.test_dataset_copies import remedies, tree_digest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,14 +63,16 @@ def test_a_broken_copy_fails_with_every_problem_and_remedy_and_passes_once_they_
                             env=env, cwd=tmp_path, timeout=300, check=False)
     out = result.stdout
     assert result.returncode == 1, out + result.stderr  # a run would stop
-    assert "10 configured, 11 found; extra ['stray']" in out
+    assert "10 configured, 11 found: the difference is problem 1 below" in out
+    assert "10 expected, 11 got; extra 1: ['stray']" in out
     assert f"val/n02102040/{truncated.name}: OSError: image file is truncated" in out
     assert "validates   on 119 val images (1 unreadable left out)" in out  # 1 of 120: within max_bad_fraction
-    assert "2 problem(s)" in out and "ipc=5 needs 20 images per class" in out and "lower ipc" in out
-    assert "mipc" not in out.split("lower ipc")[-1]  # 12 images a class: raising mipc would not help
+    assert "2 problem(s)" in out and "ipc=5 needs 20 images per class" in out
+    assert "`ipc=3` (the most every class fills)" in out  # ipc 3 x 4 cells = 12 images a class
+    assert "`selector.mipc" not in out  # 12 images a class: raising mipc would not help
     assert set(remedies(out)) == {"dataset.allow_extra_folders=true"}
 
-    status, out = check(capsys, *args, "ipc=3", *set(remedies(out)))  # ipc 3 x 4 cells = 12 images a class
+    status, out = check(capsys, *args, "ipc=3", *set(remedies(out)))
     assert status == 0, out
     assert "1 more ignored (allow_extra_folders): ['stray']" in out and "OK" in out
     assert tree_digest(data) == before and not list(tmp_path.glob("outputs"))  # reads only
@@ -110,9 +113,25 @@ def test_download_true_is_never_a_download_from_the_check(tmp_path, capsys, monk
     assert not any(tmp_path.iterdir())
 
 
-def test_wrong_selector_settings_are_a_problem_named_with_their_remedy(tmp_path, capsys) -> None:
-    status, out = check(capsys, "dataset=shapes", f"data_root={tmp_path}", "dataset.train_per_class=4",
-                        "dataset.val_per_class=1", "selector.crop_from=cv2")
-    assert status == 1, out
-    assert "selector: selector.crop_from must be 'tensor' or 'pil', got 'cv2'" in out
-    assert "needs       (unknown: the selector settings are wrong)" in out
+def test_wrong_selector_settings_are_a_config_error_named_with_their_remedy(tmp_path, capsys) -> None:
+    status = main(["dataset=shapes", f"data_root={tmp_path}", "dataset.train_per_class=4", "dataset.val_per_class=1",
+                   "selector.crop_from=cv2"])
+    captured = capsys.readouterr()
+    assert status == 2 and not captured.out  # refused before the data is read, as fgdd.run refuses it
+    assert "selector.crop_from must be 'tensor' or 'pil', got 'cv2'" in captured.err
+    assert not any(tmp_path.iterdir())  # the generated shapes set is not made either
+
+
+@pytest.mark.parametrize("ipc, message", [("0", "ipc must be at least 1, got 0"),
+                                          ("-1", "ipc must be at least 1, got -1"),
+                                          ("abc", "ipc must be an integer, got 'abc' (str)")])
+def test_an_ipc_the_run_refuses_is_refused_by_the_check_with_the_same_status(ipc, message, shared_data, capsys,
+                                                                             tmp_path) -> None:
+    args = ["dataset=imagenette", f"data_root={shared_data('imagenette2-128').parent}", f"ipc={ipc}"]
+    assert main(args) == 2  # before any image is read: no "OK", no "needs -4 images", no traceback
+    captured = capsys.readouterr()
+    assert captured.err == f"fgdd.check: {message}\n" and not captured.out
+    with pytest.raises(SystemExit) as exit_status:  # what `python -m fgdd.run` does before Hydra starts
+        preflight("fgdd.run", "run", [*args, f"output_root={tmp_path}"])
+    assert exit_status.value.code == 2 and capsys.readouterr().err == f"fgdd.run: {message}\n"
+    assert not any(tmp_path.iterdir())

@@ -10,7 +10,7 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from fgdd.config import register_resolvers, validate
+from fgdd.config import compose_checked, register_resolvers, validate
 from fgdd.errors import ConfigError
 from fgdd.run import CONF_DIR
 
@@ -74,3 +74,24 @@ def test_unknown_group_option_is_an_error() -> None:
 def test_wrong_types_are_errors(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         validate(compose_run(override))
+
+
+@pytest.mark.parametrize("override, meant", [
+    ("selctor=rded", "did you mean selector? (`selector=rded`)"),
+    ("+selctor=rded", "did you mean selector? (`selector=rded`)"),
+    ("++selctor=rded", "did you mean selector? (`selector=rded`)"),
+    ("+selctor.mipc=20", "did you mean selector? (`selector.mipc=20`)"),
+    ("++selector.num_candidatez=3", "did you mean num_candidates? (`selector.num_candidates=3`)"),
+    ("+trainer.max_epoc=3", "did you mean max_epochs? (`+trainer.max_epochs=3`)"),  # a Trainer argument, added
+])
+def test_a_typo_is_refused_whatever_its_prefix_with_the_key_meant(override: str, meant: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        compose_checked([override])
+    assert meant in str(error.value) and "To append" not in str(error.value)
+
+
+def test_plus_adds_only_what_fgdd_reads() -> None:
+    cfg = compose_checked(["+trainer.max_time=00:00:10:00", "++ipc=3"])  # a Trainer argument; a key that exists
+    assert cfg.trainer.max_time == "00:00:10:00" and cfg.ipc == 3
+    with pytest.raises(ConfigError, match="the keys at the top level are ipc, seed, device"):
+        compose_checked(["+banana=1"])  # nothing close: the keys that exist

@@ -9,6 +9,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from PIL import Image
+
 from tests.test_run import TINY, TINY_SHAPES
 
 # What used to fill the console, and where it came from.
@@ -69,3 +71,32 @@ def test_a_sweep_prints_each_line_once_and_no_noise(tmp_path: Path) -> None:
     # the run folder's log keeps the full record, Lightning's notices included
     logs = sorted((tmp_path / "out").rglob("run.log"))
     assert len(logs) == 2 and all("GPU available" in p.read_text() for p in logs)
+
+
+def test_the_student_bar_shows_a_small_loss_with_its_digits(shared_data) -> None:
+    from lightning.pytorch.callbacks import Callback, RichProgressBar
+
+    from fgdd.evaluation import SoftLabelEvaluator
+    from tests.test_evaluation_evaluator import CPU, SPEC, ColourTeacher, FakeSplit, ListDataset, tiny_student
+
+    class KeepTrainer(Callback):
+        def on_train_end(self, trainer, pl_module) -> None:
+            self.trainer = trainer
+
+    archive = shared_data("imagenette2-128")
+    items = [(Image.open(path).convert("RGB").resize((16, 16)), label)  # real photos, two classes
+             for label, wnid in enumerate(("n01440764", "n02102040"))
+             for path in sorted((archive / "val" / wnid).iterdir())[:8]]
+    kept = KeepTrainer()
+    SoftLabelEvaluator(epochs=1, batch_size=4).evaluate(
+        ListDataset(items, ipc=8, factor=2), FakeSplit(items), tiny_student(), ColourTeacher(), lr=0.02, spec=SPEC,
+        seed=0, trainer_kwargs={**CPU, "enable_progress_bar": True, "callbacks": [kept]})
+    bar = kept.trainer.progress_bar_callback
+    assert isinstance(bar, RichProgressBar)
+
+    def shown(value: float) -> str:  # what the bar prints for a metric (Lightning's MetricsTextColumn)
+        return f"{value:{bar.theme.metrics_format}}"
+
+    assert shown(0.00013) == "0.00013" and shown(2.3456) == "2.35" and shown(0.8564) == "0.856"  # was 0.000
+    loss = float(kept.trainer.progress_bar_metrics["student/train_loss"])
+    assert abs(float(shown(loss)) - loss) <= 0.005 * loss  # 3 significant digits, whatever the loss

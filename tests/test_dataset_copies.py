@@ -7,7 +7,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import re
+import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -17,10 +20,10 @@ from PIL import Image
 
 from fgdd.check import main as check_main
 from fgdd.config import build, register_resolvers
-from fgdd.data.base import build_dataset
+from fgdd.data.base import build_dataset, what_is_at
 from fgdd.data.tinyimagenet import OFFICIAL_WNIDS_SHA256, wnids_sha256
 from fgdd.errors import ClassMismatchError, ConfigError, CorruptImageError
-from fgdd.pipeline import ipc_shortfall
+from fgdd.pipeline import check_enough_images, ipc_shortfall
 from fgdd.run import CONF_DIR
 from fgdd.selection import RandomRealSelector, RDEDSelector
 from fgdd.selection.base import ImageNeed
@@ -80,21 +83,21 @@ def dataset_overrides(option: str, data_root: Path, *more: str) -> list[str]:
 
 
 def build_copy(option: str, data_root: Path, classes: list[str], per_class: int = 2, val_per_class: int = 2,
-               extra: tuple[str, ...] = ()) -> list[Path]:
-    """A copy of ``option``'s layout holding ``classes`` (+ ``extra`` classes, as a stray folder or extra wnids);
-    returns the val image files in sample order."""
+               extra: tuple[str, ...] = (), image: Callable[[int], bytes] = png) -> list[Path]:
+    """A copy of ``option``'s layout holding ``classes`` (+ ``extra`` classes, as a stray folder or extra wnids),
+    each file ``image(k)``; returns the val image files in sample order."""
     everything = sorted([*classes, *extra])
     if option == "tinyimagenet":
         top = data_root / "tiny-imagenet-200"
         write(top / "wnids.txt", "\n".join(everything).encode() + b"\n")
         for wnid in everything:
             for k in range(per_class):
-                write(top / "train" / wnid / "images" / f"{wnid}_{k}.JPEG", png(k))
+                write(top / "train" / wnid / "images" / f"{wnid}_{k}.JPEG", image(k))
         lines, val = [], []
         for label, wnid in enumerate(everything):
             for k in range(val_per_class):
                 name = f"val_{label * val_per_class + k}.JPEG"
-                path = write(top / "val" / "images" / name, png(label + k))
+                path = write(top / "val" / "images" / name, image(label + k))
                 lines.append(f"{name}\t{wnid}\t0\t0\t7\t7")
                 if wnid in classes:
                     val.append(path)
@@ -104,9 +107,9 @@ def build_copy(option: str, data_root: Path, classes: list[str], per_class: int 
     val = []
     for name in everything:
         for k in range(per_class):
-            write(data_root / subdir / train_dir / name / f"{k:03d}.png", png(k))
+            write(data_root / subdir / train_dir / name / f"{k:03d}.png", image(k))
         for k in range(val_per_class):
-            path = write(data_root / subdir / val_dir / name / f"{k:03d}.png", png(100 + k))
+            path = write(data_root / subdir / val_dir / name / f"{k:03d}.png", image(100 + k))
             if name in classes:
                 val.append(path)
     return val
@@ -298,15 +301,25 @@ def rded(mipc: int) -> RDEDSelector:
 def test_the_ipc_message_advises_raising_mipc_only_where_mipc_is_the_limit() -> None:
     classes, counts = ["a", "b"], {0: 30, 1: 500}
     short_class = ipc_shortfall(rded(mipc=300), 10, counts, classes)
-    assert "'a': 30" in short_class and "mipc" not in short_class.split(";")[-1]  # 30 images < 40, mipc is not it
+    assert "'a' 30 (10 short)" in short_class and "`selector.mipc" not in short_class  # 30 < 40: mipc is not it
     assert "ipc=10 needs 40 images per class (rded: ipc x factor^2 = 10 x 2^2, one patch per image)" in short_class
-    short_mipc = ipc_shortfall(rded(mipc=20), 10, counts, classes)
-    assert "raise selector.mipc (now 20)" in short_mipc and "min(images, selector.mipc=20)" in short_mipc
+    assert "`ipc=7` (the most every class fills)" in short_class and "add images to these classes" in short_class
+    short_mipc = ipc_shortfall(rded(mipc=20), 10, {0: 40, 1: 500}, classes)
+    assert "`selector.mipc=40` (now 20)" in short_mipc and "min(images, selector.mipc=20)" in short_mipc
+    assert "add images" not in short_mipc  # every class has 40: more images would change nothing
     assert ipc_shortfall(rded(mipc=40), 10, counts, classes) is not None
     assert ipc_shortfall(rded(mipc=40), 7, counts, classes) is None  # 28 needed
-    assert ipc_shortfall(rded(mipc=40), 3, {0: 2, 1: 5}, classes).endswith("lower ipc")
-    sliced = ipc_shortfall(rded(mipc=300), 10, {0: 10, 1: 10}, classes, limit_per_class=10)
-    assert "raise dataset.limit_per_class.train (now 10" in sliced
+    assert ipc_shortfall(rded(mipc=40), 3, {0: 2, 1: 5}, classes).endswith(  # no ipc >= 1 fills 4 cells from 2 images
+        "What works: `selector=random_real ipc=2` (whole images, no mosaic: 2 per class; it reads no selector.mipc); "
+        "or add images to these classes")
+    sliced = ipc_shortfall(rded(mipc=300), 10, {0: 10, 1: 10}, classes, limit_per_class=10,
+                           before_limit={0: 900, 1: 45})
+    assert "`dataset.limit_per_class.train=40` (now 10" in sliced and "add images" not in sliced
+    too_few = ipc_shortfall(rded(mipc=300), 10, {0: 10, 1: 10}, classes, limit_per_class=10,
+                            before_limit={0: 900, 1: 12})  # 'b' has 12 images in all: no limit gives it 40
+    assert "limit_per_class" not in too_few and "`ipc=2`" in too_few
+    both = ipc_shortfall(rded(mipc=8), 3, {0: 10, 1: 10}, classes, limit_per_class=10, before_limit={0: 90, 1: 90})
+    assert "`selector.mipc=12` (now 8) with `dataset.limit_per_class.train=12` (now 10" in both
 
 
 @pytest.mark.parametrize("selector, segmenter, needed, pool", [
@@ -330,5 +343,140 @@ def test_each_selector_says_how_many_images_a_class_needs() -> None:
     whole = RandomRealSelector().images_needed(10)  # whole images, no mosaic, every image of the class a candidate
     assert (whole.images, whole.pool) == (10, None)
     assert ipc_shortfall(RandomRealSelector(), 10, {0: 9, 1: 500}, ["a", "b"]) == (
-        "ipc=10 needs 10 images per class (random_real: ipc = 10 whole images), but these classes have fewer "
-        "(images): {'a': 9}; lower ipc")
+        "ipc=10 needs 10 images per class (random_real: ipc = 10 whole images), but 1 of 2 classes has fewer "
+        "(images): 'a' 9 (1 short). What works: `ipc=9` (the most every class fills); or add images to these classes")
+
+
+# -- copies of the real ImageNette archive (and its JPEG files in other layouts) ----------------------------------
+
+
+def imagenette_copy(archive: Path, data: Path, train: Mapping[str, int], val: int = 2) -> Path:
+    """The first ``train[class]`` train and ``val`` val images of every class of the real ImageNette archive, in its
+    layout under ``data``; returns the copy's folder."""
+    copy = data / "imagenette2-128"
+    for split, counts in (("train", train), ("val", dict.fromkeys(train, val))):
+        for name, n in counts.items():
+            (copy / split / name).mkdir(parents=True)
+            for path in sorted((archive / split / name).iterdir())[:n]:
+                shutil.copyfile(path, copy / split / name / path.name)
+    return copy
+
+
+def check(capsys, *overrides: str) -> tuple[int, str]:
+    status = check_main(list(overrides))
+    captured = capsys.readouterr()
+    return status, captured.out + captured.err
+
+
+def what_works(output: str) -> list[list[str]]:
+    """The remedies of an ipc message, each as the settings it names (["selector=random_real", "ipc=2"] ...)."""
+    remedies = output.split("What works: ")[1].splitlines()[0].split("; or ")
+    return [[part for setting in re.findall(r"`([^`]+)`", remedy) for part in setting.split()] for remedy in remedies]
+
+
+def test_an_ipc_no_selector_setting_can_fill_names_the_short_class_and_what_works(shared_data, tmp_path,
+                                                                                   capsys) -> None:
+    archive = shared_data("imagenette2-128")
+    data = tmp_path / "data"
+    classes = configured_classes("imagenette", data)
+    short = classes[3]
+    copy = imagenette_copy(archive, data, {c: 3 if c == short else 30 for c in classes})
+    # the user's command: ipc is 1 already and the slice (20) is above the class's 3 images, so neither "lower ipc"
+    # nor "raise dataset.limit_per_class.train" can work
+    asked = ["dataset=imagenette", f"data_root={data}", "ipc=1", "dataset.limit_per_class.train=20"]
+    status, out = check(capsys, *asked)
+    assert status == 1
+    assert "ipc=1 needs 4 images per class" in out and "1 of 10 classes has fewer" in out
+    assert f"'{short}' 3 (1 short)" in out
+    assert what_works(out) == [["selector=random_real"], []]  # and "add images to these classes"
+    assert "`selector=random_real` (whole images, no mosaic: 1 per class; it reads no selector.mipc); or add images to " \
+           "these classes" in out
+    cfg = run_config(*asked)
+    dataset = build_dataset(cfg.dataset)
+    with pytest.raises(ConfigError) as error:  # the run's own check before any stage: the same message
+        check_enough_images(cfg, dataset.train(), list(dataset.classes))
+    assert str(error.value) in out
+
+    assert check(capsys, *asked, "selector=random_real")[0] == 0
+    added = sorted((archive / "train" / short).iterdir())[3]
+    shutil.copyfile(added, copy / "train" / short / added.name)
+    assert check(capsys, *asked)[0] == 0
+
+
+@pytest.mark.parametrize("cause, asked, named", [
+    ("the slice", ["debug=fast", "ipc=3"], "dataset.limit_per_class.train=12"),  # debug=fast keeps 10 of 14
+    ("the pool", ["ipc=3", "selector.mipc=8"], "selector.mipc=12"),
+])
+def test_every_remedy_the_ipc_message_names_works(cause, asked, named, shared_data, tmp_path, capsys) -> None:
+    data = tmp_path / "data"
+    imagenette_copy(shared_data("imagenette2-128"), data, dict.fromkeys(configured_classes("imagenette", data), 14))
+    args = ["dataset=imagenette", f"data_root={data}", *asked]
+    status, out = check(capsys, *args)
+    assert status == 1 and "10 of 10 classes have fewer" in out
+    assert what_works(out) == [["ipc=2"], ["selector=random_real"], [named]]  # 14 images a class: none to add
+    for settings in what_works(out):
+        # another selector: the settings of this one go, as its message says ("it reads no selector.mipc")
+        kept = [a for a in args if not a.startswith("selector.")] if "selector=random_real" in settings else args
+        status, followed = check(capsys, *kept, *settings)
+        assert status == 0, f"{cause}: {settings} does not work:\n{followed}"
+
+
+def test_a_data_root_that_is_a_file_or_missing_says_so_and_where_it_came_from(shared_data, tmp_path, capsys,
+                                                                               monkeypatch) -> None:
+    image = sorted((shared_data("imagenette2-128") / "val" / "n01440764").iterdir())[0]  # a real JPEG file
+    monkeypatch.delenv("FGDD_DATA_DIR", raising=False)
+    status, out = check(capsys, "dataset=imagenette", f"data_root={image}")
+    assert status == 1 and f"{image} is a file, not a folder" in out
+    assert f"comes from the command line (`data_root={image}`)" in out and "taken from the config" not in out
+
+    monkeypatch.setenv("FGDD_DATA_DIR", str(image))
+    status, out = check(capsys, "dataset=imagenette")
+    assert f"{image} is a file, not a folder" in out and f"data root {image} comes from $FGDD_DATA_DIR" in out
+
+    nowhere = tmp_path / "nowhere"
+    status, out = check(capsys, "dataset=imagenette", f"dataset.root={nowhere}")
+    assert f"{nowhere / 'imagenette2-128' / 'train'} does not exist (the deepest folder that does: {tmp_path})" in out
+    assert f"comes from the command line (`dataset.root={nowhere}`)" in out
+
+    monkeypatch.delenv("FGDD_DATA_DIR")
+    monkeypatch.chdir(tmp_path)
+    status, out = check(capsys, "dataset=imagenette")
+    assert f"comes from the config's default (data under the working directory {tmp_path}; $FGDD_DATA_DIR is not " \
+           "set)" in out
+
+
+def test_a_data_folder_that_cannot_be_read_says_so(shared_data, tmp_path, monkeypatch) -> None:
+    data = tmp_path / "data"
+    copy = imagenette_copy(shared_data("imagenette2-128"), data, {"n01440764": 1})
+    # these tests may run as root, who reads every folder: the permission is what os.access reports
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != copy / "train")
+    assert what_is_at(copy / "train") == f"{copy / 'train'} is a folder that cannot be read (permission denied)"
+
+
+def test_a_tiny_imagenet_copy_with_extra_wnids_prints_the_difference_once(shared_data, tmp_path, capsys) -> None:
+    jpegs = [p.read_bytes() for p in sorted((shared_data("imagenette2-128") / "val" / "n01440764").iterdir())[:4]]
+    data = tmp_path / "data"
+    official = configured_classes("tinyimagenet", data)
+    build_copy("tinyimagenet", data, official, per_class=1, val_per_class=1, extra=tuple(EXTRA_WNIDS),
+               image=lambda k: jpegs[k % len(jpegs)])
+    args = ["dataset=tinyimagenet", f"data_root={data}", "ipc=1"]
+    status, out = check(capsys, *args)
+    assert status == 1
+    assert out.count("200 expected, 202 got; extra 2: ['n00000001', 'n99999999']") == 1
+    assert out.count("200 configured, 202 found: the difference is problem 1 below") == 2  # train and val
+    assert official[100] not in out  # neither list in full
+    with pytest.raises(ClassMismatchError) as error:  # what the run prints
+        build_dataset(run_config(*args).dataset).train()
+    assert official[100] not in str(error.value) and len(str(error.value)) < 600
+    [fix] = set(remedies(out))
+    assert check(capsys, *args, fix)[0] == 0
+
+
+def test_a_class_list_in_another_order_names_the_first_position_that_differs(shared_data, tmp_path, capsys) -> None:
+    data = tmp_path / "data"
+    classes = configured_classes("imagenette", data)
+    imagenette_copy(shared_data("imagenette2-128"), data, dict.fromkeys(classes, 1))
+    swapped = [classes[0], classes[2], classes[1], *classes[3:]]
+    status, out = check(capsys, "dataset=imagenette", f"data_root={data}", f"dataset.classes=[{','.join(swapped)}]")
+    assert status == 1
+    assert f"10 expected, 10 got; another order from position 1: expected '{classes[2]}', got '{classes[1]}'" in out

@@ -97,7 +97,8 @@ def test_disk_full_while_writing_metrics_leaves_no_metrics_and_the_rerun_complet
 def test_an_ipc_larger_than_a_class_stops_with_one_message_and_no_set(reference) -> None:
     _, _, tmp = reference
     out = tmp / "ipc-too-large"
-    with pytest.raises(FgddError, match=r"ipc=13 needs 13 images per class .*'circle': 12"):
+    with pytest.raises(FgddError, match=r"ipc=13 needs 13 images per class .*'circle' 12 \(1 short\).*"
+                                        r"`selector.mipc=13` \(now 12\)"):
         run(tiny_cfg(tmp, "ipc=13"), out)  # 24 images a class, mipc 12 drawn: stopped before the teacher stage
     assert not (out / "distilled").exists() and not (out / "metrics.json").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".distilled")]  # no staging folder left

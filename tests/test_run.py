@@ -140,11 +140,17 @@ def run_cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
 
 
-def test_cli_unknown_key_exits_with_the_key_named(tmp_path) -> None:
-    result = run_cli("selector.num_candidatez=3", tmp_path=tmp_path)
-    assert result.returncode != 0
-    assert "num_candidatez" in result.stderr + result.stdout
-    assert not any(tmp_path.rglob("metrics.json"))
+@pytest.mark.parametrize("typo, meant", [("selector.num_candidatez=3", "`selector.num_candidates=3`"),
+                                         ("selctor=rded", "`selector=rded`"), ("+selctor=rded", "`selector=rded`"),
+                                         ("++selctor=rded", "`selector=rded`")])
+def test_cli_unknown_key_exits_with_the_key_meant_whatever_its_prefix(typo, meant, tmp_path) -> None:
+    # Hydra's own hint for an unknown key is "To append to your config use +selctor=rded": followed, the run would
+    # finish with the typo ignored. fgdd refuses the key with any prefix and names the key meant instead
+    result = run_cli(typo, tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert f"unknown key `{typo.lstrip('+').split('=')[0]}` in `{typo}`: did you mean" in result.stderr
+    assert meant in result.stderr and "To append" not in result.stderr + result.stdout
+    assert not any(tmp_path.iterdir())  # refused before Hydra made a run folder
 
 
 def test_cli_missing_data_exits_with_one_message(tmp_path) -> None:

@@ -64,6 +64,8 @@ def test_a_failed_attempt_is_retried_a_finished_run_untouched_and_an_env_change_
 
     first = fgdd_run(tmp_path, wrong)  # FGDD_DATA_DIR points at an empty folder
     assert first.returncode == 2, first.stdout + first.stderr
+    assert f"{wrong / 'mine' / 'train'} does not exist (the deepest folder that does: {wrong})" in first.stdout
+    assert f"data root {wrong} comes from $FGDD_DATA_DIR" in first.stdout
     [run_dir] = (tmp_path / "outputs" / "runs" / "mine").iterdir()
     assert f"run folder (new): {run_dir}" in first.stdout  # a fresh run says where it writes
     assert json.loads((run_dir / "failed.json").read_text())["stage"] == "setup"
@@ -99,3 +101,22 @@ def test_a_failed_attempt_is_retried_a_finished_run_untouched_and_an_env_change_
     assert len(list((tmp_path / "outputs" / "runs" / "mine").iterdir())) == 2
     assert snapshot(run_dir) == finished
     assert tree_digest(data) == user_files and bad.exists()
+
+
+def test_a_config_refused_before_any_stage_leaves_no_run_folder_and_an_existing_one_untouched(tmp_path) -> None:
+    data = tmp_path / "data"
+    users_copy(data)
+    for asked in (["ipc=0"], ["ipc=abc"], ["-m", "ipc=2,-1"], ["+selctor=rded"]):
+        refused = fgdd_run(tmp_path, data, *asked)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert refused.stderr.startswith("fgdd.run: ") and "Traceback" not in refused.stderr
+        assert not (tmp_path / "outputs").exists(), asked  # Hydra never started: no run or sweep folder
+
+    existing = tmp_path / "outputs" / "mine" / "kept"  # a folder of the user's that a refused command points at
+    (existing / ".hydra").mkdir(parents=True)
+    (existing / ".hydra" / "config.yaml").write_text("ipc: 1\n")
+    (existing / "run.log").write_text("an earlier attempt\n")
+    before = snapshot(existing)
+    refused = fgdd_run(tmp_path, data, "ipc=0", f"hydra.run.dir={existing}")
+    assert refused.returncode == 2 and "ipc must be at least 1, got 0" in refused.stderr
+    assert snapshot(existing) == before

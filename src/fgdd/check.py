@@ -1,6 +1,7 @@
 """``python -m fgdd.check dataset=... [data_root=...] [ipc=... selector=...]``: what a run would find in the data,
 read without training anything. Exit status 0: a run with these settings finds what it needs; 1: it would stop
-(each problem printed with its remedy); 2: the settings themselves are wrong (unknown key or option).
+(each problem printed with its remedy); 2: the settings themselves are wrong (an unknown key or option, a value
+fgdd.run refuses: the same validation as the run's, fgdd.config.compose_checked, before any data is read).
 
 It takes the same overrides as ``fgdd.run`` and composes the same config, builds the splits as a run does (class
 folders against the configured list, ``allow_extra_folders``, ``limit_per_class``), then reads every image's
@@ -14,7 +15,6 @@ with dataset.download=true, data not on disk yet is reported as such.
 from __future__ import annotations
 
 import copy
-import os
 import statistics
 import sys
 import time
@@ -25,10 +25,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from fgdd.config import build
-from fgdd.data.base import DATA_DIR_ENV, ImageDataset, ImageSplit, build_dataset, tolerated_fraction
+from fgdd.config import build, compose_checked
+from fgdd.data.base import ImageDataset, ImageSplit, build_dataset, tolerated_fraction
 from fgdd.data.download import offline
-from fgdd.errors import ClassMismatchError, DatasetNotFoundError, FgddError
+from fgdd.errors import LISTED, ClassMismatchError, ConfigError, DatasetNotFoundError, FgddError, listed
 from fgdd.selection.base import Selector
 
 USAGE = __doc__.split("\n\n")[0] + "\n\nExamples:\n" + """\
@@ -36,7 +36,6 @@ USAGE = __doc__.split("\n\n")[0] + "\n\nExamples:\n" + """\
   python -m fgdd.check dataset=tinyimagenet ipc=50 selector=rded
   python -m fgdd.check dataset=imagefolder dataset.subdir=mine 'dataset.classes=[a,b]' dataset.allow_extra_folders=true
 """
-LISTED = 10  # files or classes named per list; the rest are counted
 
 
 @dataclass
@@ -45,6 +44,7 @@ class SplitReport:
     root: str = ""
     configured: list[str] = field(default_factory=list)
     found: list[str] | None = None  # class folders / wnids found, where a mismatch made them known
+    mismatch: int = 0  # the number of the problem that gives the class list's difference
     ignored: list[str] = field(default_factory=list)
     per_class: dict[str, int] = field(default_factory=dict)  # readable images per configured class
     images: int = 0
@@ -52,6 +52,7 @@ class SplitReport:
     modes: Counter = field(default_factory=Counter)
     formats: Counter = field(default_factory=Counter)
     unreadable: dict[str, str] = field(default_factory=dict)  # relpath -> error
+    before_limit: dict[int, int] | None = None  # images per class listed before dataset.limit_per_class cut them
     note: str = ""
 
 
@@ -59,20 +60,15 @@ class SplitReport:
 class Report:
     lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # (expected, found) class lists -> the number of the problem that gives their difference: a Tiny-ImageNet
+    # copy's wnids.txt (train) and val_annotations.txt (val) list the same extra wnids, shown once
+    mismatches: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = field(default_factory=dict)
 
     def add(self, text: str = "") -> None:
         self.lines.append(text)
 
     def text(self) -> str:
         return "\n".join(self.lines)
-
-
-def data_root_source(overrides: Sequence[str]) -> str:
-    if any(o.lstrip("+~").startswith(("data_root=", "dataset.root=")) for o in overrides):
-        return "the command line"
-    if os.environ.get(DATA_DIR_ENV):
-        return f"${DATA_DIR_ENV}"
-    return "the default (./data; set data_root=... or $FGDD_DATA_DIR)"
 
 
 def read_split(dataset: ImageDataset, which: str, report: Report, downloads: bool = False
@@ -92,7 +88,11 @@ def read_split(dataset: ImageDataset, which: str, report: Report, downloads: boo
             report.problems.append(f"{which}: {error}")
         return None, out
     except ClassMismatchError as error:
-        report.problems.append(f"{which}: {error}")
+        lists = (tuple(error.expected), tuple(error.got))
+        if lists not in report.mismatches:
+            report.problems.append(str(error))  # it names the split's folder (or wnids.txt) itself
+            report.mismatches[lists] = len(report.problems)
+        out.mismatch = report.mismatches[lists]
         out.found = list(error.got)
         missing = [c for c in error.expected if c not in error.got]
         if missing or dataset.allow_extra_folders:
@@ -125,6 +125,7 @@ def describe(split: ImageSplit, out: SplitReport) -> SplitReport:
         out.modes[info.mode] += 1
         out.formats[info.format] += 1
     out.per_class = {name: readable.get(label, 0) for label, name in enumerate(split.classes)}
+    out.before_limit = split.before_limit
     return out
 
 
@@ -132,19 +133,11 @@ def spread(values: Sequence[int]) -> str:
     return f"{min(values)} / {statistics.median(values):g} / {max(values)}" if values else "-"
 
 
-def listed(items: Sequence[str]) -> str:
-    return f"{list(items[:LISTED])}{f' and {len(items) - LISTED} more' if len(items) > LISTED else ''}"
-
-
 def print_split(out: SplitReport, report: Report) -> None:
     report.add(f"{out.which}: {out.root or '(not read)'}")
-    if out.found is not None:
-        extra = [c for c in out.found if c not in out.configured]
-        missing = [c for c in out.configured if c not in out.found]
-        differences = [f"missing {listed(missing)}"] if missing else []
-        differences += [f"extra {listed(extra)}"] if extra else []
-        report.add(f"  classes     {len(out.configured)} configured, {len(out.found)} found; "
-                   + (", ".join(differences) or "same classes in another order"))
+    if out.found is not None:  # the difference is in the problem, once for both splits
+        report.add(f"  classes     {len(out.configured)} configured, {len(out.found)} found: the difference is "
+                   f"problem {out.mismatch} below")
     elif out.root:
         report.add(f"  classes     {len(out.configured)} configured, all found"
                    + (f"; {len(out.ignored)} more ignored (allow_extra_folders): {listed(out.ignored)}"
@@ -170,7 +163,7 @@ def print_split(out: SplitReport, report: Report) -> None:
         report.add(f"    ... and {len(out.unreadable) - LISTED} more")
 
 
-def judge_unreadable(cfg: DictConfig, dataset: ImageDataset, selector: Selector | None, train: SplitReport | None,
+def judge_unreadable(cfg: DictConfig, dataset: ImageDataset, selector: Selector, train: SplitReport | None,
                      val: SplitReport | None, report: Report) -> None:
     limit = dataset.max_bad_fraction
     if train is not None and train.unreadable:
@@ -180,7 +173,7 @@ def judge_unreadable(cfg: DictConfig, dataset: ImageDataset, selector: Selector 
                 f"train: {bad} of {total} images cannot be read, more than dataset.max_bad_fraction allows "
                 f"({limit}): training the teacher stops on them. Replace or delete them (or tolerate them: "
                 f"dataset.max_bad_fraction={tolerated_fraction(bad, total)})")
-        pool = selector.images_needed(cfg.ipc).pool if selector is not None else None
+        pool = selector.images_needed(cfg.ipc).pool
         drawn = sum(min(n, pool or n) for n in train.per_class.values()) + bad
         selector_limit = cfg.selector.get("max_bad_fraction", limit)
         if bad > selector_limit * drawn:  # as if every unreadable image were among those drawn (the worst case)
@@ -197,22 +190,20 @@ def judge_unreadable(cfg: DictConfig, dataset: ImageDataset, selector: Selector 
                 f"dataset.max_bad_fraction={tolerated_fraction(bad, total)})")
 
 
-def judge_run(cfg: DictConfig, dataset: ImageDataset, selector: Selector | None, train: SplitReport | None,
+def judge_run(cfg: DictConfig, dataset: ImageDataset, selector: Selector, train: SplitReport | None,
               val: SplitReport | None, report: Report) -> None:
     from fgdd.pipeline import ipc_shortfall  # the run's own rule
 
     report.add(f"run: ipc={cfg.ipc}, selector={cfg.selector.name}, teacher="
                f"{'checkpoint ' + str(cfg.teacher.checkpoint) if cfg.teacher.checkpoint else 'trained on train'}")
-    if selector is None:  # its settings are wrong: reported as a problem already
-        report.add("  needs       (unknown: the selector settings are wrong)")
-    else:
-        need = selector.images_needed(cfg.ipc)
-        how = need.rule + (f", drawn from min(images, selector.{need.pool_setting}={need.pool})" if need.pool else "")
-        report.add(f"  needs       {need.images} readable train images per class ({how})")
-    if selector is not None and train is not None and train.per_class:
+    need = selector.images_needed(cfg.ipc)
+    how = need.rule + (f", drawn from min(images, selector.{need.pool_setting}={need.pool})" if need.pool else "")
+    report.add(f"  needs       {need.images} readable train images per class ({how})")
+    if train is not None and train.per_class:
         counts = Counter({label: n for label, n in enumerate(train.per_class.values())})
         problem = ipc_shortfall(selector, cfg.ipc, counts, list(train.per_class),
-                                limit_per_class=(cfg.dataset.get("limit_per_class") or {}).get("train"))
+                                limit_per_class=(cfg.dataset.get("limit_per_class") or {}).get("train"),
+                                before_limit=train.before_limit)
         fewest = min(train.per_class.values())
         report.add(f"  has         {fewest} in the class with fewest readable images: "
                    + ("not enough" if problem else "enough"))
@@ -231,7 +222,8 @@ def judge_run(cfg: DictConfig, dataset: ImageDataset, selector: Selector | None,
         report.problems.append(f"teacher.checkpoint={cfg.teacher.checkpoint} is not a file")
 
 
-def check(cfg: DictConfig, overrides: Sequence[str] = ()) -> Report:
+def check(cfg: DictConfig) -> Report:
+    """What a run with ``cfg`` (validated: fgdd.config.compose_checked) would find in the data."""
     start = time.perf_counter()
     report = Report()
     downloads = bool(cfg.dataset.get("download", False))
@@ -246,12 +238,8 @@ def check(cfg: DictConfig, overrides: Sequence[str] = ()) -> Report:
         return finish(report, start)
     report.add(f"dataset {dataset.name} ({type(dataset).__name__}): {len(dataset.classes)} classes, input "
                f"{dataset.input_size} px, factor {dataset.factor}, aspect {dataset.aspect}")
-    report.add(f"data root {root} (from {data_root_source(overrides)})")
-    try:
-        selector: Selector | None = build(cfg.selector)  # constructors only: nothing is loaded or segmented
-    except FgddError as error:
-        report.problems.append(f"selector: {error}")
-        selector = None
+    report.add(f"data root {root}, from {dataset.root_source}")
+    selector: Selector = build(cfg.selector)  # constructors only: nothing is loaded or segmented
     splits: dict[str, SplitReport | None] = {}
     for which in ("train", "val"):
         split, out = read_split(dataset, which, report, downloads)
@@ -278,31 +266,17 @@ def finish(report: Report, start: float) -> Report:
     return report
 
 
-def compose_config(overrides: Sequence[str]) -> DictConfig:
-    from hydra import compose, initialize_config_dir
-
-    from fgdd.config import register_resolvers
-    from fgdd.run import CONF_DIR
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="run", overrides=list(overrides))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in overrides):
         print(USAGE)
         return 0
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     try:
-        cfg = compose_config(overrides)
-        report = check(cfg, overrides)
-    except (HydraException, OmegaConfBaseException) as error:  # an unknown key or option, a missing value
+        cfg = compose_checked(overrides)  # what fgdd.run refuses before it makes a run folder, refused here too
+    except ConfigError as error:
         print(f"fgdd.check: {error}", file=sys.stderr)
         return 2
+    report = check(cfg)
     print(report.text())
     return 1 if report.problems else 0
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
+import os
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from fgdd.errors import ConfigError, FgddError
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
+
+CONF_DIR = str((Path(__file__).parent / "conf").resolve())  # the package data fgdd/conf: in a clone, a link to conf/
 
 
 def _accelerator(device: str) -> str:
@@ -61,7 +70,15 @@ def register_resolvers() -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Type checks for the top-level settings (YAML and the command line give strings where ints are meant)."""
+    """Everything a run refuses before it reads any data: the top-level values and the settings the dataset and
+    selector constructors check. fgdd.run asks it before Hydra makes a run folder, fgdd.check before it reads the
+    copy (both exit with status 2), fgdd.pipeline.run before its run folder is recorded."""
+    check_values(cfg)
+    check_constructors(cfg)
+
+
+def check_values(cfg: DictConfig) -> None:
+    # YAML and the command line give strings where ints are meant
     for key in ("ipc", "seed"):
         value = cfg[key]
         if not isinstance(value, int) or isinstance(value, bool):
@@ -70,6 +87,141 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"ipc must be at least 1, got {cfg.ipc}")
     if not isinstance(cfg.device, str):
         raise ConfigError(f"device must be a string like auto, cpu or cuda:0; got {cfg.device!r}")
+
+
+def check_constructors(cfg: DictConfig) -> None:
+    from hydra.errors import HydraException
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+    from fgdd.data.base import build_dataset
+
+    for make, node in ((build_dataset, cfg.dataset), (build, cfg.selector)):
+        try:
+            make(node)  # constructors only: they keep settings, load no model and (but one case) read no data
+        except ConfigError:
+            raise
+        except FgddError:  # Tiny-ImageNet's `classes: null` reads the copy: its data problems are the run's to report
+            pass
+        except MissingMandatoryValue as error:  # a value the config leaves ??? (segmenter.root of mask_folder)
+            raise ConfigError(f"{error.full_key} has no value: set it, `{error.full_key}=...`") from None
+        except (HydraException, OmegaConfBaseException) as error:
+            raise ConfigError(str(error)) from None
+
+
+def compose_checked(overrides: Sequence[str], config_name: str = "run") -> DictConfig:
+    """The config a command line composes, or a ConfigError whose message says what to type instead: an unknown
+    key names the key meant (Hydra's own hint, "+key=value", would add the typo and run without it), a key added
+    with `+` or `++` must be one fgdd reads, and the config must pass ``validate``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException, HydraException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    register_resolvers()
+    parsed = parse_overrides(overrides)
+    keys = [o for o in parsed if not is_group_override(o) and not o.is_hydra_override() and not o.is_delete()]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        try:
+            cfg = compose(config_name=config_name, overrides=list(overrides))
+        except ConfigCompositionException as error:
+            if isinstance(error.__cause__, (ConfigKeyError, ConfigAttributeError)):  # "Could not override 'key'"
+                refuse_unknown_keys(compose(config_name=config_name, overrides=schema_overrides(parsed, keys)), keys)
+            raise ConfigError(str(error).split("\nTo append")[0]) from None  # never Hydra's "+key" hint
+        except (HydraException, OmegaConfBaseException) as error:  # an unknown option, a missing value
+            raise ConfigError(str(error)) from None
+        if any(o.is_add() or o.is_force_add() for o in keys):
+            refuse_unknown_keys(compose(config_name=config_name, overrides=schema_overrides(parsed, keys)), keys)
+    validate(cfg)
+    return cfg
+
+
+def parse_overrides(overrides: Sequence[str]) -> list[Override]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException as error:  # not key=value
+        raise ConfigError(str(error)) from None
+
+
+def is_group_override(override: Override) -> bool:
+    # Hydra's rule: the key names a config group (a folder of conf/), e.g. selector=fgdd, model@teacher.arch=...
+    return (Path(CONF_DIR) / override.key_or_group).is_dir()
+
+
+def schema_overrides(parsed: Sequence[Override], keys: Sequence[Override]) -> list[str]:
+    # the keys a command line may set are those its group choices (and Hydra's own settings) compose
+    return [str(o.input_line) for o in parsed if o not in keys]
+
+
+def refuse_unknown_keys(schema: DictConfig, keys: Sequence[Override]) -> None:
+    for override in keys:
+        problem = unknown_key(schema, override)
+        if problem:
+            raise ConfigError(problem)
+
+
+def unknown_key(schema: DictConfig, override: Override) -> str | None:
+    """Why ``override`` sets a key fgdd does not read, with the key meant; None when it is one fgdd reads."""
+    parts = override.key_or_group.split(".")
+    node: Any = schema
+    for depth, part in enumerate(parts):
+        if not isinstance(node, DictConfig):  # inside a list or a value: Hydra's own checks apply
+            return None
+        parent = ".".join(parts[:depth])
+        addable = tuple(ADDABLE[parent]()) if parent in ADDABLE and depth == len(parts) - 1 else ()
+        if part not in node and part not in addable:
+            return unknown_key_message(override, parts, depth, [str(key) for key in node], addable)
+        node = node.get(part)
+    return None
+
+
+def unknown_key_message(override: Override, parts: list[str], depth: int, listed: list[str],
+                        addable: Sequence[str]) -> str:
+    parent = ".".join(parts[:depth])
+    meant = difflib.get_close_matches(parts[depth], [*listed, *addable], n=1, cutoff=0.6)
+    if meant:
+        fixed = ".".join([*parts[:depth], meant[0], *parts[depth + 1:]])
+        prefix = "" if meant[0] in listed else "+"  # a Trainer argument the config does not list is added
+        advice = f"did you mean {meant[0]}? (`{prefix}{fixed}={override.get_value_element_as_str()}`)"
+    else:
+        advice = f"the keys {f'under {parent}' if parent else 'at the top level'} are {', '.join(listed)}"
+    return (f"unknown key `{'.'.join(parts[:depth + 1])}` in `{override.input_line}`: {advice}. fgdd reads only "
+            f"the keys its configs list{ADDABLE_TEXT.get(parent, '')}, so a `+` or `++` in front cannot add one")
+
+
+def trainer_keywords() -> tuple[str, ...]:
+    import inspect
+
+    import lightning.pytorch as L  # only when a command line adds a key under trainer
+
+    return tuple(name for name in inspect.signature(L.Trainer.__init__).parameters if name != "self")
+
+
+# Nodes under which `+key=value` may add what the config does not list: conf/trainer is passed to Lightning's
+# Trainer as keyword arguments, so any of its arguments is a setting fgdd reads
+ADDABLE: dict[str, Callable[[], Sequence[str]]] = {"trainer": trainer_keywords}
+ADDABLE_TEXT = {"trainer": " and, under trainer, the arguments of Lightning's Trainer"}
+
+
+def setting_source(cfg: DictConfig, key: str) -> str:
+    """Where the value of ``key`` (dotted) came from, for messages: the command line, an environment variable or
+    the config's default. fgdd's configs only interpolate these values (conf/run.yaml's ``${oc.env:...}``, a
+    dataset's ``root: ${data_root}``), so a value that is no interpolation was given as an override."""
+    parent, _, last = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    if not isinstance(node, DictConfig) or last not in node:
+        return ""
+    raw = str(OmegaConf.to_container(OmegaConf.masked_copy(node, [last]), resolve=False)[last])
+    if followed := re.fullmatch(r"\$\{([\w.]+)\}", raw):  # e.g. dataset.root: ${data_root}
+        return setting_source(cfg, followed[1])
+    if env := re.fullmatch(r"\$\{oc\.env:(\w+),([^}]*)\}", raw):
+        variable, default = env.groups()
+        if os.environ.get(variable):
+            return f"${variable}"
+        where = "" if Path(default).is_absolute() else f" under the working directory {Path.cwd()}"
+        return f"the config's default ({default}{where}; ${variable} is not set)"
+    return f"the command line (`{key}={raw}`)"
 
 
 def build(node: DictConfig) -> Any:

@@ -36,8 +36,8 @@ from fgdd.run_folder import (
     prepare_run_dir,
     record_failure,
 )
-from fgdd.selection import DistilledSet, write_distilled_set
-from fgdd.selection.base import Selector
+from fgdd.selection import DistilledSet, RandomRealSelector, write_distilled_set
+from fgdd.selection.base import ImageNeed, Selector
 from fgdd.selection.distilled_set import META
 from fgdd.tracking import abort, finish, log_distilled_set, log_figures, make_logger
 from fgdd.utils.device import resolve_device
@@ -179,33 +179,80 @@ def check_enough_images(cfg: DictConfig, train_split: Any, classes: list[str]) -
     """Before any stage runs: every class must have the images the selector needs for ipc (its mosaic cells, drawn
     from at most mipc images)."""
     problem = ipc_shortfall(build(cfg.selector), cfg.ipc, Counter(train_split.targets), classes,
-                            limit_per_class=(cfg.dataset.get("limit_per_class") or {}).get("train"))
+                            limit_per_class=(cfg.dataset.get("limit_per_class") or {}).get("train"),
+                            before_limit=train_split.before_limit)
     if problem:
         raise ConfigError(problem)
 
 
 def ipc_shortfall(selector: Selector, ipc: int, counts: Mapping[int, int], classes: Sequence[str],
-                  limit_per_class: int | None = None) -> str | None:
-    """Why the train images per class (``counts``: label -> images) cannot fill ipc with this selector, and the
-    remedies that would help (``limit_per_class``: dataset.limit_per_class.train, where set); None when they can.
+                  limit_per_class: int | None = None, before_limit: Mapping[int, int] | None = None) -> str | None:
+    """Why the train images per class (``counts``: label -> images) cannot fill ipc with this selector, which classes
+    are short and by how much, and only the remedies that would work; None when they can. ``limit_per_class``:
+    dataset.limit_per_class.train where set, ``before_limit``: the images per class listed before it cut them.
     ``fgdd.check`` asks the same question."""
     need = selector.images_needed(ipc)
-    pool = need.pool
-    short = {label: min(counts.get(label, 0), pool) if pool else counts.get(label, 0) for label in range(len(classes))}
-    short = {label: available for label, available in short.items() if available < need.images}
+    have = {label: counts.get(label, 0) for label in range(len(classes))}
+    short = [label for label, n in have.items() if capped(n, need.pool) < need.images]
     if not short:
         return None
-    remedies = ["lower ipc"]
-    if pool is not None and any(counts.get(label, 0) > pool for label in short):  # the pool, not the class, is the limit
-        remedies.append(f"raise selector.{need.pool_setting} (now {pool})")
-    if limit_per_class is not None:
-        remedies.append(f"raise dataset.limit_per_class.train (now {limit_per_class}; debug=fast sets it)")
-    listed = {classes[label]: available for label, available in list(short.items())[:10]}
-    available = f"min(images, selector.{need.pool_setting}={pool})" if pool else "images"
+    listed = ", ".join(f"{classes[label]!r} {capped(have[label], need.pool)} "
+                       f"({need.images - capped(have[label], need.pool)} short)" for label in short[:10])
+    available = f"min(images, selector.{need.pool_setting}={need.pool})" if need.pool else "images"
+    remedies = [*fewer_images(selector, ipc, have), *raised_settings(need, short, have, limit_per_class, before_limit)]
     return (
-        f"ipc={ipc} needs {need.images} images per class ({selector.name}: {need.rule}), but these classes have "
-        f"fewer ({available}): {listed}{' ...' if len(short) > 10 else ''}; {' or '.join(remedies)}"
+        f"ipc={ipc} needs {need.images} images per class ({selector.name}: {need.rule}), but {len(short)} of "
+        f"{len(classes)} classes {'has' if len(short) == 1 else 'have'} fewer ({available}): {listed}"
+        f"{' ...' if len(short) > 10 else ''}. What works: "
+        + "; or ".join(remedies)
     )
+
+
+def capped(images: int, pool: int | None) -> int:
+    return min(images, pool) if pool is not None else images
+
+
+def fewer_images(selector: Selector, ipc: int, have: Mapping[int, int]) -> list[str]:
+    """A lower ipc that every class fills, and random_real (ipc whole images, from any of a class's images)."""
+    lower = most_ipc(selector, ipc - 1, have)
+    remedies = [f"`ipc={lower}` (the most every class fills)"] if lower is not None else []
+    whole = most_ipc(RandomRealSelector(), ipc, have)
+    if not isinstance(selector, RandomRealSelector) and whole is not None:
+        need = selector.images_needed(ipc)  # its pool is a setting random_real lacks: a command line setting it fails
+        lacks = f"; it reads no selector.{need.pool_setting}" if need.pool is not None else ""
+        remedies.append(f"`selector=random_real{'' if whole == ipc else f' ipc={whole}'}` (whole images, no "
+                        f"mosaic: {whole} per class{lacks})")
+    return remedies
+
+
+def most_ipc(selector: Selector, up_to: int, have: Mapping[int, int]) -> int | None:
+    """The largest ipc from 1 to ``up_to`` whose images every class has; None if not even 1."""
+    fewest = min(capped(n, selector.images_needed(1).pool) for n in have.values())
+    return next((k for k in range(up_to, 0, -1) if selector.images_needed(k).images <= fewest), None)
+
+
+def raised_settings(need: ImageNeed, short: Sequence[int], have: Mapping[int, int], limit: int | None,
+                    before_limit: Mapping[int, int] | None) -> list[str]:
+    """The settings that cap a short class's images (selector.mipc, dataset.limit_per_class.train), raised to what
+    ipc needs: each alone where that suffices, else both together; or more images where no setting is the cause."""
+    raise_pool = f"`selector.{need.pool_setting}={need.images}` (now {need.pool})"
+    raise_limit = f"`dataset.limit_per_class.train={need.images}` (now {limit}; debug=fast sets it)"
+    pool_caps = need.pool is not None and need.pool < need.images
+    limit_caps = limit is not None and before_limit is not None and limit < need.images
+
+    def fills(pool_raised: bool, limit_raised: bool) -> bool:
+        images = {label: before_limit[label] if limit_raised and before_limit else have[label] for label in short}
+        return all(capped(n, None if pool_raised else need.pool) >= need.images for n in images.values())
+
+    alone = [raise_pool] if pool_caps and fills(pool_raised=True, limit_raised=False) else []
+    alone += [raise_limit] if limit_caps and fills(pool_raised=False, limit_raised=True) else []
+    if alone:
+        return alone
+    if pool_caps and limit_caps and fills(True, True):
+        return [f"{raise_pool} with {raise_limit}"]
+    if not pool_caps and not limit_caps:  # the classes themselves hold too few images
+        return ["add images to these classes"]
+    return []
 
 
 def obtain_teacher(cfg: DictConfig, dataset: Any, device: Any, trainer_kwargs: dict[str, Any]) -> tuple[Any, Any]:

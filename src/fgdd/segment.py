@@ -7,6 +7,7 @@ chunks into the shared occupancy cache; the runs that follow find every value th
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import hydra
@@ -16,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from fgdd.config import validate
 from fgdd.errors import ConfigError
 from fgdd.pipeline import obtain_teacher
-from fgdd.run import CONF_DIR, run_task
+from fgdd.run import CONF_DIR, preflight, run_task
 from fgdd.selection.candidates import draw_images
 from fgdd.utils.device import resolve_device
 
@@ -56,8 +57,13 @@ def segment(cfg: DictConfig) -> dict[str, int]:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="segment")
-def main(cfg: DictConfig) -> None:
+def run_hydra(cfg: DictConfig) -> None:
     run_task(segment, cfg)
+
+
+def main() -> None:
+    preflight("fgdd.segment", "segment", sys.argv[1:])
+    run_hydra()
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
 import logging
 import math
 import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,7 @@ class ImageSplit(torch.utils.data.Dataset):
         self.base = Path(base) if base is not None else self.root.parent  # relpath() is relative to this
         self.ignored_classes: list[str] = []  # classes found beside the configured ones and left out
         self.dropped: dict[str, str] = {}  # relpath -> error: unreadable images left out of the split
+        self.before_limit: dict[int, int] | None = None  # label -> images listed before limit_per_class cut them
         self._require_every_class()
         self._by_class: list[list[int]] | None = None
 
@@ -319,6 +322,7 @@ class ImageDataset:
         self.aspect = check_aspect(aspect)
         self.limit_per_class = _check_limits(self.name, limit_per_class)
         self._root_setting = root
+        self.root_source = ""  # where the data root came from, for messages (build_dataset knows the run config)
         names = list(class_names) if class_names is not None else list(classes or [])
         if classes is not None:
             _check_class_list(self.name, list(classes), names)
@@ -357,13 +361,16 @@ class ImageDataset:
         except OSError as error:  # unreadable folder, unwritable data root for a generated set, I/O error
             raise DatasetNotFoundError(
                 f"{self.name}: cannot read the {which} split under {self.data_root}: {error}. Check that the "
-                f"folder exists and is readable (data_root=... / dataset.root=... or {DATA_DIR_ENV})"
+                f"folder exists and is readable (data_root=... / dataset.root=... or {DATA_DIR_ENV}); the "
+                f"{self.root_origin()}"
             ) from error
         split.max_bad_fraction = self.max_bad_fraction
         limit = self.limit_per_class.get(which)
         if limit is not None:
+            listed = {label: len(split.indices_of_class(label)) for label in range(len(split.classes))}
             split = split.subset([i for label in range(len(split.classes))
                                   for i in split.indices_of_class(label)[:limit]])
+            split.before_limit = listed  # whether a larger limit would give a class more images (fgdd.check, ipc)
         return split
 
     def _split(self, which: str) -> ImageSplit:
@@ -426,22 +433,51 @@ class ImageDataset:
         raise NotImplementedError
 
     def _not_found(self, path: Path, layout: str, download_hint: str = "") -> DatasetNotFoundError:
-        source = "the config" if self._root_setting else f"${DATA_DIR_ENV}"
         return DatasetNotFoundError(
-            f"{self.name}: no data at {path} (data root {self.data_root}, taken from {source}). "
-            f"Expected layout: {layout}. Put the files there, or point the data root elsewhere "
-            f"(`data_root=...` / `dataset.root=...` or {DATA_DIR_ENV}){download_hint}."
+            f"{self.name}: no data at {path}: {what_is_at(path)}. The {self.root_origin()}. Expected layout: "
+            f"{layout}. Put the files there, or point the data root elsewhere (`data_root=...` / `dataset.root=...` "
+            f"or {DATA_DIR_ENV}){download_hint}."
         )
+
+    def root_origin(self) -> str:
+        return f"data root {self.data_root} comes from {self.root_source or 'the config'}"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, classes={len(self.classes)}, input_size={self.input_size})"
 
 
 def build_dataset(node: DictConfig) -> ImageDataset:
-    """Instantiate a conf/dataset node (fgdd.config.build: a constructor's own error reaches the user as itself)."""
-    from fgdd.config import build
+    """Instantiate a conf/dataset node (fgdd.config.build: a constructor's own error reaches the user as itself);
+    the dataset knows where its root came from, for its messages."""
+    from fgdd.config import build, setting_source
 
-    return build(node)
+    dataset = build(node)
+    # OmegaConf keeps the parent chain: the node still knows the run config (data_root, $FGDD_DATA_DIR) it came from
+    dataset.root_source = setting_source(node._get_root(), f"{node._key()}.root") if node._get_parent() else ""
+    return dataset
+
+
+def what_is_at(path: Path) -> str:
+    """What stands where a folder should be: nothing (and the deepest part that exists), a file, or a folder
+    that cannot be read (Path.exists would raise on that one)."""
+    path = Path(os.path.abspath(path))  # a relative data root (the default, data) ends its parents at "."
+    for part in (path, *path.parents):
+        try:
+            mode = os.stat(part).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as error:  # permission denied on a folder above, a file where a folder should be
+            if error.errno == errno.ENOTDIR:
+                continue
+            return f"{part} cannot be read ({error.strerror})"
+        if not stat.S_ISDIR(mode):
+            return f"{part} is a file, not a folder"
+        if not os.access(part, os.R_OK | os.X_OK):
+            return f"{part} is a folder that cannot be read (permission denied)"
+        if part == path:
+            return "the folder is there, without the layout below"
+        return f"{path} does not exist (the deepest folder that does: {part})"
+    return f"{path} does not exist"
 
 
 def _check_limits(name: str, limits: Mapping[str, int | None] | None) -> dict[str, int | None]:

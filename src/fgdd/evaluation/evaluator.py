@@ -24,6 +24,7 @@ from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.evaluation.soft_labels import SoftLabelStore
 from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, validation_epochs
 from fgdd.training.batches import BatchedEpochs
+from fgdd.utils.console import progress_bars
 from fgdd.utils.precision import check_precision
 from fgdd.utils.seeding import derive_seed, seed_everything
 
@@ -273,7 +274,8 @@ class SoftLabelEvaluator:
             "enable_model_summary": False,
         }
         kwargs.update(trainer_kwargs)
-        kwargs["callbacks"] = [*list(kwargs.get("callbacks") or []), TailValidationSchedule(schedule)]
+        kwargs["callbacks"] = [*list(kwargs.get("callbacks") or []), TailValidationSchedule(schedule),
+                               *progress_bars(kwargs.get("enable_progress_bar", True))]
         trainer = L.Trainer(max_epochs=self.epochs, check_val_every_n_epoch=1,
                             logger=logger if logger is not None else False, **kwargs)
 
