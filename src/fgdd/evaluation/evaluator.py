@@ -25,6 +25,7 @@ from fgdd.evaluation.loaders import (
     BatchedEpochs,
     SeededEpochSampler,
 )
+from fgdd.evaluation.optim import check_optimizer
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.evaluation.soft_labels import SoftLabelStore
 from fgdd.evaluation.student import PRECISIONS, SoftLabelStudent, TailValidationSchedule, validation_epochs
@@ -121,7 +122,11 @@ class SoftLabelEvaluator:
         extra_student_forward: bool = False,  # RDED's code: one more no-grad student forward per step
         compile: str | None = None,  # torch.compile mode of the forward passes (GPU option); None: eager
         augment: bool = True,  # False: no tile shuffle, crop or flip; each image resized, normalised (CutMix: cutmix)
+        optimizer: str = "adamw",  # adamw: RDED's recipe; sgd: DD-Ranking's real-data one (fgdd.evaluation.optim)
+        momentum: float = 0.9,  # sgd only
+        lr_step: int | None = None,  # None: RDED's cosine schedule; N: the rate x0.1 every N epochs
     ) -> None:
+        check_optimizer(optimizer, momentum, lr_step)
         if epochs < 1 or eval_every < 1 or val_batch_size < 1 or num_workers < 0:
             raise ConfigError(
                 f"evaluator needs epochs, eval_every, val_batch_size >= 1 and num_workers >= 0; got epochs={epochs}, "
@@ -171,6 +176,7 @@ class SoftLabelEvaluator:
         self.precision = precision
         self.extra_student_forward = extra_student_forward
         self.compile = compile
+        self.optimizer, self.momentum, self.lr_step = optimizer, momentum, lr_step
 
     def evaluate(
         self,
@@ -261,6 +267,9 @@ class SoftLabelEvaluator:
             precision=self.precision,
             extra_student_forward=self.extra_student_forward,
             compile_mode=self.compile,
+            optimizer=self.optimizer,
+            momentum=self.momentum,
+            lr_step=self.lr_step,
             mean=mean,
             std=std,
         )
