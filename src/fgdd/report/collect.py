@@ -99,6 +99,8 @@ def evaluator_label(evaluator: dict[str, Any] | None) -> str:
     named in front."""
     if not evaluator:  # runs from before the evaluator group existed used RDED's soft labels
         return SOFT
+    if evaluator.get("protocol", "fgdd") != "fgdd":  # DD-Ranking's exact protocol: never merged with fgdd's rows
+        return f"{evaluator_label({k: v for k, v in evaluator.items() if k != 'protocol'})} [{evaluator['protocol']}]"
     cls = str(evaluator.get("_target_", "")).rsplit(".", 1)[-1]
     if cls == "LRSearchEvaluator":
         return f"{evaluator_label(evaluator.get('inner'))}, lr search on {evaluator.get('select_on', 'holdout')}"
