@@ -70,7 +70,10 @@ def load_row(run_dir: Path) -> dict[str, Any]:
 
 
 def method_label(selector: dict[str, Any]) -> str:
-    """The selector's name, plus its foreground settings where it has them: ``fgdd(cam, quantile 0.5)``."""
+    """The selector's name, plus its foreground settings where it has them: ``fgdd(cam, quantile 0.5)``; an external
+    set (selector=folder) with its folder's name, so two sets never share a row."""
+    if selector.get("path"):
+        return f"{selector['name']}({Path(str(selector['path'])).name})"
     if "segmenter" not in selector:
         return selector["name"]
     threshold = selector["threshold"]
