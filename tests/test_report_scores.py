@@ -335,3 +335,11 @@ def test_ddranking_protocol_rows_are_grouped_apart_with_population_std_and_the_h
     assert "| rded [ddranking] | +6.0 +- 4.0 |" in out and "population std" in out
     assert "Full-real reference, cifar10 / convnet3 [ddranking]: 70.0 %" in out
     assert "Hard-label variant (DD-Ranking's `LabelRobustScoreHard`)" in out and "| rded [ddranking] | +8.0 +- 2.0 |" in out
+
+
+def test_protocol_and_external_sets_are_labelled_in_the_runs_table() -> None:
+    from fgdd.report.collect import method_label
+
+    assert evaluator_label(X_SOFT) == "soft-label, lr search on test [ddranking]"
+    assert evaluator_label(X_FULL) == "full-real reference (hard-label (no aug)) [ddranking]"
+    assert method_label({"name": "folder", "path": "/sets/my_method"}) == "folder(my_method)"  # two sets never merge
