@@ -294,3 +294,16 @@ def test_sgd_step_student_trains_and_changes_the_reference_key_only_off_fgdds_re
     assert _recipe(SoftLabelEvaluator(hard_labels=True, optimizer="sgd", lr_step=100))["lr_step"] == 100
     with pytest.raises(ConfigError, match="evaluator.optimizer must be one of"):
         SoftLabelEvaluator(optimizer="adam")
+
+
+def test_ddranking_exact_controls_run_through_the_pipeline(tmp_path) -> None:
+    """The ddranking_* evaluators as a run builds them: the random set's soft-label rate searched on the test set
+    (5 rates), the SGD step reference trained and cached apart from fgdd's (its recipe is in the key)."""
+    from tests.test_selection_folder import folder_cfg  # the tiny settings without rded's
+
+    searched = run(folder_cfg(tmp_path, "selector=random_real", "evaluator=ddranking_rded"), tmp_path / "random")
+    assert searched["lr_search/trainings"] == 5.0 and searched["lr_search/lr"] in (0.001, 0.005, 0.01, 0.05, 0.1)
+    reference = run(tiny_cfg(tmp_path, "evaluator=ddranking_full_real", "evaluator.inner.lr_step=1"), tmp_path / "ref")
+    fgdds = run(tiny_cfg(tmp_path, "evaluator=full_real"), tmp_path / "fgdd-ref")
+    assert (reference["reference/cached"], fgdds["reference/cached"]) == (0.0, 0.0)  # two recipes, two entries
+    assert reference["reference/lr"] == 0.01
