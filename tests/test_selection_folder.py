@@ -70,8 +70,10 @@ def test_missing_folder_and_ipc_mismatch(tmp_path, round_trip) -> None:
         FolderSelector(str(tmp_path / "nowhere"))
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):  # composed and built as a run builds it
         cfg = compose(config_name="run", overrides=["selector=folder", f"selector.path={round_trip[2]}", "ipc=10"])
+    with pytest.raises(ConfigError, match="holds ipc 1; run with ipc=1"):  # when built: fgdd.check reports it too
+        build(cfg.selector)
     with pytest.raises(ConfigError, match="holds ipc 1; run with ipc=1"):
-        build(cfg.selector).images_needed(cfg.ipc)
+        FolderSelector(str(round_trip[2])).images_needed(10)
 
 
 @pytest.fixture

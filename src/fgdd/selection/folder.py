@@ -49,7 +49,7 @@ class FolderSelector:
     image_format = "png"  # lossless: the run's copy decodes to the folder's pixels (JPEG again would change them)
 
     def __init__(self, path: str | None = None, factor: int = 1, aspect: str = "crop", label_tolerance: float = 1e-3,
-                 name: str = "folder") -> None:
+                 name: str = "folder", ipc: int | None = None) -> None:
         if not path:
             raise ConfigError("selector=folder needs selector.path=<a folder of class folders or an fgdd.export>")
         self.name = name
@@ -67,6 +67,8 @@ class FolderSelector:
                       for c in self.classes if (self.root / c).is_dir()}
         self.factor = int(self.meta.get("factor", factor))
         self.ipc = self._ipc()
+        if ipc is not None:  # the run's (${ipc}): checked when the selector is built, so fgdd.check reports it too
+            self.images_needed(ipc)
 
     def _ipc(self) -> int:
         if "ipc" in self.meta:
