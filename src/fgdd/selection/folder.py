@@ -15,8 +15,9 @@ What ``path`` may be:
 
 Each image becomes one distilled image of its own, in file-name order: its square under ``dataset.aspect`` resized
 by PIL to the dataset's input size (fgdd's batched student stacks the set, so one size; RDED's evaluator crops and
-resizes whatever size it reads, and an image already at the input size, as every RDED and fgdd set is, is left
-byte for byte as it was). The run writes it losslessly (PNG), so the student sees the pixels the folder holds.
+resizes whatever size it reads; an image already at the input size, as every RDED and fgdd set is, keeps its
+pixels). The run writes it losslessly (PNG), so the student sees the pixels the folder holds. The manifest records
+each image's file as its ``source`` (``path: external``); the training images it was made from are unknown here.
 """
 
 from __future__ import annotations
