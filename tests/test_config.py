@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from PIL import Image
 
 from fgdd.config import compose_checked, register_resolvers, validate
 from fgdd.errors import ConfigError
@@ -38,6 +39,10 @@ def test_every_option_composes_and_instantiates(group: str, option: str, tmp_pat
         overrides.append(f"segmenter.root={tmp_path}")
     if group == "dataset" and option == "imagefolder":  # the generic folder dataset has no classes of its own
         overrides += ["dataset.subdir=mine", "dataset.classes=[a,b]"]
+    if group == "selector" and option == "folder":  # an external set: one class folder with one image will do
+        (tmp_path / "set" / "a").mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "set" / "a" / "0.png")
+        overrides += [f"selector.path={tmp_path / 'set'}", "ipc=1"]
     if group == "model":  # 128 px fits every architecture, the deepest ConvNet included
         overrides.append("dataset=imagenette")
     cfg = compose_run(*overrides)

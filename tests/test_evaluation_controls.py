@@ -264,3 +264,46 @@ def test_pipeline_runs_the_controls_and_pays_the_reference_once(tmp_path) -> Non
     assert (first["reference/cached"], other["reference/cached"]) == (0.0, 1.0)
     assert first["student/top1_final"] == other["student/top1_final"]
     assert first["reference/train_images"] == 240.0  # the tiny shapes set: 10 classes x 24 training images
+
+
+def test_ddranking_search_only_for_named_selectors_and_on_the_best_of_evaluations(tmp_path) -> None:
+    """evaluator=ddranking_rded: a method keeps its rate (one training at the recipe's lr); the random set's rate is
+    searched and chosen by select_metric (DD-Ranking's best of its evaluations)."""
+    inner = ScriptedInner(holdout={}, test={0.5: 0.4})
+    metrics = search(inner, tmp_path, select_on="test", search_selectors=["random_real"], selector="rded")
+    assert [c["lr"] for c in inner.calls] == [0.5] and (metrics["lr_search/lr"], metrics["lr_search/trainings"]) == (
+        0.5, 1.0)
+
+    class BestOf(ScriptedInner):
+        def evaluate(self, *args, **kwargs):
+            out = super().evaluate(*args, **kwargs)
+            return {**out, "student/top1_best_tail": {0.001: 0.2, 0.01: 0.1, 0.1: 0.9}[kwargs["lr"]]}
+
+    inner = BestOf(holdout={}, test={0.001: 0.5, 0.01: 0.4, 0.1: 0.3})
+    metrics = search(inner, tmp_path / "b", select_on="test", search_selectors=["random_real"], selector="random_real",
+                     select_metric="student/top1_best_tail")
+    assert (metrics["lr_search/lr"], metrics["student/top1_best_tail"], metrics["student/top1_final"]) == (0.1, 0.9, 0.3)
+
+
+def test_sgd_step_student_trains_and_changes_the_reference_key_only_off_fgdds_recipe(tmp_path) -> None:
+    from fgdd.evaluation.full_real import _recipe
+
+    sgd = weights(hard_labels=True, augment=False, cutmix=False, optimizer="sgd", momentum=0.9, lr_step=1)
+    assert not same(sgd, weights(hard_labels=True, augment=False, cutmix=False))
+    assert "optimizer" not in _recipe(SoftLabelEvaluator(hard_labels=True))  # keys cached before the setting match
+    assert _recipe(SoftLabelEvaluator(hard_labels=True, optimizer="sgd", lr_step=100))["lr_step"] == 100
+    with pytest.raises(ConfigError, match="evaluator.optimizer must be one of"):
+        SoftLabelEvaluator(optimizer="adam")
+
+
+def test_ddranking_exact_controls_run_through_the_pipeline(tmp_path) -> None:
+    """The ddranking_* evaluators as a run builds them: the random set's soft-label rate searched on the test set
+    (5 rates), the SGD step reference trained and cached apart from fgdd's (its recipe is in the key)."""
+    from tests.test_selection_folder import folder_cfg  # the tiny settings without rded's
+
+    searched = run(folder_cfg(tmp_path, "selector=random_real", "evaluator=ddranking_rded"), tmp_path / "random")
+    assert searched["lr_search/trainings"] == 5.0 and searched["lr_search/lr"] in (0.001, 0.005, 0.01, 0.05, 0.1)
+    reference = run(tiny_cfg(tmp_path, "evaluator=ddranking_full_real", "evaluator.inner.lr_step=1"), tmp_path / "ref")
+    fgdds = run(tiny_cfg(tmp_path, "evaluator=full_real"), tmp_path / "fgdd-ref")
+    assert (reference["reference/cached"], fgdds["reference/cached"]) == (0.0, 0.0)  # two recipes, two entries
+    assert reference["reference/lr"] == 0.01

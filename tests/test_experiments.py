@@ -23,7 +23,8 @@ CONF = Path(CONF_DIR)
 REPO = CONF.parent
 EXPERIMENTS = REPO / "experiments"
 PROTOCOLS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-CONTROL_GRIDS = {"ddranking_cifar10_ipc10"}  # DD-Ranking's control grids: a table's sweep, not one of RDED's protocols
+# DD-Ranking's control grids: a table's sweep, not one of RDED's protocols
+CONTROL_GRIDS = {"ddranking_cifar10_ipc10", "ddranking_exact_cifar10_ipc10"}
 TABLES = sorted(p.parent.name for p in EXPERIMENTS.glob("*/README.md"))
 
 # protocol -> (dataset, input size, student = teacher architecture), as RDED's scripts and argument.py set them
@@ -225,3 +226,66 @@ def test_ddranking_grid_is_the_experiments_own_and_every_control_composes() -> N
                                                                                        "convnet3")
         inner = cfg.evaluator.get("inner") or cfg.evaluator
         assert inner.epochs == (200 if evaluator == "full_real" else 300)
+
+
+def test_ddranking_exact_protocol_pins_each_ddranking_setting() -> None:
+    """experiment=ddranking_exact_cifar10_ipc10: DD-Ranking's protocol as its code runs it (soft_label.py,
+    train_and_eval.py), one setting per line of the issue; fgdd's own protocol stays the default."""
+    import yaml
+
+    params = yaml.safe_load((CONF / "experiment" / "ddranking_exact_cifar10_ipc10.yaml").read_text())["hydra"][
+        "sweeper"]["params"]
+    cells, _ = expand([f"{k}={v}" for k, v in params.items()])
+    assert len(cells) == 60 and params["seed"] == "0,1,42,1234,3407"  # DD-Ranking's seed list: a new draw per round
+    grid = "ddranking_rded,ddranking_soft_noaug,ddranking_hard_lr_search,ddranking_full_real"
+    assert params["evaluator"] == grid and params["selector"] == "random_real,rded,fgdd"
+
+    def evaluator(name: str, selector: str = "rded"):
+        cfg = compose_run(["experiment=ddranking_exact_cifar10_ipc10", f"evaluator={name}", f"selector={selector}"])
+        assert (cfg.dataset.name, cfg.ipc, cfg.model.name) == ("cifar10", 10, "convnet3")
+        return cfg.evaluator
+
+    for name in ("ddranking_rded", "ddranking_soft_noaug", "ddranking_hard_lr_search", "ddranking_full_real"):
+        ev = evaluator(name)
+        assert ev.protocol == "ddranking" and ev.epochs == ev.inner.epochs == 300  # num_epochs
+        assert (ev.inner.eval_every, ev.inner.tail_fraction) == (20, 1.0)  # test_interval 20, from the first epoch
+    for name, (augment, cutmix) in {"ddranking_rded": (True, True), "ddranking_soft_noaug": (False, False)}.items():
+        ev = evaluator(name, "random_real")
+        assert (ev.select_on, ev.select_metric, list(ev.lrs)) == ("test", "student/top1_best_tail",
+                                                                  [0.001, 0.005, 0.01, 0.05, 0.1])
+        assert list(ev.search_selectors) == ["random_real"] and ev.selector == "random_real"  # random set searched
+        assert (ev.inner.augment, ev.inner.cutmix, ev.inner.hard_labels) == (augment, cutmix, False)
+        assert instantiate_evaluator(evaluator(name, "rded")).search is False  # a method keeps its own rate
+    hard = evaluator("ddranking_hard_lr_search")
+    assert (hard.select_on, hard.select_metric, hard.get("search_selectors")) == ("test", "student/top1_best_tail",
+                                                                                  None)
+    assert (hard.inner.hard_labels, hard.inner.augment, hard.inner.cutmix) == (True, True, False)  # flips, no CutMix
+    real = evaluator("ddranking_full_real").inner
+    assert (real.optimizer, evaluator("ddranking_full_real").lr, real.momentum, real.weight_decay) == (
+        "sgd", 0.01, 0.9, 0.0005)
+    assert (real.lr_step, real.batch_size, real.augment, real.cutmix) == (100, 256, False, False)
+    default = compose_run(["evaluator=hard_lr_search"]).evaluator  # fgdd's own protocol is unchanged
+    assert (default.select_on, default.get("protocol", "fgdd")) == ("holdout", "fgdd")
+
+
+def instantiate_evaluator(node):
+    from hydra.utils import instantiate
+
+    return instantiate(node, _convert_="all")
+
+
+def test_ddranking_step_schedule_divides_the_rate_by_ten_every_100_epochs() -> None:
+    import torch
+
+    from fgdd.evaluation.optim import configure
+
+    model = torch.nn.Linear(2, 2)
+    parts = configure(model, optimizer="sgd", lr=0.01, weight_decay=5e-4, momentum=0.9, epochs=300, lr_step=100)
+    optimizer, scheduler = parts["optimizer"], parts["lr_scheduler"]["scheduler"]
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["weight_decay"] == 5e-4
+    rates = []
+    for _ in range(300):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert [rates[0], rates[99], rates[100], rates[200], rates[299]] == pytest.approx([0.01, 0.01, 1e-3, 1e-4, 1e-4])

@@ -291,3 +291,55 @@ def test_an_lr_chosen_on_the_holdout_wins_over_one_chosen_on_the_test_set(sweep,
     fake_run(sweep, "f-hard-test-1", FGDD, on_test, 1, 0.30, **{"lr_search/lr": 0.1})
     assert main([str(sweep), "--no-runs"]) == 0
     assert "| 0.1 (on holdout, test) |" in capsys.readouterr().out  # fgdd: seed 0 on the holdout, seed 1 on test
+
+
+# DD-Ranking's exact protocol (conf/evaluator/ddranking_*.yaml): every control a wrapper labelled protocol=ddranking
+X_SOFT = {"_target_": "fgdd.evaluation.lr_search.LRSearchEvaluator", "protocol": "ddranking", "select_on": "test",
+          "epochs": E, "search_selectors": ["random_real"], "inner": SOFT}
+X_NOAUG = {**X_SOFT, "inner": NOAUG}
+X_HARD = {**SEARCH, "protocol": "ddranking", "select_on": "test", "inner": {**HARD, "augment": True}}
+X_FULL = {**FULL, "protocol": "ddranking", "epochs": E, "inner": {**HARD, "epochs": E, "optimizer": "sgd"}}
+EVALUATOR_NAME |= {id(X_SOFT): "ddranking_rded", id(X_NOAUG): "ddranking_soft_noaug",
+                   id(X_HARD): "ddranking_hard_lr_search", id(X_FULL): "ddranking_full_real"}
+
+
+def test_ddranking_protocol_rows_are_grouped_apart_with_population_std_and_the_hard_variant(sweep, capsys) -> None:
+    assert [control_of(c) for c in (X_SOFT, X_NOAUG, X_HARD, X_FULL)] == [SOFT_AUG, SOFT_NOAUG, HARD_SEARCH,
+                                                                          FULL_REAL]
+    runs = [("xr-aug", RANDOM, X_SOFT, (0.40, 0.44)), ("xd-aug", RDED, X_SOFT, (0.50, 0.46)),
+            ("xr-hard", RANDOM, X_HARD, (0.20, 0.22)), ("xd-hard", RDED, X_HARD, (0.30, 0.28)),
+            ("xr-noaug", RANDOM, X_NOAUG, (0.2, 0.2))]
+    for name, selector, evaluator, tops in runs:
+        for seed, top1 in enumerate(tops):
+            fake_run(sweep, f"{name}-{seed}", selector, evaluator, seed, top1)
+    fake_run(sweep, "xref-0", RANDOM, X_FULL, 0, 0.70)
+    rows = annotate([load_row(r) for r in find_runs(sweep)])
+    entries = {(e["method"], e["protocol"]): e for e in compute_scores(rows)}
+    exact, own = entries[("rded", "ddranking")], entries[("rded", "fgdd")]
+    assert own["IOR"]["per_seed"] == pytest.approx({0: 0.10, 1: 0.04}) and own["std"] == "sample"  # unchanged
+    # IOR 0.10, 0.02 -> mean 0.06, population std 0.04 (the sample std would be 0.0566)
+    assert exact["IOR"]["per_seed"] == pytest.approx({0: 0.10, 1: 0.02}) and exact["std"] == "population"
+    assert (exact["IOR"]["mean"], exact["IOR"]["std"]) == pytest.approx((0.06, 0.04))
+    # its own reference (0.70, SGD), not fgdd's (0.80): HLR 0.70 - 0.30, 0.70 - 0.28
+    assert exact["HLR"]["per_seed"] == pytest.approx({0: 0.40, 1: 0.42})
+    # LabelRobustScoreHard: IOR on hard labels 0.30 - 0.20, 0.28 - 0.22; LRS from it and the same HLR
+    assert exact["IOR_hard"]["per_seed"] == pytest.approx({0: 0.10, 1: 0.06})
+    assert exact["LRS_hard"]["per_seed"] == pytest.approx({0: label_robust_score(0.10, 0.40),
+                                                           1: label_robust_score(0.06, 0.42)})
+    assert own["IOR_hard"]["mean"] is None  # fgdd's grid ran no random hard-label control
+    missing = missing_controls(list(entries.values()), sweep)
+    exact_missing = {m["control"]: m for m in missing if m["group"]["protocol"] == "ddranking" and m["method"] == "rded"}
+    assert " evaluator=ddranking_soft_noaug " in exact_missing[SOFT_NOAUG]["command"]
+    assert main([str(sweep), "--no-runs"]) == 0
+    out = capsys.readouterr().out
+    assert "| rded [ddranking] | +6.0 +- 4.0 |" in out and "population std" in out
+    assert "Full-real reference, cifar10 / convnet3 [ddranking]: 70.0 %" in out
+    assert "Hard-label variant (DD-Ranking's `LabelRobustScoreHard`)" in out and "| rded [ddranking] | +8.0 +- 2.0 |" in out
+
+
+def test_protocol_and_external_sets_are_labelled_in_the_runs_table() -> None:
+    from fgdd.report.collect import method_label
+
+    assert evaluator_label(X_SOFT) == "soft-label, lr search on test [ddranking]"
+    assert evaluator_label(X_FULL) == "full-real reference (hard-label (no aug)) [ddranking]"
+    assert method_label({"name": "folder", "path": "/sets/my_method"}) == "folder(my_method)"  # two sets never merge

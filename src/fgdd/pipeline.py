@@ -308,6 +308,7 @@ def select(cfg: DictConfig, run_dir: Path, dataset: Any, teacher: Any, device: A
         atomic_write_json(run_dir / OCCUPANCY, summary)
     write_distilled_set(
         distilled_dir, selection, dataset.classes, ipc=cfg.ipc, factor=selector.factor,
+        image_format=getattr(selector, "image_format", "jpg"),  # selector=folder keeps external pixels: png
         info={"dataset": dataset.name, "selector": selector.name, "input_size": dataset.input_size, "seed": cfg.seed},
     )
     cost = {"select_s": round(time.perf_counter() - start, 3), "device": str(device)}

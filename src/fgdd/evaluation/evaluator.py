@@ -20,6 +20,7 @@ from fgdd.errors import ClassMismatchError, ConfigError, FgddError
 from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform
 from fgdd.evaluation.eval_images import EvalBatches, EvalImages, StreamedEvalImages, decode_eval_images, top1
 from fgdd.evaluation.loaders import AugmentedDistilledSet, AugmentParamsSet, SeededEpochSampler
+from fgdd.evaluation.optim import check_optimizer
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.evaluation.soft_labels import SoftLabelStore
 from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, validation_epochs
@@ -121,7 +122,11 @@ class SoftLabelEvaluator:
         augment: bool = True,  # False: no tile shuffle, crop or flip; each image resized, normalised (CutMix: cutmix)
         rded_test_per_class: int | None = None,  # also score the final student on RDED's test set: these many val
                                                  # images per class (RDED's val_ipc, 50 for ImageNette/ImageWoof)
+        optimizer: str = "adamw",  # adamw: RDED's recipe; sgd: DD-Ranking's real-data one (fgdd.evaluation.optim)
+        momentum: float = 0.9,  # sgd only
+        lr_step: int | None = None,  # None: RDED's cosine schedule; N: the rate x0.1 every N epochs
     ) -> None:
+        check_optimizer(optimizer, momentum, lr_step)
         if epochs < 1 or eval_every < 1 or val_batch_size < 1 or num_workers < 0:
             raise ConfigError(
                 f"evaluator needs epochs, eval_every, val_batch_size >= 1 and num_workers >= 0; got epochs={epochs}, "
@@ -173,6 +178,7 @@ class SoftLabelEvaluator:
         self.extra_student_forward = extra_student_forward
         self.compile = compile
         self.rded_test_per_class = rded_test_per_class
+        self.optimizer, self.momentum, self.lr_step = optimizer, momentum, lr_step
 
     def evaluate(
         self,
@@ -263,6 +269,9 @@ class SoftLabelEvaluator:
             precision=self.precision,
             extra_student_forward=self.extra_student_forward,
             compile_mode=self.compile,
+            optimizer=self.optimizer,
+            momentum=self.momentum,
+            lr_step=self.lr_step,
             mean=mean,
             std=std,
         )

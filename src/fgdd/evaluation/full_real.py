@@ -25,6 +25,7 @@ import fgdd
 from fgdd.cache.teacher_accuracy import weights_sha256
 from fgdd.data.spec import DatasetSpec
 from fgdd.errors import ConfigError
+from fgdd.evaluation.optim import DEFAULTS as OPTIMIZER_DEFAULTS
 from fgdd.utils.distributed import is_main_process
 from fgdd.utils.io import atomic_write_json
 
@@ -39,8 +40,10 @@ _NOT_IN_KEY = ("num_workers", "val_batch_size")
 
 def _recipe(inner: Any) -> dict[str, Any]:
     # the inner evaluator's settings, as plain values (its constructor arguments are its attributes)
+    # (the optimizer settings only where they are not fgdd's recipe: references cached before they existed still match)
     return {k: v for k, v in sorted(vars(inner).items())
-            if isinstance(v, (bool, int, float, str, type(None))) and k not in _NOT_IN_KEY}
+            if isinstance(v, (bool, int, float, str, type(None))) and k not in _NOT_IN_KEY
+            and not (k in OPTIMIZER_DEFAULTS and v == OPTIMIZER_DEFAULTS[k])}
 
 
 def _device_type(trainer_kwargs: Mapping[str, Any]) -> str:
@@ -101,6 +104,7 @@ class FullRealEvaluator:
         lr: float | None = None,  # None: the run's (model.lr)
         epochs: int | None = None,  # must equal inner.epochs; top-level so `evaluator.epochs=N` works here too
         num_workers: int | None = None,
+        protocol: str = "fgdd",  # a label the report shows and groups by (fgdd | ddranking); the recipe is inner's
     ) -> None:
         if not getattr(inner, "hard_labels", False):
             raise ConfigError("the full-real reference trains with hard labels; set evaluator.inner.hard_labels=true")
@@ -117,6 +121,7 @@ class FullRealEvaluator:
         self.dataset = dataset
         self.cache_dir = cache_dir
         self.lr = lr
+        self.protocol = protocol
 
     def key(self, train: Any, val: Any, student: nn.Module, lr: float, seed: int, spec: DatasetSpec,
             trainer_kwargs: Mapping[str, Any]) -> dict[str, Any]:

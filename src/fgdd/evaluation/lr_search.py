@@ -45,6 +45,10 @@ class LRSearchEvaluator:
         holdout_seed: int = 0,  # the holdout is the same for every run seed (one selection split per dataset)
         epochs: int | None = None,  # must equal inner.epochs: top-level so `evaluator.epochs=N` works for every
         num_workers: int | None = None,  # evaluator of a sweep (the YAML interpolates inner's from these)
+        select_metric: str = SELECT_METRIC,  # student/top1_best_tail: DD-Ranking's best of its evaluations
+        search_selectors: Sequence[str] | None = None,  # None: search for every set; else only for these selectors,
+        selector: str | None = None,  # the run's (selector.name); the others train once at the recipe's lr
+        protocol: str = "fgdd",  # a label the report shows and groups by (fgdd | ddranking)
     ) -> None:
         if not lrs or any(lr <= 0 for lr in lrs):
             raise ConfigError(f"evaluator.lrs must be a non-empty list of positive learning rates, got {list(lrs)}")
@@ -61,12 +65,20 @@ class LRSearchEvaluator:
         self.dataset = dataset
         self.holdout_per_class = holdout_per_class
         self.holdout_seed = holdout_seed
+        self.select_metric = select_metric
+        self.search = search_selectors is None or selector in search_selectors
+        self.protocol = protocol
 
     def evaluate(self, distilled: Dataset, val: Any, student: nn.Module, teacher: nn.Module | None, *, lr: float,
                  seed: int, trainer_kwargs: Mapping[str, Any], logger: Any = None,
                  **settings: Any) -> dict[str, float]:
         """The inner evaluator's metrics for the chosen learning rate, plus ``lr_search/*``; ``lr`` (the recipe's)
         is not used: the search replaces it."""
+        if not self.search:  # DD-Ranking searches only where the method gives no rate (its syn_lr)
+            results = self.inner.evaluate(distilled, val, student, teacher, lr=lr, seed=seed,
+                                          trainer_kwargs=trainer_kwargs, logger=logger, **settings)
+            return {**results, "lr_search/lr": float(lr), "lr_search/trainings": 1.0,
+                    "lr_search/train_seconds": results["student/train_seconds"]}
         initial = copy.deepcopy(student)  # every learning rate starts from the same weights
 
         def train(rate: float, split: Any, log_to: Any) -> dict[str, float]:
@@ -80,11 +92,11 @@ class LRSearchEvaluator:
         scores: dict[float, dict[str, float]] = {}
         for rate in self.lrs:
             scores[rate] = train(rate, selection_split, None)
-            log.info("lr search: lr %g -> %s %.4f on the %s split", rate, SELECT_METRIC,
-                     scores[rate][SELECT_METRIC], self.select_on)
-        best = max(self.lrs, key=lambda rate: (scores[rate][SELECT_METRIC], -self.lrs.index(rate)))
+            log.info("lr search: lr %g -> %s %.4f on the %s split", rate, self.select_metric,
+                     scores[rate][self.select_metric], self.select_on)
+        best = max(self.lrs, key=lambda rate: (scores[rate][self.select_metric], -self.lrs.index(rate)))
         results = scores[best] if self.select_on == "test" else train(best, val, logger)
-        extra = {f"lr_search/select_top1@{rate:g}": scores[rate][SELECT_METRIC] for rate in self.lrs}
+        extra = {f"lr_search/select_top1@{rate:g}": scores[rate][self.select_metric] for rate in self.lrs}
         extra["lr_search/lr"] = best
         extra["lr_search/trainings"] = float(len(self.lrs) + (self.select_on == "holdout"))
         extra["lr_search/train_seconds"] = sum(s["student/train_seconds"] for s in scores.values()) + (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Sequence
-from functools import partial
 
 import lightning as L
 import torch
@@ -16,6 +15,7 @@ from torch import Tensor, nn
 from fgdd.errors import ConfigError
 from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform, apply_cutmix, cutmix, cutmix_params
 from fgdd.evaluation.eval_images import normalise
+from fgdd.evaluation.optim import check_optimizer, configure
 from fgdd.evaluation.soft_labels import SoftLabelStore
 
 # PRECISIONS, native_bf16 and use_bf16 lived here before fgdd.utils.precision: still importable from here
@@ -103,8 +103,12 @@ class SoftLabelStudent(L.LightningModule):
         mean: Sequence[float] | None = None,  # validation batches arrive as uint8 and are normalised here
         std: Sequence[float] | None = None,
         compile_mode: str | None = None,  # torch.compile mode for student and teacher forwards (None: eager)
+        optimizer: str = "adamw",  # adamw: RDED's; sgd: DD-Ranking's real-data recipe (fgdd.evaluation.optim)
+        momentum: float = 0.9,  # sgd only
+        lr_step: int | None = None,  # None: RDED's cosine; N: the rate x0.1 every N epochs (StepLR)
     ) -> None:
         super().__init__()
+        check_optimizer(optimizer, momentum, lr_step)
         if (device_augment is None) != (pixels is None):
             raise ConfigError("augmenting on the device needs both the transform and the stacked uint8 pixels")
         if hard_labels and soft_label_store is not None:
@@ -140,6 +144,7 @@ class SoftLabelStudent(L.LightningModule):
         self.mean = list(mean) if mean is not None else None
         self.std = list(std) if std is not None else None
         self.compile_mode = compile_mode
+        self.optimizer, self.momentum, self.lr_step = optimizer, momentum, lr_step
         # the callables the steps run: the modules themselves, or torch.compile wrappers sharing their parameters
         # (kept in a plain dict so that the wrappers are not registered as submodules twice in the state dict)
         self._forward: dict[str, nn.Module] = {"student": self.student}
@@ -274,6 +279,5 @@ class SoftLabelStudent(L.LightningModule):
         self.log("student/val_top5", top5)
 
     def configure_optimizers(self) -> dict:
-        optimizer = torch.optim.AdamW(param_groups(self.student, self.weight_decay), lr=self.lr, betas=(0.9, 0.999))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(rded_lr_factor, epochs=self.epochs))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return configure(self.student, optimizer=self.optimizer, lr=self.lr, weight_decay=self.weight_decay,
+                         momentum=self.momentum, epochs=self.epochs, lr_step=self.lr_step)

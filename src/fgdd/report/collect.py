@@ -93,7 +93,10 @@ def load_row(run_dir: Path) -> dict[str, Any]:
 
 
 def method_label(selector: dict[str, Any]) -> str:
-    """The selector's name, plus its foreground settings where it has them: ``fgdd(cam, quantile 0.5)``."""
+    """The selector's name, plus its foreground settings where it has them: ``fgdd(cam, quantile 0.5)``; an external
+    set (selector=folder) with its folder's name, so two sets never share a row."""
+    if selector.get("path"):
+        return f"{selector['name']}({Path(str(selector['path'])).name})"
     if "segmenter" not in selector:
         return selector["name"]
     threshold = selector["threshold"]
@@ -122,6 +125,8 @@ def evaluator_label(evaluator: dict[str, Any] | None) -> str:
     named in front."""
     if not evaluator:  # runs from before the evaluator group existed used RDED's soft labels
         return SOFT
+    if evaluator.get("protocol", "fgdd") != "fgdd":  # DD-Ranking's exact protocol: never merged with fgdd's rows
+        return f"{evaluator_label({k: v for k, v in evaluator.items() if k != 'protocol'})} [{evaluator['protocol']}]"
     cls = str(evaluator.get("_target_", "")).rsplit(".", 1)[-1]
     if cls == "LRSearchEvaluator":
         return f"{evaluator_label(evaluator.get('inner'))}, lr search on {evaluator.get('select_on', 'holdout')}"
