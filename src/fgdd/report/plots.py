@@ -26,8 +26,9 @@ PANEL = (4.6, 3.4)  # inches per subplot
 def _save(fig: plt.Figure, path: Path) -> Path:
     from fgdd.utils.io import atomic_write_bytes  # imports torch: only when a figure is written
 
-    if fig._suptitle is not None:  # above the panels' own titles, never over them
-        fig._suptitle.set_y(1.0 + 0.35 / fig.get_figheight())
+    if fig._suptitle is not None:  # above the panels' own titles, never over them, however many lines it has
+        fig._suptitle.set_y(1.0 + 0.2 / fig.get_figheight())
+        fig._suptitle.set_verticalalignment("bottom")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -123,6 +124,9 @@ def accuracy_vs_ipc(cells: list[dict[str, Any]], metric: str, path: Path) -> Pat
             ax.errorbar([c["ipc"] for c in points], [100 * c["mean"] for c in points],
                         yerr=[100 * c["std"] for c in points], marker="o", capsize=3, label=method)
         ax.set_xscale("log")
+        ipcs = sorted({c["ipc"] for points in methods.values() for c in points})
+        ax.set_xticks(ipcs, [str(ipc) for ipc in ipcs])  # the IPCs run, not powers of ten
+        ax.minorticks_off()
         ax.set_xlabel("images per class")
         ax.set_ylabel(f"{metric} (%)")
         ax.set_title(f"{dataset} / {student}\nteacher {teacher}, {evaluator}", fontsize=8)
@@ -155,7 +159,7 @@ def grid_accuracy(rows: list[dict[str, Any]], cells: list[dict[str, Any]], metri
         paired_seeds(ax, [c["method"] for c in members], values, f"{metric} (%)")
         ax.set_title(f"{dataset}, IPC {ipc}\nstudent {student}, teacher {teacher}, {evaluator}", fontsize=8)
     _legend(fig, list(axes.values()))
-    fig.suptitle(f"{metric} per method: a dot per seed, lines join the same seed, black = mean", fontsize=9)
+    fig.suptitle(f"{metric} per method\na dot per seed, lines join the same seed, black = mean", fontsize=9)
     return _save(fig, path)
 
 
@@ -186,8 +190,8 @@ def ior_hlr(entries: list[dict[str, Any]], path: Path) -> Path | None:
         paired_seeds(ax, [_scores_label(e["method"], e) for e in members], values, f"{score} (points)")
         ax.set_title(f"{score}: {group[0]} / {group[1]} / IPC {group[2]} / {group[3]} epochs", fontsize=8)
     _legend(fig, list(axes.values()))
-    fig.suptitle("DD-Ranking: improvement over random (IOR) and hard-label recovery (HLR), a dot per seed, lines "
-                 "join the same seed, black = mean", fontsize=9)
+    fig.suptitle("DD-Ranking: improvement over random (IOR) and hard-label recovery (HLR)\n"
+                 "a dot per seed, lines join the same seed, black = mean", fontsize=9)
     return _save(fig, path)
 
 
