@@ -26,9 +26,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv (if missing), install fgdd with its dev and segmentation extras, fetch u2netp
 
-demo: $(STAMP)  ## offline demo: shapes dataset, rded vs random_real vs fgdd (cam), prints a table (~5 min on 2 CPUs)
+demo: $(STAMP)  ## offline demo: shapes dataset, rded vs random_real vs fgdd (saliency); a table, then where to look
 	$(PY) -m fgdd.run -m experiment=demo selector=rded,random_real,fgdd
-	$(PY) -m fgdd.report $(DEMO_DIR)
+	$(PY) -m fgdd.report $(DEMO_DIR) --no-runs --figures $(DEMO_DIR)/figures
 
 lint: $(STAMP)  ## ruff, with the rules chosen in pyproject.toml ([tool.ruff])
 	$(PY) -m ruff check .

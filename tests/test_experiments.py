@@ -129,6 +129,13 @@ def test_protocol_specifics() -> None:
     assert (cfg.sweep_name, cfg.model.name, cfg.teacher.arch.name) == ("cross_architecture", "vgg11", "convnet5")
 
 
+
+def test_demo_segments_with_the_saliency_model() -> None:
+    cfg = compose_run(["experiment=demo", "selector=fgdd"])  # README's CPU segmenter, not the teacher's CAM
+    assert (cfg.selector.segmenter.name, cfg.selector.threshold.name, cfg.sweep_name) == ("saliency", "quantile", "demo")
+    assert compose_run(["experiment=demo", "selector=fgdd", "segmenter=cam"]).selector.segmenter.name == "cam"
+
+
 @pytest.mark.parametrize("table", TABLES)
 def test_readme_command_composes_job_by_job(table: str) -> None:
     overrides = commands(table)["run"]

@@ -254,3 +254,22 @@ def test_report_lists_missing_failed_and_unfinished_jobs(hydra_sweep, tmp_path, 
     assert [(r["ipc"], r["method"], r["seeds"], r["failed"], r["unfinished"]) for r in rows] == [
         ("1", "random_real", "2", "0", "0"), ("1", "rded", "1", "1", "0"),
         ("10", "random_real", "1", "0", "1"), ("10", "rded", "1", "0", "0")]
+
+
+def test_a_finished_sweep_is_one_line(hydra_sweep, tmp_path, capsys) -> None:
+    done_dir = tmp_path / "table"
+    for run in sorted(hydra_sweep.glob("*/*-ipc1-seed0/metrics.json")):  # two finished jobs, under a grid of two
+        target = done_dir / run.parent.relative_to(hydra_sweep)
+        target.mkdir(parents=True)
+        for name in ("config.yaml", "run.json", "metrics.json"):
+            (target / name).write_text((run.parent / name).read_text())
+        (target / ".hydra").mkdir()
+        (target / ".hydra" / "overrides.yaml").write_text((run.parent / ".hydra" / "overrides.yaml").read_text())
+    overrides = yaml.safe_load((hydra_sweep / "multirun.yaml").read_text())
+    overrides["hydra"]["overrides"]["task"] = ["selector=random_real,rded", "ipc=1", "seed=0"]
+    (done_dir / "multirun.yaml").write_text(yaml.safe_dump(overrides))
+    assert main([str(done_dir), "--no-runs"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2] == (f"Sweep `{done_dir}`, all 2 jobs of its grid done, made by: "
+                       "`python -m fgdd.run -m selector=random_real,rded ipc=1 seed=0`")
+    assert out[-1].startswith("Run folders: ")

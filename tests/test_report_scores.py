@@ -216,7 +216,32 @@ def test_figures_are_written(sweep, tmp_path, capsys) -> None:
     for name in names:
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
-    assert "figure ior_hlr:" in capsys.readouterr().out
+    last = capsys.readouterr().out.splitlines()[-1]  # one line says where everything is
+    assert last.startswith(f"Run folders: {sweep}/* (each with config.yaml, metrics.json, figures/)")
+    assert last.endswith(f"this report's figures: {out}/ (accuracy_vs_ipc.png, grid_accuracy.png, ior_hlr.png).")
+
+
+def test_controls_are_listed_only_when_the_runs_hold_one_or_when_asked(tmp_path, capsys) -> None:
+    plain = tmp_path / "plain"  # every run is the method's own recipe: no control beyond it
+    for name, selector, seed, top1 in (("r0", RANDOM, 0, 0.40), ("d0", RDED, 0, 0.50), ("d1", RDED, 1, 0.46)):
+        fake_run(plain, name, selector, SOFT, seed, top1)
+    assert main([str(plain), "--no-runs"]) == 0
+    out = capsys.readouterr().out
+    assert "DD-Ranking" not in out and "Missing controls" not in out and "evaluator=" not in out
+    assert out.splitlines()[-2].startswith("| cifar10 | convnet3 | convnet3 | 10 | rded | soft-label | 48.0 +- 2.8 |")
+    assert out.splitlines()[-1].startswith(f"Run folders: {plain}/*")  # the table, then where the runs are
+    assert main([str(plain), "--no-runs", "--controls"]) == 0
+    out = capsys.readouterr().out
+    assert "## DD-Ranking scores (student/top1_final)" in out and "| rded | +10.0 +- 0.0 |" in out  # IOR, seed 0
+    # no-aug for both, rded's lr search, random_real's seed 1, the reference
+    assert "Missing controls (5)" in out and "evaluator=soft_noaug" in out
+
+
+def test_controls_held_by_the_runs_can_be_left_out(sweep, capsys) -> None:
+    assert main([str(sweep), "--no-runs", "--no-controls"]) == 0
+    out = capsys.readouterr().out
+    assert "DD-Ranking" not in out and "Missing controls" not in out
+    assert "| rded | soft-label (no aug) | 27.5 +- 3.5 | 2 |" in out  # the control runs stay in the table
 
 
 def test_figures_go_to_wandb_when_the_runs_did(sweep, tmp_path, monkeypatch) -> None:

@@ -1,12 +1,14 @@
 """``python -m fgdd.report <folder>``: every run under a folder (a run, a sweep, or many sweeps), then one line
 per (dataset, student, teacher, ipc, method, evaluator): mean +- std over seeds, the published number and the
-difference, teacher top-1 and costs; DD-Ranking's scores (IOR, HLR, LRS, ARS) where the runs hold its controls,
-with the command for each control still missing; then the jobs of each sweep's grid that are missing, failed or
-unfinished. ``--figures DIR`` draws the sweep's figures (and logs them to W&B when the runs logged there)."""
+difference, teacher top-1 and costs; DD-Ranking's scores (IOR, HLR, LRS, ARS) where the runs hold its controls
+(or ``--controls``), with the command for each control still missing; then the jobs of each sweep's grid that are
+missing, failed or unfinished; last, one line saying where the run folders (and figures) are. ``--figures DIR``
+draws the sweep's figures (and logs them to W&B when the runs logged there)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from fgdd.report.scores import (
     LRS_WEIGHT,
     annotate,
     compute_scores,
+    holds_controls,
     missing_controls,
     parse_reference,
     scores_markdown,
@@ -60,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, help="also write the Markdown report here")
     parser.add_argument("--no-runs", action="store_true", help="leave out the table of every run")
     parser.add_argument("--figures", type=Path, help="write the sweep's figures (PNG) into this folder")
+    parser.add_argument("--controls", action=argparse.BooleanOptionalAction, default=None,
+                        help="DD-Ranking's scores with the commands for its missing controls (default: only when the "
+                             "runs hold a control other than the method's recipe: soft_noaug, hard_lr_search, "
+                             "full_real)"),
     parser.add_argument("--lrs-weight", type=float, default=LRS_WEIGHT, help="DD-Ranking's w in LRS (default 0.5)")
     parser.add_argument("--ars-weight", type=float, default=ARS_WEIGHT, help="DD-Ranking's weight in ARS (0.5)")
     parser.add_argument("--reference", action="append", default=[], metavar="DATASET:STUDENT=ACC",
@@ -85,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     grids = find_grids(args.folder)
     cells = aggregate(rows, args.metric, published)
-    entries = compute_scores(annotate(rows), args.metric, args.lrs_weight, args.ars_weight, given)
+    rows = annotate(rows)
+    show_controls = holds_controls(rows) if args.controls is None else args.controls
+    entries = compute_scores(rows, args.metric, args.lrs_weight, args.ars_weight, given) if show_controls else []
     scores = scores_markdown(entries, missing_controls(entries, args.folder.resolve(), grids), args.metric,
                              args.lrs_weight, args.ars_weight) if entries else ""
     if not args.no_runs:
@@ -96,23 +105,39 @@ def main(argv: list[str] | None = None) -> int:
         write_atomically(args.csv, summary_csv(cells))
     if args.markdown:
         write_atomically(args.markdown, markdown)
-    if args.figures:
-        draw(args.folder, rows, cells, entries, args.metric, args.figures)
+    figures = draw(args.folder, rows, cells, entries, args.metric, args.figures) if args.figures else {}
+    print(where(rows, args.figures, figures))
     return 0
 
 
+def _shown(path: Path) -> str:
+    # relative to the current folder when under it: the line stays short and can be pasted into a shell here
+    path = path.resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def where(rows: list[dict[str, Any]], figures_dir: Path | None, figures: dict[str, Path]) -> str:
+    """One line: the folder holding every run folder (each with its own figures/), and the report's figures."""
+    runs = [str(Path(row["run"]).resolve()) for row in rows]
+    line = f"Run folders: {_shown(Path(os.path.commonpath(runs)))}{'/*' if len(runs) > 1 else ''} (each with " \
+           "config.yaml, metrics.json, figures/)"
+    if figures_dir is not None:
+        drawn = ", ".join(path.name for path in figures.values()) or "none: no finished run to draw"
+        line += f"; this report's figures: {_shown(figures_dir)}/ ({drawn})"
+    return line + "."
+
+
 def draw(folder: Path, rows: list[dict[str, Any]], cells: list[dict[str, Any]], entries: list[dict[str, Any]],
-         metric: str, out_dir: Path) -> None:
+         metric: str, out_dir: Path) -> dict[str, Path]:
     from fgdd.report.plots import log_to_wandb, wandb_target, write_figures
 
     figures = write_figures(rows, cells, entries, metric, out_dir)
-    for name, path in figures.items():
-        print(f"figure {name}: {path}")
     wandb = wandb_target(rows)
     if wandb is not None and figures:  # the runs logged to W&B: the report's figures go beside them
         # runs of a sweep share its name (= its folder's) as their W&B group unless the logger config names one
         log_to_wandb(figures, wandb, name=f"report-{folder.resolve().name}",
                      group=wandb.get("group") or folder.resolve().name)
+    return figures
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Sweep figures for ``python -m fgdd.report --figures DIR``: accuracy against IPC per method, the grid's accuracy
-per method and evaluator, and DD-Ranking's IOR / HLR per method, each with its spread over seeds; logged to W&B
-as well when the runs logged there."""
+per method (a dot per seed, the seeds paired across methods) and DD-Ranking's IOR / HLR per method (the same way);
+logged to W&B as well when the runs logged there."""
 
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ PANEL = (4.6, 3.4)  # inches per subplot
 def _save(fig: plt.Figure, path: Path) -> Path:
     from fgdd.utils.io import atomic_write_bytes  # imports torch: only when a figure is written
 
-    if fig._suptitle is not None:  # above the panels' own titles, never over them
-        fig._suptitle.set_y(1.0 + 0.35 / fig.get_figheight())
+    if fig._suptitle is not None:  # above the panels' own titles, never over them, however many lines it has
+        fig._suptitle.set_y(1.0 + 0.2 / fig.get_figheight())
+        fig._suptitle.set_verticalalignment("bottom")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -35,23 +36,74 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
+def _grid(rows: list, columns: list, panel: tuple[float, float]) -> tuple[plt.Figure, dict[tuple, plt.Axes]]:
+    """Facets: one subplot per (row key, column key), keyed so; a pair without data is switched off by its caller."""
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(panel[0] * len(columns), panel[1] * len(rows)),
+                             squeeze=False)
+    return fig, {(r, c): axes[i][j] for i, r in enumerate(rows) for j, c in enumerate(columns)}
+
+
 def _panels(count: int) -> tuple[plt.Figure, list[plt.Axes]]:
     columns = min(count, 3)
-    rows = math.ceil(count / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(PANEL[0] * columns, PANEL[1] * rows), squeeze=False)
-    flat = [ax for row in axes for ax in row]
+    fig, axes = _grid(list(range(math.ceil(count / columns))), list(range(columns)), PANEL)
+    flat = list(axes.values())
     for ax in flat[count:]:
         ax.axis("off")
     return fig, flat[:count]
 
 
-def _seed_values(rows: list[dict[str, Any]], metric: str) -> dict[tuple, list[float]]:
-    values: dict[tuple, list[float]] = defaultdict(list)
+def _seed_values(rows: list[dict[str, Any]], metric: str) -> dict[tuple, dict[int, float]]:
+    """(dataset, student, teacher, ipc, method, evaluator) -> {seed: metric in %} of the finished runs."""
+    values: dict[tuple, dict[int, float]] = defaultdict(dict)
     for row in rows:
         if row["status"] == DONE and row.get(metric) is not None:
             key = (row["dataset"], row["student"], row["teacher"], row["ipc"], row["method"], row["evaluator"])
-            values[key].append(100 * float(row[metric]))
+            values[key][row["seed"]] = 100 * float(row[metric])
     return values
+
+
+def _wrapped(label: str) -> str:
+    # "fgdd(saliency, quantile 0.5)" -> two lines, so that labels of a few methods side by side never overlap
+    return label.replace("(", "\n(", 1)
+
+
+def paired_seeds(ax: plt.Axes, labels: list[str], values: list[dict[int, float]], unit: str) -> None:
+    """Methods side by side (x), a dot per seed, each seed's dots joined across methods (a paired comparison: the
+    seed fixes the draws and the student's initialisation), the mean as a black bar with its value; the y axis
+    spans the data only, so that a difference of one point is visible (bars from 0 would flatten it)."""
+    seeds = sorted({s for per_seed in values for s in per_seed})
+    xs = range(len(labels))
+    for k, seed in enumerate(seeds):
+        ys = [per_seed.get(seed, math.nan) for per_seed in values]  # nan: that seed did not finish; the line breaks
+        ax.plot(xs, ys, marker="o", markersize=5, linewidth=1, alpha=0.8, color=f"C{k % 10}", label=f"seed {seed}")
+    for x, per_seed in zip(xs, values):
+        if per_seed:
+            mean = sum(per_seed.values()) / len(per_seed)
+            ax.hlines(mean, x - 0.2, x + 0.2, colors="black", linewidth=2, zorder=4, label="mean over seeds")
+            ax.annotate(f"{mean:.1f}", (x + 0.22, mean), va="center", fontsize=7)
+    numbers = [v for per_seed in values for v in per_seed.values()]
+    low, high = min(numbers), max(numbers)
+    pad = max(0.15 * (high - low), 0.75)  # at least 0.75 points each side: one value alone still has an axis
+    ax.set_ylim(low - pad, high + pad)
+    ax.axhline(0, color="grey", linewidth=0.8)  # shows only where 0 is in range (a score's "no gain")
+    ax.set_xlim(-0.5, len(labels) - 0.3)  # room right of the last mean's value
+    ax.set_xticks(list(xs), [_wrapped(label) for label in labels], fontsize=7)
+    ax.set_ylabel(unit, fontsize=8)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _legend(fig: plt.Figure, axes: list[plt.Axes]) -> None:
+    # one legend for the figure: the seeds and the mean mean the same in every panel
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    seed = {label: int(label.split()[1]) for label in handles if label.startswith("seed ")}
+    order = sorted(handles, key=lambda label: (label in seed, seed.get(label, 0)))  # the mean first, then seeds
+    fig.tight_layout()  # the panels first, so that the legend goes below the lowest tick labels, not over them
+    fig.legend([handles[label] for label in order], order, loc="upper center", ncol=min(len(order), 6),
+               fontsize=7, frameon=False, bbox_to_anchor=(0.5, 0.0))
 
 
 def accuracy_vs_ipc(cells: list[dict[str, Any]], metric: str, path: Path) -> Path | None:
@@ -72,6 +124,9 @@ def accuracy_vs_ipc(cells: list[dict[str, Any]], metric: str, path: Path) -> Pat
             ax.errorbar([c["ipc"] for c in points], [100 * c["mean"] for c in points],
                         yerr=[100 * c["std"] for c in points], marker="o", capsize=3, label=method)
         ax.set_xscale("log")
+        ipcs = sorted({c["ipc"] for points in methods.values() for c in points})
+        ax.set_xticks(ipcs, [str(ipc) for ipc in ipcs])  # the IPCs run, not powers of ten
+        ax.minorticks_off()
         ax.set_xlabel("images per class")
         ax.set_ylabel(f"{metric} (%)")
         ax.set_title(f"{dataset} / {student}\nteacher {teacher}, {evaluator}", fontsize=8)
@@ -81,68 +136,62 @@ def accuracy_vs_ipc(cells: list[dict[str, Any]], metric: str, path: Path) -> Pat
 
 
 def grid_accuracy(rows: list[dict[str, Any]], cells: list[dict[str, Any]], metric: str, path: Path) -> Path | None:
-    """One panel per (dataset, student, teacher, IPC): a bar per (method, evaluator) at the mean, error bar = std,
-    a dot per seed."""
+    """Facets: a row per (dataset, student, teacher, evaluator), a column per IPC; in each, the methods with a dot
+    per seed, each seed joined across methods, and the mean (``paired_seeds``)."""
     seeds = _seed_values(rows, metric)
-    panels: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    panels: dict[tuple, list[dict[str, Any]]] = defaultdict(list)  # cells in the report's order: baselines first
     for cell in cells:
         if cell["mean"] is not None:
-            panels[(cell["dataset"], cell["student"], cell["teacher"], cell["ipc"])].append(cell)
+            panels[(cell["dataset"], cell["student"], cell["teacher"], cell["evaluator"], cell["ipc"])].append(cell)
     if not panels:
         return None
-    fig, axes = _panels(len(panels))
-    for ax, (key, members) in zip(axes, sorted(panels.items())):
-        methods = list(dict.fromkeys(c["method"] for c in members))
-        evaluators = list(dict.fromkeys(c["evaluator"] for c in members))
-        width = 0.8 / len(evaluators)
-        labelled: set[str] = set()
-        for j, evaluator in enumerate(evaluators):
-            for i, method in enumerate(methods):
-                cell = next((c for c in members if c["method"] == method and c["evaluator"] == evaluator), None)
-                if cell is None:
-                    continue
-                x = i - 0.4 + width * (j + 0.5)
-                ax.bar(x, 100 * cell["mean"], width, yerr=100 * cell["std"], capsize=2, color=f"C{j}",
-                       label=None if evaluator in labelled else evaluator)
-                labelled.add(evaluator)
-                dots = seeds.get((*key[:4], method, evaluator), [])
-                ax.scatter([x] * len(dots), dots, s=8, color="black", zorder=3)
-        ax.set_xticks(range(len(methods)), methods, rotation=20, ha="right", fontsize=7)
-        ax.set_ylabel(f"{metric} (%)")
-        ax.set_title(f"{key[0]} / {key[1]} / IPC {key[3]}\nteacher {key[2]}", fontsize=8)
-        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=1, frameon=False)
-    fig.suptitle("accuracy per method and evaluator (bar = mean, error bar = std, dots = seeds)", fontsize=9)
+    row_keys = sorted({key[:4] for key in panels})
+    ipcs = sorted({key[4] for key in panels})
+    widest = max(len(members) for members in panels.values())
+    fig, axes = _grid(row_keys, ipcs, (max(3.2, 1.15 * widest + 1.2), 3.3))
+    for (row_key, ipc), ax in axes.items():
+        members = panels.get((*row_key, ipc))
+        if not members:
+            ax.axis("off")
+            continue
+        dataset, student, teacher, evaluator = row_key
+        values = [seeds[(dataset, student, teacher, ipc, c["method"], evaluator)] for c in members]
+        paired_seeds(ax, [c["method"] for c in members], values, f"{metric} (%)")
+        ax.set_title(f"{dataset}, IPC {ipc}\nstudent {student}, teacher {teacher}, {evaluator}", fontsize=8)
+    _legend(fig, list(axes.values()))
+    fig.suptitle(f"{metric} per method\na dot per seed, lines join the same seed, black = mean", fontsize=9)
     return _save(fig, path)
 
 
+def _scores_label(method: str, entry: dict[str, Any]) -> str:
+    extra = ", ".join(f"{s} {100 * entry[s]['mean']:.1f} %" for s in ("LRS", "ARS") if entry[s]["mean"] is not None)
+    return f"{method}\n{extra}" if extra else method
+
+
 def ior_hlr(entries: list[dict[str, Any]], path: Path) -> Path | None:
-    """One panel per scored group: IOR and HLR per method (points), error bar = std over seeds; LRS and ARS written
-    above the bars."""
+    """Facets: a row per scored group, a column per score (IOR, HLR, in points); in each, the methods with a dot per
+    seed, the seeds joined (``paired_seeds``); LRS and ARS (means) under each method's name."""
     panels: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for entry in entries:
         if entry["IOR"]["mean"] is not None or entry["HLR"]["mean"] is not None:
             panels[(entry["dataset"], entry["student"], entry["ipc"], entry["epochs"])].append(entry)
     if not panels:
         return None
-    fig, axes = _panels(len(panels))
-    for ax, (key, members) in zip(axes, sorted(panels.items(), key=lambda kv: str(kv[0]))):
-        for k, (score, colour) in enumerate((("IOR", "C2"), ("HLR", "C3"))):
-            xs = [i - 0.2 + 0.4 * k for i in range(len(members))]
-            means = [100 * (e[score]["mean"] or 0.0) for e in members]
-            stds = [100 * (e[score]["std"] or 0.0) for e in members]
-            ax.bar(xs, means, 0.4, yerr=stds, capsize=3, color=colour, label=f"{score} (points)")
-        low, high = ax.get_ylim()
-        ax.set_ylim(low, high + 0.12 * (high - low))  # room for the LRS / ARS line above the bars
-        for i, e in enumerate(members):
-            text = "\n".join(f"{s} {100 * e[s]['mean']:.1f} %" for s in ("LRS", "ARS") if e[s]["mean"] is not None)
-            if text:
-                ax.text(i, high + 0.11 * (high - low), text, ha="center", va="top", fontsize=6)
-        ax.axhline(0, color="grey", linewidth=0.8)
-        ax.set_xticks(range(len(members)), [e["method"] for e in members], rotation=20, ha="right", fontsize=7)
-        ax.set_title(f"{key[0]} / {key[1]} / IPC {key[2]} / {key[3]} epochs", fontsize=8)
-        ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.12), ncol=2, frameon=False)
-    fig.suptitle("DD-Ranking: improvement over random (IOR) and hard-label recovery (HLR), mean +- std over seeds",
-                 fontsize=9)
+    groups = sorted(panels, key=str)
+    scores = ("IOR", "HLR")
+    widest = max(len(members) for members in panels.values())
+    fig, axes = _grid(groups, list(scores), (max(3.2, 1.3 * widest + 1.2), 3.5))
+    for (group, score), ax in axes.items():
+        members = [e for e in panels[group] if e[score]["mean"] is not None]
+        if not members:
+            ax.axis("off")
+            continue
+        values = [{s: 100 * v for s, v in e[score]["per_seed"].items()} for e in members]
+        paired_seeds(ax, [_scores_label(e["method"], e) for e in members], values, f"{score} (points)")
+        ax.set_title(f"{score}: {group[0]} / {group[1]} / IPC {group[2]} / {group[3]} epochs", fontsize=8)
+    _legend(fig, list(axes.values()))
+    fig.suptitle("DD-Ranking: improvement over random (IOR) and hard-label recovery (HLR)\n"
+                 "a dot per seed, lines join the same seed, black = mean", fontsize=9)
     return _save(fig, path)
 
 

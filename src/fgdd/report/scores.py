@@ -232,6 +232,12 @@ def _selector(controls: dict[str, dict[int, dict[str, Any]]]) -> str:
     return next(r["selector"] for c in controls.values() for r in c.values())
 
 
+def holds_controls(rows: list[dict[str, Any]]) -> bool:
+    """Whether any run is one of DD-Ranking's controls beyond the method's own recipe (every plain run is that one):
+    only then are its scores and the commands for the missing controls worth a section of the report."""
+    return any(row["control"] in (SOFT_NOAUG, HARD_SEARCH, FULL_REAL) for row in rows)
+
+
 def annotate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Adds ``control`` and ``epochs`` (the student's epochs) to each row, from its evaluator config."""
     for row in rows:

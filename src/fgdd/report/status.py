@@ -53,6 +53,10 @@ def sweeps_markdown(grids: list[Grid], rows: list[dict[str, Any]], root: Path) -
         outside_ids = {id(r) for r in outside}
         mine = [r for r in rows if _grid_of(r, grids) is grid and id(r) not in outside_ids]
         counts = {s: sum(r["status"] == s for r in mine) for s in (DONE, FAILED, UNFINISHED)}
+        if not (missing or outside or counts[FAILED] or counts[UNFINISHED]):  # nothing to act on: one line
+            blocks.append(f"Sweep `{name}`, all {len(grid.cells)} jobs of its grid done, made by: "
+                          f"`{grid.command_line()}`")
+            continue
         lines.append(f"Jobs in its grid: {len(grid.cells)}; done {counts[DONE]}, failed {counts[FAILED]}, "
                      f"unfinished {counts[UNFINISHED]}, missing {len(missing)}.")
         if missing:
