@@ -51,6 +51,7 @@ from torch import Tensor, nn
 
 from fgdd.run_folder import CONFIG, DISTILLED
 from fgdd.utils.io import file_sha256
+from fgdd.utils.normalise import channel_stats
 
 FORMAT = "fgdd-soft-labels/1"
 LABELS = "soft_labels.pt"
@@ -123,9 +124,8 @@ def augmented_input(image: Tensor, cols: Tensor, rows: Tensor, box: Sequence[int
                       mode="bilinear", align_corners=False, antialias=True)[0]
     if flip:
         x = x.flip(-1)
-    m = torch.tensor(list(mean)).view(3, 1, 1)
-    s = torch.tensor(list(std)).view(3, 1, 1)
-    return (x - m) / s
+    m, s = channel_stats(mean, std, x.device)  # (1, 3, 1, 1)
+    return (x - m[0]) / s[0]
 
 
 @torch.inference_mode()

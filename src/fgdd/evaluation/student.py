@@ -14,9 +14,9 @@ from torch import Tensor, nn
 
 from fgdd.errors import ConfigError
 from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform, apply_cutmix, cutmix, cutmix_params
-from fgdd.evaluation.eval_images import normalise
 from fgdd.evaluation.optim import check_optimizer, configure
 from fgdd.evaluation.soft_labels import SoftLabelStore
+from fgdd.utils.normalise import normalise
 
 # PRECISIONS, native_bf16 and use_bf16 lived here before fgdd.utils.precision: still importable from here
 from fgdd.utils.precision import PRECISIONS as PRECISIONS

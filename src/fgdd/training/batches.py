@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 
 from fgdd.errors import ConfigError
-from fgdd.evaluation.eval_images import normalise
 from fgdd.utils.distributed import rank_and_world
+from fgdd.utils.normalise import normalise
 from fgdd.utils.seeding import generator
 
 Params = dict[str, Tensor]
