@@ -88,11 +88,11 @@ def draw_rounds(images: list[Tensor], seed: int, rounds: int, input_size: int, f
     """The augmentation of every image in fgdd's student epochs 0..rounds-1 for run ``seed``."""
     from fgdd.evaluation.augment import StudentTrainTransform
     from fgdd.evaluation.loaders import SeededEpochSampler
-    from fgdd.utils.seeding import derive_seed
+    from fgdd.utils.seeding import STUDENT_DATA, derive_seed
 
     n = len(images)
     transform = StudentTrainTransform(input_size, factor, mean, std)
-    sampler = SeededEpochSampler(n, derive_seed(seed, "student-data"))  # the evaluator's sampler, same seed
+    sampler = SeededEpochSampler(n, derive_seed(seed, STUDENT_DATA))  # the evaluator's sampler, same seed
     seeds = torch.zeros(rounds, n, dtype=torch.int64)
     cols = torch.zeros(rounds, n, factor, dtype=torch.int8)
     rows = torch.zeros(rounds, n, factor, dtype=torch.int8)

@@ -43,7 +43,7 @@ from fgdd.tracking import abort, finish, log_distilled_set, log_figures, make_lo
 from fgdd.utils.device import resolve_device
 from fgdd.utils.distributed import is_main_process, wait_for
 from fgdd.utils.io import atomic_write_json
-from fgdd.utils.seeding import derive_seed, seeded
+from fgdd.utils.seeding import STUDENT, derive_seed, seeded
 
 log = logging.getLogger("fgdd")
 
@@ -154,7 +154,7 @@ def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> di
     with stage("student"):
         # its own seed: whether the teacher was trained in this process or loaded from the cache must not change the
         # student's initial weights (the evaluator then reseeds the global RNGs for the training)
-        with seeded(derive_seed(cfg.seed, "student")):
+        with seeded(derive_seed(cfg.seed, STUDENT)):
             student = build_model(cfg.model.net, num_classes=spec.num_classes, input_size=spec.input_size)
         evaluator = instantiate(cfg.evaluator, _convert_="all")
         results = evaluator.evaluate(distilled, val_images, student, teacher, lr=cfg.model.lr, spec=spec, seed=cfg.seed,

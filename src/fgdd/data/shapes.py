@@ -20,7 +20,7 @@ from PIL import Image
 from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit, folder_split
 from fgdd.errors import ConfigError, DatasetNotFoundError
 from fgdd.utils.io import publish_folder
-from fgdd.utils.seeding import derive_seed
+from fgdd.utils.seeding import SHAPES, derive_seed
 
 GENERATOR_VERSION = "v2"  # bump when the drawing changes, so old folders are not reused
 
@@ -143,7 +143,7 @@ def generate_shapes(dest: Path, size: int, train_per_class: int, val_per_class: 
     with publish_folder(dest, exist_ok=True) as tmp:  # a concurrent writer that finished first wins
         for split, count in (("train", train_per_class), ("val", val_per_class)):
             for kind in SHAPE_KINDS:
-                images, masks = render_class(kind, count, size, derive_seed(seed, "shapes", split, kind))
+                images, masks = render_class(kind, count, size, derive_seed(seed, SHAPES, split, kind))
                 for folder in (tmp / split / kind, tmp / "masks" / split / kind):
                     folder.mkdir(parents=True)
                 for i in range(count):

@@ -52,7 +52,7 @@ class BatchedEpochs:
         self.augment = augment
         self.batch_size = batch_size
         self.seed = seed
-        self.stream = stream  # the seed stream's name (fgdd.utils.seeding): "student-epoch", "teacher-epoch"
+        self.stream = stream  # the seed stream's name (fgdd.utils.seeding): STUDENT_EPOCH, TEACHER_EPOCH
         self.rounds = rounds
         self.epoch = 0
 
