@@ -184,7 +184,6 @@ class ShapesDataset(ImageDataset):
         self.train_per_class = train_per_class
         self.val_per_class = val_per_class
         self.seed = seed
-        self._occupancy: dict[str, np.ndarray] = {}
 
     @property
     def dataset_dir(self) -> Path:
@@ -209,10 +208,3 @@ class ShapesDataset(ImageDataset):
             raise DatasetNotFoundError(f"mask {path} is missing: delete {self.dataset_dir} to regenerate it")
         with Image.open(path) as image:
             return np.asarray(image.convert("L")) > 127
-
-    def true_occupancy(self, which: str) -> np.ndarray:
-        """Foreground fraction of every sample of the split, in sample order: float64 (n,)."""
-        if which not in self._occupancy:
-            n = len(self._split(which))
-            self._occupancy[which] = np.array([self.mask(which, i).mean() for i in range(n)], dtype=np.float64)
-        return self._occupancy[which].copy()

@@ -26,20 +26,6 @@ def _strip_order(size: int, factor: int, perm: Tensor) -> Tensor:
     return torch.cat([torch.arange(edges[k], edges[k + 1]) for k in perm.tolist()])
 
 
-def shuffle_tiles(images: Tensor, factor: int, generator: torch.Generator) -> Tensor:
-    # RDED's ShufflePatches: permute the factor column strips, then the factor row strips, independently per image.
-    # Tiles therefore move as (row perm, column perm) pairs, exactly as in RDED, not as an arbitrary tile permutation.
-    if factor == 1:
-        return images
-    n, _, h, w = images.shape  # (n, c, h, w)
-    out = torch.empty_like(images)
-    for i in range(n):
-        cols = _strip_order(w, factor, torch.randperm(factor, generator=generator))
-        rows = _strip_order(h, factor, torch.randperm(factor, generator=generator))
-        out[i] = images[i][:, :, cols.to(images.device)][:, rows.to(images.device), :]
-    return out
-
-
 def cutmix_params(n: int, height: int, width: int, generator: torch.Generator) -> tuple[Tensor, tuple[int, int, int, int], float]:
     # CutMix (Yun et al. 2019) as RDED draws it: permutation, lambda ~ Beta(1, 1) (= uniform), box centre uniform,
     # box side sqrt(1 - lambda) of each image side, clipped at the border. lambda is then corrected to the area

@@ -61,8 +61,3 @@ def crop_patches(
         return torch.stack([TF.to_tensor(TF.resized_crop(image, *box, size, antialias=True)) for box in boxes])
     pixels = TF.to_tensor(image)  # (3, h, w) in [0, 1]
     return torch.stack([TF.resized_crop(pixels, *box, size, antialias=True) for box in boxes])
-
-
-def whole_image_box(image: Image.Image) -> Box:
-    width, height = image.size
-    return (0, 0, height, width)
