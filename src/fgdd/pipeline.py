@@ -26,6 +26,7 @@ from fgdd.models.checkpoint import build_model
 from fgdd.run_folder import (
     DATASET_RECORD,
     DISTILLED,
+    DISTILLED_META,
     FIGURES,
     METRICS,
     OCCUPANCY,
@@ -38,7 +39,6 @@ from fgdd.run_folder import (
 )
 from fgdd.selection import DistilledSet, RandomRealSelector, write_distilled_set
 from fgdd.selection.base import ImageNeed, Selector
-from fgdd.selection.distilled_set import META
 from fgdd.tracking import abort, finish, log_distilled_set, log_figures, make_logger
 from fgdd.utils.device import resolve_device
 from fgdd.utils.distributed import is_main_process, wait_for
@@ -287,11 +287,11 @@ def select(cfg: DictConfig, run_dir: Path, dataset: Any, teacher: Any, device: A
     """Write ``run_dir/distilled`` (+ occupancy.json): kept if already there, copied from the cache of distilled
     sets if an equal run made it, else selected here and offered to the cache."""
     distilled_dir = run_dir / DISTILLED
-    if (distilled_dir / META).exists():
+    if (distilled_dir / DISTILLED_META).exists():
         log.info("distilled set already written: %s", distilled_dir)
         return
     if not is_main_process():  # DDP: rank 0 selects; the others train the student on its set
-        wait_for(distilled_dir / META, "the distilled set")
+        wait_for(distilled_dir / DISTILLED_META, "the distilled set")
         return
     cache = DistilledSetCache(cfg.cache_dir, selection_key(cfg, device.type))
     if cache.has():
