@@ -347,7 +347,7 @@ def validation_rates(val: Any, size: int, depth: int, classes: int, repeats: int
                      device: torch.device) -> dict[str, float]:
     """Images/s of one validation pass: the reference (decode + transform per image in 4 workers, fp32) against
     fgdd's (the decoded tensor, normalised per batch, channels_last, bf16 where native), plus the one decode."""
-    from fgdd.evaluation.eval_images import normalise
+    from fgdd.utils.normalise import normalise
 
     torch.manual_seed(6)
     student = ConvNet(classes, size, depth).eval().to(device)

@@ -50,6 +50,7 @@ from fgdd.training.batches import BatchedEpochs, DeviceBatches, EpochDraws  # no
 from fgdd.training.classifier import ClassifierModule  # noqa: E402
 from fgdd.training.train_images import storage_size  # noqa: E402
 from fgdd.utils.precision import autocast, native_bf16  # noqa: E402
+from fgdd.utils.seeding import TEACHER_EPOCH  # noqa: E402
 
 SIZE, DEPTH, CLASSES, FACTOR = 128, 5, 10, 2
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -103,7 +104,7 @@ def teacher_loop(device: torch.device, precision: str, batch: int, images: int, 
     augment = BatchAugment(SIZE, 1, MEAN, STD, scale=(0.08, 1.0))
 
     def run() -> list[float]:
-        epochs_plan = BatchedEpochs(labels, stored, stored, augment, batch, seed=0, stream="teacher-epoch")
+        epochs_plan = BatchedEpochs(labels, stored, stored, augment, batch, seed=0, stream=TEACHER_EPOCH)
         module = ClassifierModule(convnet(0), device_batches=DeviceBatches(pixels, augment), precision=precision)
         timer = Timer(device)
         trainer = L.Trainer(max_epochs=epochs, callbacks=[EpochDraws(epochs_plan), timer], logger=False,

@@ -14,10 +14,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch import nn
 
-from fgdd.cache.teacher_accuracy import weights_sha256
 from fgdd.data import ImageFolderDataset
 from fgdd.data.cifar import PickledImageSplit
-from fgdd.models.checkpoint import build_model
+from fgdd.models.checkpoint import build_model, weights_sha256
 from fgdd.pipeline import cached_teacher_accuracy
 
 CONV1 = {"_target_": "fgdd.models.convnet.ConvNet", "depth": 1, "width": 4, "norm": "batch"}

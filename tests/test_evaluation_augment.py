@@ -7,35 +7,34 @@ import torch
 from PIL import Image
 
 from fgdd.data.transforms import eval_transform
-from fgdd.evaluation.augment import (
-    StudentTrainTransform,
-    cutmix,
-    shuffle_tiles,
-)
+from fgdd.evaluation.augment import StudentTrainTransform, cutmix
 from fgdd.utils.boxes import resized_crop_box
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def _tile_image() -> torch.Tensor:
-    # 1 x 1 x 4 x 4 image whose 2x2 tiles are constant 0 (top-left), 1 (top-right), 2 (bottom-left), 3 (bottom-right)
-    tiles = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
-    return tiles.repeat_interleave(2, 0).repeat_interleave(2, 1)[None, None]
+    # 3 x 4 x 4 uint8 image whose 2x2 tiles are constant 0 (top-left), 1 (top-right), 2 (bottom-left), 3 (bottom-right)
+    tiles = torch.tensor([[0, 1], [2, 3]], dtype=torch.uint8)
+    return tiles.repeat_interleave(2, 0).repeat_interleave(2, 1)[None].expand(3, 4, 4).contiguous()
 
 
-def test_shuffle_tiles_factor1_is_identity() -> None:
-    images = torch.rand(3, 3, 8, 8)
-    assert torch.equal(shuffle_tiles(images, 1, torch.Generator().manual_seed(0)), images)
+def _strips_only(transform: StudentTrainTransform, image: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    # the transform's own draw and apply with the crop set to the whole (square) image and no flip: what is left is
+    # its strip shuffle, as the pixel values 0..255 (mean 0, std 1; a same-size resize is the identity)
+    params = transform.draw(image.shape[1], image.shape[2], g)
+    params.update(box=torch.tensor([0, 0, image.shape[1], image.shape[2]]), flip=torch.tensor(False))
+    return (transform.apply(image, params) * 255).round()
 
 
-def test_shuffle_tiles_moves_whole_tiles_as_row_and_column_swaps() -> None:
-    image = _tile_image()
+def test_strip_shuffle_moves_whole_tiles_as_row_and_column_swaps() -> None:
+    transform = StudentTrainTransform(4, 2, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     # RDED permutes column strips and row strips: 4 reachable arrangements for factor 2
     allowed = {(0.0, 1.0, 2.0, 3.0), (1.0, 0.0, 3.0, 2.0), (2.0, 3.0, 0.0, 1.0), (3.0, 2.0, 1.0, 0.0)}
     seen = set()
     g = torch.Generator().manual_seed(0)
     for _ in range(40):
-        out = shuffle_tiles(image, 2, g)[0, 0]  # (4, 4)
+        out = _strips_only(transform, _tile_image(), g)[0]  # (4, 4)
         blocks = out.unfold(0, 2, 2).unfold(1, 2, 2)  # (2, 2, 2, 2): tile grid x tile pixels
         # every tile is still constant, i.e. whole tiles moved
         assert torch.equal(blocks, blocks[..., :1, :1].expand_as(blocks))
@@ -45,18 +44,17 @@ def test_shuffle_tiles_moves_whole_tiles_as_row_and_column_swaps() -> None:
     assert seen == allowed
 
 
-def test_shuffle_tiles_keeps_odd_sizes_and_pixels() -> None:
-    images = torch.arange(2 * 3 * 7 * 5, dtype=torch.float32).view(2, 3, 7, 5)
-    out = shuffle_tiles(images, 2, torch.Generator().manual_seed(3))
-    assert out.shape == images.shape
-    assert torch.equal(out.flatten().sort().values, images.flatten().sort().values)
-
-
-def test_shuffle_tiles_is_seeded() -> None:
-    images = torch.rand(4, 3, 8, 8)
-    a = shuffle_tiles(images, 2, torch.Generator().manual_seed(7))
-    b = shuffle_tiles(images, 2, torch.Generator().manual_seed(7))
-    assert torch.equal(a, b)
+def test_strip_shuffle_keeps_odd_sizes_and_pixels() -> None:
+    # 7 px in 2 strips: the last strip keeps the remainder (RDED's loop drops it), so no pixel is lost or repeated
+    image = torch.randperm(3 * 7 * 7).remainder(256).to(torch.uint8).view(3, 7, 7)
+    transform = StudentTrainTransform(7, 2, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    g = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        params = transform.draw(7, 7, g)
+        assert sorted(params["rows"].tolist()) == sorted(params["cols"].tolist()) == list(range(7))
+        out = _strips_only(transform, image, g)
+        assert out.shape == image.shape
+        assert torch.equal(out.flatten().sort().values, image.float().flatten().sort().values)
 
 
 def test_cutmix_box_area_matches_lambda() -> None:

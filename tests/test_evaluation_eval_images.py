@@ -15,7 +15,8 @@ from PIL import Image
 from fgdd.data import ImageFolderDataset, ImageSplit
 from fgdd.data.transforms import eval_transform
 from fgdd.errors import ConfigError
-from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images, normalise
+from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images
+from fgdd.utils.normalise import normalise
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

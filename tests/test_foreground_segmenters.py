@@ -17,10 +17,11 @@ from torch import nn
 from fgdd.data import CIFAR10Dataset, DatasetSpec, ImageFolderDataset, ShapesDataset, TinyImageNetDataset
 from fgdd.errors import ConfigError, FgddError
 from fgdd.foreground.base import SegmentationContext, occupancy
-from fgdd.foreground.cam import CAMSegmenter, otsu_threshold, weights_fingerprint
+from fgdd.foreground.cam import CAMSegmenter, otsu_threshold
 from fgdd.foreground.ground_truth import GroundTruthSegmenter, box_mask
 from fgdd.foreground.mask_folder import MaskFolderSegmenter
 from fgdd.foreground.none import NoForeground
+from fgdd.models.checkpoint import weights_sha256
 from fgdd.models.convnet import ConvNet
 from fgdd.teacher import load_teacher
 
@@ -236,7 +237,7 @@ def test_cam_cache_key_tracks_the_teacher_weights() -> None:
     assert same.cache_key() == key  # same seed, same weights
     with torch.no_grad():
         model.classifier.weight[0, 0] += 1e-3
-    assert weights_fingerprint(model) != key["observer_sha256"]
+    assert weights_sha256(model, layout="state_dict") != key["observer_sha256"]
 
 
 def test_cam_with_the_reference_teacher_on_real_cifar_images(

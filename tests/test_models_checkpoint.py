@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from fgdd.errors import CheckpointError
 from fgdd.models.checkpoint import (
@@ -17,6 +18,7 @@ from fgdd.models.checkpoint import (
     load_state_dict_strict,
     rded_arch,
     save_checkpoint,
+    weights_sha256,
 )
 
 CONV3 = {"_target_": "fgdd.models.convnet.ConvNet", "depth": 3, "width": 128, "norm": "batch"}
@@ -113,3 +115,23 @@ def test_rded_arch_names() -> None:
     assert rded_arch("efficientNet-b0")["_target_"].endswith("efficientnet_b0")
     with pytest.raises(CheckpointError, match="unknown RDED arch"):
         rded_arch("alexnet")
+
+
+def _fixed_model() -> nn.Module:
+    # weights set from linspace (no RNG): the same bytes on every machine and torch version
+    model = nn.Sequential(nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
+    with torch.no_grad():
+        for i, tensor in enumerate(model.state_dict().values()):
+            if tensor.is_floating_point():
+                tensor.copy_(torch.linspace(-1.0, 1.0, tensor.numel()).view_as(tensor) * (i + 1))
+            else:
+                tensor.fill_(7 + i)  # num_batches_tracked, a 0-d int64 buffer
+    return model
+
+
+def test_weights_hash_keeps_the_digests_existing_cache_keys_hold() -> None:
+    # the digests the two hashes gave before they had one home (cache/teacher_accuracy.py's weights_sha256 and
+    # foreground/cam.py's weights_fingerprint): teacher_accuracy/, full_real/ and occupancy/ entries keep their keys
+    model = _fixed_model()
+    assert weights_sha256(model) == "0d6fa779ef845e9102e5707fd75a70601f4c31548b2c69916a3493a9cb1a57bb"
+    assert weights_sha256(model, "state_dict") == "49b1e5892e3bc09d39e8114e3a287e2be8b8fe50c303f1722e07baa2a889a91b"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fgdd.utils import seeding
 from fgdd.utils.seeding import derive_seed, generator, seeded
 
 
@@ -12,6 +13,17 @@ def test_derived_seeds_differ_by_stage_and_repeat() -> None:
     assert derive_seed(0, "student") == derive_seed(0, "student") != derive_seed(0, "student-init")
     assert derive_seed(0, "crops", "a.png") != derive_seed(1, "crops", "a.png")
     assert torch.equal(torch.rand(3, generator=generator(4, "x")), torch.rand(3, generator=generator(4, "x")))
+
+
+def test_stream_names_keep_their_values() -> None:
+    # each name is part of every key drawn from it: a new value would change the distilled sets, the students'
+    # augmentation and the pinned manifests, so the values are pinned here as the code had them as bare strings
+    assert {name: getattr(seeding, name) for name in dir(seeding) if name.isupper()} == {
+        "SELECT_IMAGES": "mipc", "CROPS": "crops", "TEACHER": "teacher", "TEACHER_EPOCH": "teacher-epoch",
+        "STUDENT": "student", "STUDENT_INIT": "student-init", "STUDENT_DATA": "student-data",
+        "STUDENT_EPOCH": "student-epoch", "STUDENT_WORKERS": "student-workers", "STUDENT_CUTMIX": "student-cutmix",
+        "HOLDOUT": "lr-search-holdout", "SHAPES": "shapes", "FOREGROUND_SAMPLES": "foreground-samples",
+    }
 
 
 def test_seeded_gives_manual_seeds_stream_and_leaves_the_global_rng_alone() -> None:

@@ -51,6 +51,7 @@ from torch import Tensor, nn
 
 from fgdd.run_folder import CONFIG, DISTILLED
 from fgdd.utils.io import file_sha256
+from fgdd.utils.normalise import channel_stats
 
 FORMAT = "fgdd-soft-labels/1"
 LABELS = "soft_labels.pt"
@@ -87,11 +88,11 @@ def draw_rounds(images: list[Tensor], seed: int, rounds: int, input_size: int, f
     """The augmentation of every image in fgdd's student epochs 0..rounds-1 for run ``seed``."""
     from fgdd.evaluation.augment import StudentTrainTransform
     from fgdd.evaluation.loaders import SeededEpochSampler
-    from fgdd.utils.seeding import derive_seed
+    from fgdd.utils.seeding import STUDENT_DATA, derive_seed
 
     n = len(images)
     transform = StudentTrainTransform(input_size, factor, mean, std)
-    sampler = SeededEpochSampler(n, derive_seed(seed, "student-data"))  # the evaluator's sampler, same seed
+    sampler = SeededEpochSampler(n, derive_seed(seed, STUDENT_DATA))  # the evaluator's sampler, same seed
     seeds = torch.zeros(rounds, n, dtype=torch.int64)
     cols = torch.zeros(rounds, n, factor, dtype=torch.int8)
     rows = torch.zeros(rounds, n, factor, dtype=torch.int8)
@@ -123,9 +124,8 @@ def augmented_input(image: Tensor, cols: Tensor, rows: Tensor, box: Sequence[int
                       mode="bilinear", align_corners=False, antialias=True)[0]
     if flip:
         x = x.flip(-1)
-    m = torch.tensor(list(mean)).view(3, 1, 1)
-    s = torch.tensor(list(std)).view(3, 1, 1)
-    return (x - m) / s
+    m, s = channel_stats(mean, std, x.device)  # (1, 3, 1, 1)
+    return (x - m[0]) / s[0]
 
 
 @torch.inference_mode()

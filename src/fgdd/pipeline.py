@@ -26,6 +26,7 @@ from fgdd.models.checkpoint import build_model
 from fgdd.run_folder import (
     DATASET_RECORD,
     DISTILLED,
+    DISTILLED_META,
     FIGURES,
     METRICS,
     OCCUPANCY,
@@ -38,12 +39,11 @@ from fgdd.run_folder import (
 )
 from fgdd.selection import DistilledSet, RandomRealSelector, write_distilled_set
 from fgdd.selection.base import ImageNeed, Selector
-from fgdd.selection.distilled_set import META
 from fgdd.tracking import abort, finish, log_distilled_set, log_figures, make_logger
 from fgdd.utils.device import resolve_device
 from fgdd.utils.distributed import is_main_process, wait_for
 from fgdd.utils.io import atomic_write_json
-from fgdd.utils.seeding import derive_seed, seeded
+from fgdd.utils.seeding import STUDENT, derive_seed, seeded
 
 log = logging.getLogger("fgdd")
 
@@ -154,7 +154,7 @@ def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> di
     with stage("student"):
         # its own seed: whether the teacher was trained in this process or loaded from the cache must not change the
         # student's initial weights (the evaluator then reseeds the global RNGs for the training)
-        with seeded(derive_seed(cfg.seed, "student")):
+        with seeded(derive_seed(cfg.seed, STUDENT)):
             student = build_model(cfg.model.net, num_classes=spec.num_classes, input_size=spec.input_size)
         evaluator = instantiate(cfg.evaluator, _convert_="all")
         results = evaluator.evaluate(distilled, val_images, student, teacher, lr=cfg.model.lr, spec=spec, seed=cfg.seed,
@@ -287,11 +287,11 @@ def select(cfg: DictConfig, run_dir: Path, dataset: Any, teacher: Any, device: A
     """Write ``run_dir/distilled`` (+ occupancy.json): kept if already there, copied from the cache of distilled
     sets if an equal run made it, else selected here and offered to the cache."""
     distilled_dir = run_dir / DISTILLED
-    if (distilled_dir / META).exists():
+    if (distilled_dir / DISTILLED_META).exists():
         log.info("distilled set already written: %s", distilled_dir)
         return
     if not is_main_process():  # DDP: rank 0 selects; the others train the student on its set
-        wait_for(distilled_dir / META, "the distilled set")
+        wait_for(distilled_dir / DISTILLED_META, "the distilled set")
         return
     cache = DistilledSetCache(cfg.cache_dir, selection_key(cfg, device.type))
     if cache.has():

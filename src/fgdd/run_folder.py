@@ -32,6 +32,10 @@ RUN_RECORD = "run.json"  # code version and environment (run_record)
 FAILED = "failed.json"  # stage, error, message, time of a failed attempt; read by fgdd.report
 METRICS = "metrics.json"  # present only when the run finished; a rerun then returns it and does nothing
 DISTILLED = "distilled"  # the distilled set (fgdd.selection.distilled_set)
+# inside a distilled set (here, in the cache's entries, in an export): its description (classes, ipc, factor),
+# written last, so its presence means the set is whole; and its patches, one JSON record each
+DISTILLED_META = "distilled.json"
+DISTILLED_MANIFEST = "manifest.jsonl"
 OCCUPANCY = "occupancy.json"  # selector=fgdd: per-class occupancy summary, for the figure
 FIGURES = "figures"
 SELECTION_COST = "selection.json"  # seconds the selection took when the set was made (kept when it is reused)

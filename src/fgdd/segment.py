@@ -14,10 +14,10 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from fgdd.cli import CONF_DIR, preflight, run_task
 from fgdd.config import validate
 from fgdd.errors import ConfigError
 from fgdd.pipeline import obtain_teacher
-from fgdd.run import CONF_DIR, preflight, run_task
 from fgdd.selection.candidates import draw_images
 from fgdd.utils.device import resolve_device
 

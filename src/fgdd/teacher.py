@@ -35,7 +35,7 @@ from fgdd.training.callbacks import LastCheckpoint
 from fgdd.training.classifier import TRAINING_CODE_VERSION, ClassifierModule
 from fgdd.training.train_images import decode_train_images, decoded_bytes, storage_size
 from fgdd.utils.precision import resolve_precision
-from fgdd.utils.seeding import derive_seed, generator, seed_everything
+from fgdd.utils.seeding import TEACHER, TEACHER_EPOCH, derive_seed, generator, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -263,14 +263,14 @@ def train_teacher(
         return load_teacher(final, None, dataset.spec, device)
     entry.open_folder()  # trained in place: last.ckpt every epoch, teacher.pth (atomically) last
 
-    seed_everything(derive_seed(seed, "teacher", "init"))
+    seed_everything(derive_seed(seed, TEACHER, "init"))
     model = build_model(arch, num_classes=spec.num_classes, input_size=spec.input_size)
     size, mean, std = spec.input_size, spec.mean, spec.std
     val_split = dataset.val()
     # decoded once (and cached beside the teachers): every epoch's validation, the final accuracy and the run's
     # student validations read the same tensor
     val_images = decode_eval_images(val_split, size, num_workers=num_workers, cache_dir=cache_dir)
-    loader_generator = generator(seed, "teacher", "loader")
+    loader_generator = generator(seed, TEACHER, "loader")
     callbacks: list[L.Callback] = [ResumableRandomness(loader_generator), LastCheckpoint(folder / LAST_CKPT)]
     device_batches = None
     train_loader: Any
@@ -280,7 +280,7 @@ def train_teacher(
         batch_augment = (PadCropFlip(size, size // 8, mean, std) if augment == "pad_crop_flip"
                          else BatchAugment(size, 1, mean, std, scale=tuple(crop_scale)))
         train_loader = BatchedEpochs(labels, pixels.shape[2], pixels.shape[3], batch_augment, batch_size,
-                                     derive_seed(seed, "teacher"), "teacher-epoch")
+                                     derive_seed(seed, TEACHER), TEACHER_EPOCH)
         callbacks.append(EpochDraws(train_loader))
         device_batches = DeviceBatches(pixels, batch_augment)
     else:

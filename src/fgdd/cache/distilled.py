@@ -18,8 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import fgdd
 from fgdd.cache.keyed import KeyedEntry
-from fgdd.run_folder import DISTILLED, OCCUPANCY
-from fgdd.selection.distilled_set import META
+from fgdd.run_folder import DISTILLED, DISTILLED_META, OCCUPANCY
 from fgdd.utils.io import atomic_write_bytes, file_sha256, publish_folder
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ class DistilledSetCache:
         self.folder = self.entry.path
 
     def has(self) -> bool:
-        return self.entry.folder_matches() and (self.folder / "set" / META).is_file()
+        return self.entry.folder_matches() and (self.folder / "set" / DISTILLED_META).is_file()
 
     def copy_to(self, run_dir: Path) -> None:
         """Copy the cached set (and its occupancy summary) into ``run_dir``; each appears whole or not at all."""

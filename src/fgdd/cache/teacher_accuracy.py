@@ -8,7 +8,6 @@ the validation split's content, the evaluation transform and the kind of device,
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +17,10 @@ from torch import nn
 import fgdd
 from fgdd.cache.keyed import KeyedEntry
 from fgdd.data.base import ImageSplit
+from fgdd.models.checkpoint import weights_sha256
 
 # Bump when fgdd.data.transforms.eval_transform or teacher_accuracy change what they compute.
 EVAL_PROTOCOL = "resize(input//7*8)-centercrop-top1:v1"
-
-
-def weights_sha256(model: nn.Module) -> str:
-    """Hash of the state dict (names, dtypes, shapes and values), independent of the device it lives on."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        values = tensor.detach().cpu().contiguous().reshape(-1)  # 0-d buffers (num_batches_tracked) as (1,)
-        digest.update(f"{name}\t{values.dtype}\t{tuple(tensor.shape)}\n".encode())
-        digest.update(values.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def accuracy_key(

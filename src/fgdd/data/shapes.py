@@ -20,7 +20,7 @@ from PIL import Image
 from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit, folder_split
 from fgdd.errors import ConfigError, DatasetNotFoundError
 from fgdd.utils.io import publish_folder
-from fgdd.utils.seeding import derive_seed
+from fgdd.utils.seeding import SHAPES, derive_seed
 
 GENERATOR_VERSION = "v2"  # bump when the drawing changes, so old folders are not reused
 
@@ -143,7 +143,7 @@ def generate_shapes(dest: Path, size: int, train_per_class: int, val_per_class: 
     with publish_folder(dest, exist_ok=True) as tmp:  # a concurrent writer that finished first wins
         for split, count in (("train", train_per_class), ("val", val_per_class)):
             for kind in SHAPE_KINDS:
-                images, masks = render_class(kind, count, size, derive_seed(seed, "shapes", split, kind))
+                images, masks = render_class(kind, count, size, derive_seed(seed, SHAPES, split, kind))
                 for folder in (tmp / split / kind, tmp / "masks" / split / kind):
                     folder.mkdir(parents=True)
                 for i in range(count):
@@ -184,7 +184,6 @@ class ShapesDataset(ImageDataset):
         self.train_per_class = train_per_class
         self.val_per_class = val_per_class
         self.seed = seed
-        self._occupancy: dict[str, np.ndarray] = {}
 
     @property
     def dataset_dir(self) -> Path:
@@ -209,10 +208,3 @@ class ShapesDataset(ImageDataset):
             raise DatasetNotFoundError(f"mask {path} is missing: delete {self.dataset_dir} to regenerate it")
         with Image.open(path) as image:
             return np.asarray(image.convert("L")) > 127
-
-    def true_occupancy(self, which: str) -> np.ndarray:
-        """Foreground fraction of every sample of the split, in sample order: float64 (n,)."""
-        if which not in self._occupancy:
-            n = len(self._split(which))
-            self._occupancy[which] = np.array([self.mask(which, i).mean() for i in range(n)], dtype=np.float64)
-        return self._occupancy[which].copy()

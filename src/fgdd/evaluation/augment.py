@@ -12,6 +12,7 @@ from torch import Tensor
 from torchvision.transforms import functional as TF
 
 from fgdd.utils.boxes import central_box, resized_crop_box
+from fgdd.utils.normalise import channel_stats
 
 # torchvision's RandomResizedCrop default aspect range; RDED does not change it
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
@@ -23,20 +24,6 @@ def _strip_order(size: int, factor: int, perm: Tensor) -> Tensor:
     step = size // factor
     edges = [k * step for k in range(factor)] + [size]
     return torch.cat([torch.arange(edges[k], edges[k + 1]) for k in perm.tolist()])
-
-
-def shuffle_tiles(images: Tensor, factor: int, generator: torch.Generator) -> Tensor:
-    # RDED's ShufflePatches: permute the factor column strips, then the factor row strips, independently per image.
-    # Tiles therefore move as (row perm, column perm) pairs, exactly as in RDED, not as an arbitrary tile permutation.
-    if factor == 1:
-        return images
-    n, _, h, w = images.shape  # (n, c, h, w)
-    out = torch.empty_like(images)
-    for i in range(n):
-        cols = _strip_order(w, factor, torch.randperm(factor, generator=generator))
-        rows = _strip_order(h, factor, torch.randperm(factor, generator=generator))
-        out[i] = images[i][:, :, cols.to(images.device)][:, rows.to(images.device), :]
-    return out
 
 
 def cutmix_params(n: int, height: int, width: int, generator: torch.Generator) -> tuple[Tensor, tuple[int, int, int, int], float]:
@@ -129,8 +116,7 @@ class StudentTrainTransform:
             out[torch.tensor(members, device=device)] = TF.resize(crops, [size, size], antialias=True)
         flip = params["flip"].to(device).view(n, 1, 1, 1)
         out = torch.where(flip, out.flip(-1), out)
-        mean = torch.tensor(self.mean, dtype=out.dtype, device=device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=out.dtype, device=device).view(1, -1, 1, 1)
+        mean, std = channel_stats(self.mean, self.std, device, out.dtype)
         return out.sub_(mean).div_(std)
 
     def __call__(self, image: Tensor, generator: torch.Generator) -> Tensor:
@@ -238,8 +224,7 @@ class BatchAugment:
         a_y = self._axis(h, params["rows"], box[:, 0], box[:, 2], None)  # (n, S, h)
         a_x = self._axis(w, params["cols"], box[:, 1], box[:, 3], flip)  # (n, S, w)
         # 1/255 and the normalisation folded in: ((x / 255) - mean) / std = x * (1 / (255 std)) - mean / std
-        std = torch.tensor(self.std, device=device).view(1, c, 1, 1)
-        mean = torch.tensor(self.mean, device=device).view(1, c, 1, 1)
+        mean, std = channel_stats(self.mean, self.std, device)  # (1, c, 1, 1)
         x = pixels[index.to(device)].float()  # (n, c, h, w)
         out = a_y[:, None] @ x @ a_x[:, None].transpose(2, 3)  # (n, c, S, S)
         return out.mul_(1.0 / (255.0 * std)).sub_(mean / std)

@@ -2,8 +2,8 @@
 applied to every image and the result kept as one uint8 tensor, shared by the teacher's accuracy and every student
 validation of a run and, through ``cache_dir``, by every run on the same split and input size.
 
-Normalising on the fly (``normalise``) gives exactly the floats ``fgdd.data.transforms.eval_transform`` gives:
-ToTensor divides the same uint8 values by 255 and Normalize subtracts and divides by the same float32 constants."""
+Normalising on the fly (``fgdd.utils.normalise.normalise``) gives exactly the floats
+``fgdd.data.transforms.eval_transform`` gives."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from fgdd.data.decoded import decode_split, decode_split_cached
 from fgdd.data.transforms import eval_transform
 from fgdd.errors import ConfigError
 from fgdd.utils.distributed import rank_and_world
+from fgdd.utils.normalise import normalise
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,6 @@ def eval_geometry(input_size: int) -> T.Compose:
     # eval_transform's resize and crop (its first two steps), then the uint8 tensor instead of ToTensor's floats
     resize, crop = eval_transform(input_size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)).transforms[:2]
     return T.Compose([resize, crop, T.PILToTensor()])
-
-
-def normalise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """(n, 3, s, s) uint8 -> float32, the same operations in the same order as ToTensor + Normalize."""
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
-    return images.float().div_(255).sub_(mean_t).div_(std_t)
 
 
 def _shard(n: int, shard: bool) -> range:

@@ -27,7 +27,7 @@ from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, va
 from fgdd.training.batches import BatchedEpochs
 from fgdd.utils.console import progress_bars
 from fgdd.utils.precision import check_precision
-from fgdd.utils.seeding import derive_seed, seed_everything
+from fgdd.utils.seeding import STUDENT_DATA, STUDENT_EPOCH, STUDENT_INIT, STUDENT_WORKERS, derive_seed, seed_everything
 
 # Trainer arguments the evaluator owns; a trainer config that sets them would silently lose
 _OWNED_TRAINER_KEYS = ("max_epochs", "min_epochs", "max_steps", "check_val_every_n_epoch", "logger")
@@ -210,7 +210,7 @@ class SoftLabelEvaluator:
         input_size, mean, std = spec.input_size, spec.mean, spec.std
         batch_size = self.batch_size if self.batch_size is not None else rded_batch_size(ipc, num_classes)
         # the student stage's one reseed of the global RNGs: dropout and anything else that takes no generator
-        seed_everything(derive_seed(seed, "student-init"))
+        seed_everything(derive_seed(seed, STUDENT_INIT))
 
         if not isinstance(val, EvalImages):
             val = decode_eval_images(val, input_size, num_workers=self.num_workers)
@@ -221,7 +221,7 @@ class SoftLabelEvaluator:
         if self.soft_labels == "stored":
             store = SoftLabelStore(min(self.soft_label_rounds or self.epochs, self.epochs), self.soft_label_topk,
                                    self.temperature)
-        data_seed = derive_seed(seed, "student-data")
+        data_seed = derive_seed(seed, STUDENT_DATA)
         rounds = store.rounds if store is not None else None
         device_augment: StudentTrainTransform | PlainTrainTransform | BatchAugment | None = None
         pixels = None
@@ -231,7 +231,7 @@ class SoftLabelEvaluator:
             device_augment = (BatchAugment(input_size, factor, mean, std) if self.augment
                               else PlainBatchAugment(input_size, mean, std))
             train_loader = BatchedEpochs(torch.tensor(train_set.labels), pixels.shape[2], pixels.shape[3],
-                                         device_augment, batch_size, data_seed, "student-epoch", rounds)
+                                         device_augment, batch_size, data_seed, STUDENT_EPOCH, rounds)
         else:
             loaded: Dataset = train_set
             if self.augment_on_device:  # loader workers only draw the augmentation choices; pixels on the device
@@ -245,7 +245,7 @@ class SoftLabelEvaluator:
                 num_workers=self.num_workers,
                 # torch seeds each worker's torch, random and numpy RNGs from this generator (the augmentation itself
                 # draws from per-sample generators, SeededEpochSampler)
-                generator=torch.Generator().manual_seed(derive_seed(seed, "student-workers")),
+                generator=torch.Generator().manual_seed(derive_seed(seed, STUDENT_WORKERS)),
                 persistent_workers=self.num_workers > 0,
                 pin_memory=torch.cuda.is_available(),
             )

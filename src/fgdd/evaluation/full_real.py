@@ -22,10 +22,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import fgdd
-from fgdd.cache.teacher_accuracy import weights_sha256
 from fgdd.data.spec import DatasetSpec
 from fgdd.errors import ConfigError
 from fgdd.evaluation.optim import DEFAULTS as OPTIMIZER_DEFAULTS
+from fgdd.models.checkpoint import weights_sha256
 from fgdd.utils.distributed import is_main_process
 from fgdd.utils.io import atomic_write_json
 

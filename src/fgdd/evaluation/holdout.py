@@ -19,12 +19,9 @@ from torch.utils.data import Dataset
 
 from fgdd.data.base import ImageSplit
 from fgdd.errors import ConfigError
-from fgdd.utils.seeding import generator
+from fgdd.utils.seeding import HOLDOUT, generator
 
 log = logging.getLogger(__name__)
-
-# the generator stream of the draw; one holdout per (dataset, holdout seed) whichever setting it chooses
-_STREAM = "lr-search-holdout"
 
 
 def holdout_split(train: ImageSplit, per_class: int, exclude: set[str], seed: int) -> ImageSplit:
@@ -42,8 +39,9 @@ def holdout_split(train: ImageSplit, per_class: int, exclude: set[str], seed: in
 
 
 def _draw(pool: list[int], k: int, seed: int, label: int) -> list[int]:
-    # a seeded permutation of the pool, first k kept, then sorted: the holdout is a set, its order irrelevant
-    order = torch.randperm(len(pool), generator=generator(seed, _STREAM, label))[:k]
+    # a seeded permutation of the pool, first k kept, then sorted: the holdout is a set, its order irrelevant;
+    # one holdout per (dataset, holdout seed) whichever setting it chooses
+    order = torch.randperm(len(pool), generator=generator(seed, HOLDOUT, label))[:k]
     return sorted(pool[i] for i in order.tolist())
 
 

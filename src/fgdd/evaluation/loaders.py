@@ -12,7 +12,7 @@ from torch.utils.data import Dataset, Sampler
 
 from fgdd.errors import ConfigError
 from fgdd.evaluation.augment import StudentTrainTransform, pil_to_uint8
-from fgdd.utils.seeding import generator
+from fgdd.utils.seeding import STUDENT_EPOCH, generator
 
 
 class SeededEpochSampler(Sampler[tuple[int, int]]):
@@ -29,7 +29,7 @@ class SeededEpochSampler(Sampler[tuple[int, int]]):
         self.epoch = 0
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        g = generator(self.seed, "student-epoch", self.epoch if self.rounds is None else self.epoch % self.rounds)
+        g = generator(self.seed, STUDENT_EPOCH, self.epoch if self.rounds is None else self.epoch % self.rounds)
         self.epoch += 1
         order = torch.randperm(self.size, generator=g)
         seeds = torch.randint(0, 2**62, (self.size,), generator=g)

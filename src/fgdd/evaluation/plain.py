@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from torchvision.transforms import functional as TF
 
+from fgdd.utils.normalise import channel_stats
+
 
 class PlainTrainTransform:
     def __init__(self, input_size: int, mean: Sequence[float], std: Sequence[float]) -> None:
@@ -36,8 +38,7 @@ class PlainTrainTransform:
         x = pixels[index.to(pixels.device)].float().div(255)
         if tuple(x.shape[2:]) != (self.input_size, self.input_size):
             x = TF.resize(x, [self.input_size, self.input_size], antialias=True)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        mean, std = channel_stats(self.mean, self.std, x.device, x.dtype)
         return x.sub_(mean).div_(std)
 
     def __call__(self, image: Tensor, generator: torch.Generator) -> Tensor:

@@ -14,16 +14,16 @@ from torch import Tensor, nn
 
 from fgdd.errors import ConfigError
 from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform, apply_cutmix, cutmix, cutmix_params
-from fgdd.evaluation.eval_images import normalise
 from fgdd.evaluation.optim import check_optimizer, configure
 from fgdd.evaluation.soft_labels import SoftLabelStore
+from fgdd.utils.normalise import normalise
 
 # PRECISIONS, native_bf16 and use_bf16 lived here before fgdd.utils.precision: still importable from here
 from fgdd.utils.precision import PRECISIONS as PRECISIONS
 from fgdd.utils.precision import Resolved, autocast, resolve_precision
 from fgdd.utils.precision import native_bf16 as native_bf16
 from fgdd.utils.precision import use_bf16 as use_bf16
-from fgdd.utils.seeding import generator
+from fgdd.utils.seeding import STUDENT_CUTMIX, generator
 
 
 def rded_lr_factor(epoch: int, epochs: int) -> float:
@@ -168,7 +168,7 @@ class SoftLabelStudent(L.LightningModule):
 
     def on_fit_start(self) -> None:
         # one CutMix stream per rank, so ranks do not draw identical boxes
-        self._mix_generator = generator(self.seed, "student-cutmix", self.global_rank)
+        self._mix_generator = generator(self.seed, STUDENT_CUTMIX, self.global_rank)
         self.resolved_precision = resolve_precision(self.precision, self.device, stage="student")
         self.hparams["bf16"] = self.bf16  # what `precision` resolved to here, for the logger's hparams
         if self.compile_mode is not None:

@@ -14,7 +14,6 @@ In both cases sum_{y,x} cam + b_k equals the logit (tested).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from torch import nn
 
 from fgdd.errors import ConfigError, FgddError
 from fgdd.foreground.base import SegmentationContext
+from fgdd.models.checkpoint import weights_sha256
 from fgdd.models.convnet import ConvNet
 
 SUPPORTED = (
@@ -66,16 +66,6 @@ def _cam_head(model: nn.Module) -> _CamHead:
         f"segmenter=cam cannot compute a class activation map for {type(model).__name__}: supported observers are "
         f"{SUPPORTED}. Use another segmenter (grounded_sam2, mask_folder) or one of these teachers."
     )
-
-
-def weights_fingerprint(model: nn.Module) -> str:
-    """sha256 over the state dict (names, dtypes, shapes, bytes): a different teacher gives a different key."""
-    digest = hashlib.sha256()
-    for key, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{key}|{t.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def otsu_threshold(values: torch.Tensor, bins: int = 256) -> float:
@@ -135,7 +125,7 @@ class CAMSegmenter:
         self._input_size = int(spec.input_size)
         self._mean = [float(v) for v in spec.mean]
         self._std = [float(v) for v in spec.std]
-        self._fingerprint = weights_fingerprint(context.observer)
+        self._fingerprint = weights_sha256(context.observer, layout="state_dict")  # occupancy/ keys
 
     def cache_key(self) -> dict[str, Any]:
         if self._fingerprint is None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import hydra.utils
 import torch
@@ -22,6 +23,15 @@ from fgdd.utils.io import atomic_torch_save
 log = logging.getLogger(__name__)
 
 CONVNET_TARGET = "fgdd.models.convnet.ConvNet"
+
+# How weights_sha256 writes each tensor's header: (names sorted?, header). Two layouts because two caches were
+# keyed before the hash had one home, and their keys must not change: "sorted" keys teacher_accuracy/ and
+# full_real/, "state_dict" (the state dict's own order) keys occupancy/ through segmenter=cam's observer_sha256.
+WeightsLayout = Literal["sorted", "state_dict"]
+_LAYOUTS: dict[str, tuple[bool, str]] = {
+    "sorted": (True, "{name}\t{dtype}\t{shape}\n"),
+    "state_dict": (False, "{name}|{dtype}|{shape}|"),
+}
 
 
 @dataclass
@@ -78,6 +88,19 @@ def rded_arch(name: str, norm: str = "batch", width: int = 128) -> dict[str, Any
         f"unknown RDED arch name {name!r}; known: conv<depth>, {sorted(_RDED_TORCHVISION)}. "
         "Write the fgdd arch config in the sidecar JSON as \"arch\": {\"_target_\": ...}"
     )
+
+
+def weights_sha256(model: nn.Module, layout: WeightsLayout = "sorted") -> str:
+    """sha256 of the state dict (names, dtypes, shapes and bytes), independent of the device it lives on: a
+    different model or different weights give a different cache key."""
+    sort, header = _LAYOUTS[layout]
+    items = list(model.state_dict().items())
+    digest = hashlib.sha256()
+    for name, tensor in sorted(items) if sort else items:
+        values = tensor.detach().cpu().contiguous().reshape(-1)  # 0-d buffers (num_batches_tracked) as (1,)
+        digest.update(header.format(name=name, dtype=values.dtype, shape=tuple(tensor.shape)).encode())
+        digest.update(values.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_checkpoint(path: str | os.PathLike[str], state_dict: dict[str, torch.Tensor], meta: ModelMeta) -> None:

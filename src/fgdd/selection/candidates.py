@@ -10,7 +10,7 @@ from PIL import Image
 from torchvision.transforms import functional as TF
 
 from fgdd.utils.boxes import Box, resized_crop_box
-from fgdd.utils.seeding import generator
+from fgdd.utils.seeding import CROPS, SELECT_IMAGES, generator
 
 # How a box becomes patch pixels. "tensor" is RDED's order (ToTensor, then RandomResizedCrop on the float image:
 # antialiased bilinear, no rounding); "pil" resizes the 8-bit image with PIL, so every value is rounded to 1/255.
@@ -19,7 +19,7 @@ CropFrom = Literal["tensor", "pil"]
 
 def draw_images(indices: Sequence[int], mipc: int, seed: int, label: int) -> list[int]:
     """RDED's ``mipc`` random images of one class, seeded by run seed and class, in drawn order."""
-    order = torch.randperm(len(indices), generator=generator(seed, "mipc", label))
+    order = torch.randperm(len(indices), generator=generator(seed, SELECT_IMAGES, label))
     return [indices[int(i)] for i in order[: min(mipc, len(indices))]]
 
 
@@ -41,7 +41,7 @@ def crop_boxes(
     else is selected, so two selectors that look at the same image see the same candidates.
     """
     width, height = image_size
-    draws = generator(seed, "crops", source)  # the stream torch.manual_seed(derive_seed(...)) gave get_params
+    draws = generator(seed, CROPS, source)  # the stream torch.manual_seed(derive_seed(...)) gave get_params
     return [resized_crop_box(height, width, scale, ratio, draws, torch.float32) for _ in range(num)]
 
 
@@ -61,8 +61,3 @@ def crop_patches(
         return torch.stack([TF.to_tensor(TF.resized_crop(image, *box, size, antialias=True)) for box in boxes])
     pixels = TF.to_tensor(image)  # (3, h, w) in [0, 1]
     return torch.stack([TF.resized_crop(pixels, *box, size, antialias=True) for box in boxes])
-
-
-def whole_image_box(image: Image.Image) -> Box:
-    width, height = image.size
-    return (0, 0, height, width)

@@ -17,12 +17,10 @@ from torch.utils.data import Dataset
 from torchvision.transforms import functional as TF
 
 from fgdd.errors import ClassMismatchError, FgddError
+from fgdd.run_folder import DISTILLED_MANIFEST, DISTILLED_META
 from fgdd.selection.candidates import Box
 from fgdd.selection.stitch import mosaic_position, stitch
 from fgdd.utils.io import publish_folder
-
-MANIFEST = "manifest.jsonl"
-META = "distilled.json"
 
 
 @dataclass
@@ -143,9 +141,9 @@ def write_distilled_set(
                     }
                 )
         manifest = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-        _write_durably(staging / MANIFEST, manifest.encode())
+        _write_durably(staging / DISTILLED_MANIFEST, manifest.encode())
         meta = {"classes": list(classes), "ipc": ipc, "factor": factor, "image_format": image_format, **(info or {})}
-        _write_durably(staging / META, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+        _write_durably(staging / DISTILLED_META, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     return out
 
 
@@ -154,9 +152,9 @@ class DistilledSet(Dataset):
 
     def __init__(self, root: str | os.PathLike[str], classes: Sequence[str] | None = None) -> None:
         self.root = Path(root)
-        meta_path = self.root / META
+        meta_path = self.root / DISTILLED_META
         if not meta_path.exists():
-            raise FgddError(f"{self.root} is not a distilled set (no {META}); write one with fgdd.run")
+            raise FgddError(f"{self.root} is not a distilled set (no {DISTILLED_META}); write one with fgdd.run")
         self.meta = json.loads(meta_path.read_text())
         self.classes: list[str] = list(self.meta["classes"])
         self.factor: int = int(self.meta["factor"])
@@ -183,4 +181,4 @@ class DistilledSet(Dataset):
             return image.convert("RGB"), label
 
     def manifest(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in (self.root / MANIFEST).read_text().splitlines()]
+        return [json.loads(line) for line in (self.root / DISTILLED_MANIFEST).read_text().splitlines()]

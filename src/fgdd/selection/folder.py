@@ -37,9 +37,10 @@ from fgdd.data.spec import DatasetSpec
 from fgdd.data.transforms import check_aspect, square_box
 from fgdd.errors import ClassMismatchError, ConfigError, FgddError
 from fgdd.export import DESCRIPTION, IMAGES, load_export
+from fgdd.run_folder import DISTILLED_META
 from fgdd.selection.base import ImageNeed, ImageSource, Selection
 from fgdd.selection.candidates import crop_to_patch
-from fgdd.selection.distilled_set import META, Patch
+from fgdd.selection.distilled_set import Patch
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ class FolderSelector:
                             "fgdd.export folder)")
         self.export = (self.path / DESCRIPTION).is_file()
         self.root = self.path / IMAGES if self.export else self.path
-        self.meta: dict[str, Any] = json.loads((self.root / META).read_text()) if (self.root / META).is_file() else {}
+        meta = self.root / DISTILLED_META
+        self.meta: dict[str, Any] = json.loads(meta.read_text()) if meta.is_file() else {}
         self.classes: list[str] = list(self.meta.get("classes") or list_class_folders(self.root))
         self.files = {c: sorted(p for p in (self.root / c).iterdir() if p.is_file() and is_image_file(p))
                       for c in self.classes if (self.root / c).is_dir()}

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fgdd.utils.normalise import channel_stats
 from fgdd.utils.precision import Resolved, autocast
 
 
@@ -41,8 +42,7 @@ def score_patches(
     pick faster kernels for it (benchmarks/speed.py), and the scores change only by float rounding. The
     cross-entropy is computed in fp32 whatever ``precision`` the forward passes ran in."""
     observer.eval()
-    mean_t = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
+    mean_t, std_t = channel_stats(mean, std, device)  # (1, c, 1, 1)
     scores = []
     for start in range(0, len(patches), batch_size):
         batch = patches[start : start + batch_size].to(device)  # (b, c, p, p)

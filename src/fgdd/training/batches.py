@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 
 from fgdd.errors import ConfigError
-from fgdd.evaluation.eval_images import normalise
 from fgdd.utils.distributed import rank_and_world
+from fgdd.utils.normalise import normalise
 from fgdd.utils.seeding import generator
 
 Params = dict[str, Tensor]
@@ -52,7 +52,7 @@ class BatchedEpochs:
         self.augment = augment
         self.batch_size = batch_size
         self.seed = seed
-        self.stream = stream  # the seed stream's name (fgdd.utils.seeding): "student-epoch", "teacher-epoch"
+        self.stream = stream  # the seed stream's name (fgdd.utils.seeding): STUDENT_EPOCH, TEACHER_EPOCH
         self.rounds = rounds
         self.epoch = 0
 

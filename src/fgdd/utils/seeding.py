@@ -17,9 +17,25 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+# The stream names: the second part of every derive_seed/generator key, one per stage that draws. Their values are
+# part of every draw (renaming one changes the distilled set, the student's augmentation, ...): never edit a value.
+SELECT_IMAGES = "mipc"  # + class index: the images per class a selector may look at
+CROPS = "crops"  # + image path: candidate crop boxes of one image
+TEACHER = "teacher"  # + "init" (the global reseed), + "loader" (loader order); alone: the batched epochs' seed
+TEACHER_EPOCH = "teacher-epoch"  # + epoch: the batched teacher pipeline's order and augmentation
+STUDENT = "student"  # the student's initial weights (under ``seeded``)
+STUDENT_INIT = "student-init"  # the student stage's one reseed of the global RNGs
+STUDENT_DATA = "student-data"  # the student's epochs: order and per-sample augmentation seeds
+STUDENT_EPOCH = "student-epoch"  # + epoch (or round): one epoch's order and augmentation
+STUDENT_WORKERS = "student-workers"  # the loader workers' RNGs
+STUDENT_CUTMIX = "student-cutmix"  # + rank: CutMix boxes
+HOLDOUT = "lr-search-holdout"  # + class index: the training holdout evaluator=holdout chooses settings on
+SHAPES = "shapes"  # + split, kind: the generated shapes dataset
+FOREGROUND_SAMPLES = "foreground-samples"  # + class: the images a foreground figure shows
+
 
 def derive_seed(seed: int, *names: object) -> int:
-    """A 63-bit seed from the run seed and a stage name (e.g. ``derive_seed(0, "select", class_index)``)."""
+    """A 63-bit seed from the run seed and a stage name (e.g. ``derive_seed(0, SELECT_IMAGES, class_index)``)."""
     key = ":".join([str(seed), *map(str, names)]).encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") >> 1
 
