@@ -24,7 +24,7 @@ from fgdd.evaluation.optim import check_optimizer
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.evaluation.soft_labels import SoftLabelStore
 from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, validation_epochs
-from fgdd.training.batches import BatchedEpochs
+from fgdd.training.batches import BatchedEpochs, DeviceBatches
 from fgdd.utils.console import progress_bars
 from fgdd.utils.precision import check_precision
 from fgdd.utils.seeding import STUDENT_DATA, STUDENT_EPOCH, STUDENT_INIT, STUDENT_WORKERS, derive_seed, seed_everything
@@ -223,20 +223,20 @@ class SoftLabelEvaluator:
                                    self.temperature)
         data_seed = derive_seed(seed, STUDENT_DATA)
         rounds = store.rounds if store is not None else None
-        device_augment: StudentTrainTransform | PlainTrainTransform | BatchAugment | None = None
-        pixels = None
+        device_batches: DeviceBatches | None = None  # the device paths: pixels + augmentation where training runs
         train_loader: Any
         if self.pipeline == "batched":
             pixels = train_set.stacked("evaluator.pipeline=batched", "evaluator.pipeline=loader")  # (N, 3, h, w)
-            device_augment = (BatchAugment(input_size, factor, mean, std) if self.augment
-                              else PlainBatchAugment(input_size, mean, std))
+            batch_augment = (BatchAugment(input_size, factor, mean, std) if self.augment
+                             else PlainBatchAugment(input_size, mean, std))
             train_loader = BatchedEpochs(torch.tensor(train_set.labels), pixels.shape[2], pixels.shape[3],
-                                         device_augment, batch_size, data_seed, STUDENT_EPOCH, rounds)
+                                         batch_augment, batch_size, data_seed, STUDENT_EPOCH, rounds)
+            device_batches = DeviceBatches(pixels, batch_augment)
         else:
             loaded: Dataset = train_set
             if self.augment_on_device:  # loader workers only draw the augmentation choices; pixels on the device
                 pixels = train_set.stacked("evaluator.augment_on_device=true", "evaluator.augment_on_device=false")
-                device_augment = transform
+                device_batches = DeviceBatches(pixels, transform)
                 loaded = AugmentParamsSet(pixels.shape[2], pixels.shape[3], train_set.labels, transform)
             train_loader = DataLoader(
                 loaded,
@@ -263,8 +263,7 @@ class SoftLabelEvaluator:
             use_cutmix=self.cutmix,
             hard_labels=self.hard_labels,
             soft_label_store=store,
-            device_augment=device_augment,
-            pixels=pixels,
+            device_batches=device_batches,
             channels_last=self.channels_last,
             precision=self.precision,
             extra_student_forward=self.extra_student_forward,

@@ -13,9 +13,10 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from fgdd.errors import ConfigError
-from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform, apply_cutmix, cutmix, cutmix_params
+from fgdd.evaluation.augment import apply_cutmix, cutmix, cutmix_params
 from fgdd.evaluation.optim import check_optimizer, configure
 from fgdd.evaluation.soft_labels import SoftLabelStore
+from fgdd.training.batches import DeviceBatches
 from fgdd.utils.normalise import normalise
 
 # PRECISIONS, native_bf16 and use_bf16 lived here before fgdd.utils.precision: still importable from here
@@ -95,8 +96,7 @@ class SoftLabelStudent(L.LightningModule):
         use_cutmix: bool = True,
         hard_labels: bool = False,
         soft_label_store: SoftLabelStore | None = None,
-        device_augment: StudentTrainTransform | BatchAugment | None = None,
-        pixels: Tensor | None = None,
+        device_batches: DeviceBatches | None = None,  # the set's pixels + augmentation, applied where training runs
         channels_last: bool = False,
         precision: str = "fp32",  # auto | fp32 | bf16, resolved at fit start (fgdd.utils.precision)
         extra_student_forward: bool = False,  # RDED's code: one more no-grad student forward (train mode) per step
@@ -109,8 +109,6 @@ class SoftLabelStudent(L.LightningModule):
     ) -> None:
         super().__init__()
         check_optimizer(optimizer, momentum, lr_step)
-        if (device_augment is None) != (pixels is None):
-            raise ConfigError("augmenting on the device needs both the transform and the stacked uint8 pixels")
         if hard_labels and soft_label_store is not None:
             raise ConfigError("stored soft labels need the teacher; hard_labels=True uses none")
         if hard_labels and teacher is not None:
@@ -134,10 +132,9 @@ class SoftLabelStudent(L.LightningModule):
         self.use_cutmix = use_cutmix
         self.hard_labels = hard_labels
         self.soft_label_store = soft_label_store
-        self.device_augment = device_augment
-        # the distilled set (N, 3, h, w) uint8, moved to the training device at fit start; a plain attribute, not a
-        # buffer: DDP would broadcast a buffer on every step and the state dict would carry it
-        self._pixels = pixels
+        # the distilled set (N, 3, h, w) uint8 and its augmentation, moved to the training device at fit start; a plain
+        # attribute, not a buffer: DDP would broadcast a buffer on every step and the state dict would carry it
+        self.device_batches = device_batches
         self.precision = precision
         self.resolved_precision: Resolved = "fp32"  # `precision` resolved on the training device at fit start
         self.extra_student_forward = extra_student_forward
@@ -150,7 +147,7 @@ class SoftLabelStudent(L.LightningModule):
         self._forward: dict[str, nn.Module] = {"student": self.student}
         if teacher is not None:
             self._forward["teacher"] = teacher
-        self.save_hyperparameters(ignore=["student", "teacher", "soft_label_store", "device_augment", "pixels"])
+        self.save_hyperparameters(ignore=["student", "teacher", "soft_label_store", "device_batches"])
         self.val_history: list[dict[str, float]] = []  # one entry per validation: epoch, top1, top5 (fractions)
         self._mix_generator: torch.Generator | None = None
         self._val_counts: Tensor | None = None
@@ -174,19 +171,17 @@ class SoftLabelStudent(L.LightningModule):
         if self.compile_mode is not None:
             self._forward = {name: torch.compile(module, mode=self.compile_mode)
                              for name, module in self._forward.items()}
-        if self._pixels is not None:
-            self._pixels = self._pixels.to(self.device)
+        if self.device_batches is not None:
+            self.device_batches.to(self.device)
         if self.soft_label_store is not None and self.trainer.world_size > 1:
             raise ConfigError("evaluator.soft_labels=stored replays one device's batches; use online with ddp")
 
-    def transfer_batch_to_device(self, batch: object, device: torch.device, dataloader_idx: int) -> object:
-        # device path: the batch holds only the augmentation choices (CPU); the pixels are already on the device
-        if self.device_augment is not None and isinstance(batch, (list, tuple)) and isinstance(batch[0], dict):
-            params, labels = batch
-            assert self._pixels is not None
-            images = self.device_augment.apply_batch(self._pixels.to(device), params["index"], params)
-            return images, labels.to(device)
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+    def on_after_batch_transfer(self, batch: object, dataloader_idx: int) -> object:
+        # the device paths' training batches hold only the augmentation choices: the images are made here, where the
+        # pixels are (validation batches are images already)
+        if self.device_batches is not None and DeviceBatches.holds_choices(batch):
+            return self.device_batches.materialise(batch)  # type: ignore[arg-type]
+        return batch
 
     def _mix(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, float]:
         assert self._mix_generator is not None
