@@ -22,7 +22,7 @@ from fgdd.cache.distilled import DistilledSetCache, selection_key
 from fgdd.config import build, validate
 from fgdd.data.base import build_dataset
 from fgdd.errors import ConfigError, TeacherTooWeakError
-from fgdd.models.checkpoint import build_model
+from fgdd.models.checkpoint import build_model, weights_sha256
 from fgdd.run_folder import (
     DATASET_RECORD,
     DISTILLED,
@@ -293,7 +293,7 @@ def select(cfg: DictConfig, run_dir: Path, dataset: Any, teacher: Any, device: A
     if not is_main_process():  # DDP: rank 0 selects; the others train the student on its set
         wait_for(distilled_dir / DISTILLED_META, "the distilled set")
         return
-    cache = DistilledSetCache(cfg.cache_dir, selection_key(cfg, device.type))
+    cache = DistilledSetCache(cfg.cache_dir, selection_key(cfg, device.type, weights_sha256(teacher)))
     if cache.has():
         cache.copy_to(run_dir)
         cost = json.loads((cache.folder / SELECTION_COST).read_text()) if (cache.folder / SELECTION_COST).exists() else {}

@@ -24,14 +24,18 @@ from fgdd.utils.io import atomic_write_bytes, file_sha256, publish_folder
 log = logging.getLogger(__name__)
 
 
-def selection_key(cfg: DictConfig, device_type: str) -> dict[str, Any]:
-    """Everything the distilled set depends on; a checkpoint teacher is identified by its file's hash."""
+def selection_key(cfg: DictConfig, device_type: str, teacher_weights_sha256: str | None = None) -> dict[str, Any]:
+    """Everything the distilled set depends on; a checkpoint teacher is identified by its file's hash, a trained one
+    by its recipe and, given ``teacher_weights_sha256``, its weights: the recipe alone does not fix them
+    (``precision=auto`` trains in bf16 on one CPU and fp32 on another, kernels round differently)."""
     teacher = OmegaConf.to_container(cfg.teacher, resolve=True)
     teacher.pop("min_val_acc", None)  # a gate on the run, not an input of selection
     teacher.pop("_target_", None)  # the plug-in follows from checkpoint/recipe; keys written before it existed hold
     if cfg.teacher.checkpoint:
         teacher["checkpoint_sha256"] = file_sha256(cfg.teacher.checkpoint)
         teacher.pop("checkpoint")  # the same file moved elsewhere is the same teacher
+    elif teacher_weights_sha256 is not None:
+        teacher["weights_sha256"] = teacher_weights_sha256
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
     selector = OmegaConf.to_container(cfg.selector, resolve=True)
     if selector.get("precision") == "fp32":  # every set selected before the setting existed was fp32: keys stay valid
