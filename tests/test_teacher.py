@@ -110,7 +110,11 @@ def test_train_teacher_caches_reuses_and_resumes(tmp_path: Path, monkeypatch: py
 
     [folder] = (tmp_path / "cache" / "teachers").iterdir()
     assert folder.name.startswith("toy-convnet3-")
-    assert {"teacher.pth", "last.ckpt", "cache_key.json"} <= {p.name for p in folder.iterdir()}
+    assert {"teacher.pth", "last.ckpt", "cache_key.json", "epochs.jsonl"} <= {p.name for p in folder.iterdir()}
+    curve = [json.loads(line) for line in (folder / "epochs.jsonl").read_text().splitlines()]
+    # (the epoch's validation runs in the training precision, meta.val_top1 in fp32: equal only up to near-ties)
+    assert [c["epoch"] for c in curve] == [0, 1] and 0.0 <= curve[-1]["teacher/val_top1"] <= 1.0
+    assert all(c["seconds"] > 0 and "teacher/train_loss" in c for c in curve)
     assert json.loads((folder / "cache_key.json").read_text())["seed"] == 3
     assert meta.classes == ["blue", "red"] and meta.dataset == "toy" and 0.0 <= meta.val_top1 <= 1.0
     assert meta.val_top1 == teacher_accuracy(model, dataset.val(), dataset.spec, "cpu")
@@ -199,6 +203,8 @@ def test_killed_training_resumes_from_the_last_epoch(tmp_path: Path, monkeypatch
     train_teacher(arch, dataset, tmp_path / "cache", **settings)
     assert epochs_run == [1, 1]  # only the second epoch ran
     assert (folder / "teacher.pth").is_file()
+    # the curve kept beside the teacher continues: the killed epoch left no line
+    assert [json.loads(line)["epoch"] for line in (folder / "epochs.jsonl").read_text().splitlines()] == [0, 1]
 
 
 def test_unreadable_last_checkpoint_is_moved_aside(tmp_path: Path) -> None:

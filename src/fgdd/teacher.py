@@ -31,7 +31,7 @@ from fgdd.models.checkpoint import (
     save_checkpoint,
 )
 from fgdd.training.batches import BatchedEpochs, DeviceBatches, EpochDraws, PadCropFlip
-from fgdd.training.callbacks import LastCheckpoint
+from fgdd.training.callbacks import EpochLog, LastCheckpoint
 from fgdd.training.classifier import TRAINING_CODE_VERSION, ClassifierModule
 from fgdd.training.train_images import decode_train_images, decoded_bytes, storage_size
 from fgdd.utils.precision import resolve_precision
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 TEACHER_FILE = "teacher.pth"
 LAST_CKPT = "last.ckpt"
+EPOCHS_LOG = "epochs.jsonl"  # one line per finished epoch: seconds, train loss and top-1, val top-1
 
 
 def _same_stats(a: Any, b: Any) -> bool:
@@ -271,7 +272,8 @@ def train_teacher(
     # student validations read the same tensor
     val_images = decode_eval_images(val_split, size, num_workers=num_workers, cache_dir=cache_dir)
     loader_generator = generator(seed, TEACHER, "loader")
-    callbacks: list[L.Callback] = [ResumableRandomness(loader_generator), LastCheckpoint(folder / LAST_CKPT)]
+    callbacks: list[L.Callback] = [ResumableRandomness(loader_generator), LastCheckpoint(folder / LAST_CKPT),
+                                   EpochLog(folder / EPOCHS_LOG, prefix="teacher/")]
     device_batches = None
     train_loader: Any
     if pipeline == "batched":
