@@ -1,5 +1,6 @@
 """The cache of distilled sets keeps its keys: the digests below were computed by ``selection_key(cfg, ...)`` before
-it took plain values (commit 4e54258), so entries written by earlier runs still hit."""
+it took plain values (commit 4e54258; those with a teacher's weights by main's ce35bb1), so entries written by earlier
+runs still hit."""
 
 from __future__ import annotations
 
@@ -44,3 +45,24 @@ def test_distilled_set_keys_are_those_of_earlier_runs(overrides: list[str], dige
         cfg = compose(config_name="run", overrides=["data_root=/data", "cache_dir=/cache",
                                                     *(o.replace(CHECKPOINT, str(checkpoint)) for o in overrides)])
     assert key_digest(distilled_key(cfg, "cpu")) == digest
+
+
+WEIGHTS = "ab" * 32
+WEIGHED = [  # a trained teacher's weights join its key (ce35bb1); a checkpoint's file hash already names it
+    ([], "fc5ce9f27c27191735c55b204984481b09aca7e2e6b57b9246a299fd5fc0c7a4"),
+    (["selector=fgdd"], "73d2660048648a29a43ddf13a6ac2689e8074b84b2c86c6662904bb863144070"),
+    ([f"teacher.checkpoint={CHECKPOINT}"], "e9beb85b815cb21130506eac2abf389ed832ae001d5dc72f1f9a95d6acde2553"),
+]
+
+
+@pytest.mark.parametrize("overrides,digest", WEIGHED, ids=[" ".join(o) or "default" for o, _ in WEIGHED])
+def test_a_trained_teachers_weights_are_in_its_key(overrides: list[str], digest: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fgdd, "__version__", "pinned")
+    checkpoint = tmp_path / "t.pth"
+    checkpoint.write_bytes(b"a teacher")
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="run", overrides=["data_root=/data", "cache_dir=/cache",
+                                                    *(o.replace(CHECKPOINT, str(checkpoint)) for o in overrides)])
+    assert key_digest(distilled_key(cfg, "cpu", WEIGHTS)) == digest

@@ -36,6 +36,20 @@ def test_runs_that_differ_after_selection_share_one_distilled_set(tmp_path) -> N
     assert first["cost/distilled_bytes"] > 0 and first["cost/soft_label_bytes"] == 0
 
 
+def test_a_teacher_trained_at_another_precision_selects_its_own_set(tmp_path, monkeypatch) -> None:
+    # the same config, the teacher trained in fp32 on one machine and in bf16 on another (precision=auto): two
+    # teachers in the cache, so two distilled sets, never one teacher's set served to the other's runs
+    monkeypatch.setenv("FGDD_AUTO_PRECISION", "fp32")
+    run(tiny_cfg(tmp_path, "evaluator.epochs=1"), tmp_path / "fp32")
+    monkeypatch.setenv("FGDD_AUTO_PRECISION", "bf16")
+    run(tiny_cfg(tmp_path, "evaluator.epochs=1"), tmp_path / "bf16")
+    assert len(list((tmp_path / "cache" / "teachers").glob("*/teacher.pth"))) == 2
+    assert "reused_from" not in json.loads((tmp_path / "bf16" / "selection.json").read_text())
+    # the same teacher again: its set is reused
+    run(tiny_cfg(tmp_path, "evaluator.epochs=1", "model.net.width=8"), tmp_path / "bf16-narrow")
+    assert "reused_from" in json.loads((tmp_path / "bf16-narrow" / "selection.json").read_text())
+
+
 def test_a_failed_run_says_so_in_its_folder_and_a_retry_keeps_the_record(tmp_path) -> None:
     cfg = tiny_cfg(tmp_path, "teacher.min_val_acc=1.01")
     for _ in range(2):

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from fgdd.cache.distilled import DistilledSetCache, selection_key
 from fgdd.config import build, build_dataset, resolved_yaml, stage_precisions, validate
 from fgdd.errors import ConfigError, TeacherTooWeakError
-from fgdd.models.checkpoint import build_model
+from fgdd.models.checkpoint import build_model, weights_sha256
 from fgdd.run_folder import (
     DATASET_RECORD,
     DISTILLED,
@@ -158,7 +158,7 @@ def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> di
         )
 
     with stage("select"):
-        cache = DistilledSetCache(cfg.cache_dir, distilled_key(cfg, device.type))
+        cache = DistilledSetCache(cfg.cache_dir, distilled_key(cfg, device.type, weights_sha256(teacher)))
         select(selector, cache, run_dir, dataset, teacher, device, ipc=cfg.ipc, seed=cfg.seed)
     distilled = DistilledSet(run_dir / DISTILLED, classes=dataset.classes)
     if is_main_process():
@@ -197,10 +197,11 @@ def plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True)
 
 
-def distilled_key(cfg: DictConfig, device_type: str) -> dict[str, Any]:
+def distilled_key(cfg: DictConfig, device_type: str, teacher_weights_sha256: str | None = None) -> dict[str, Any]:
     """The key of this run's entry in the cache of distilled sets (fgdd.cache.distilled.selection_key)."""
     return selection_key(dataset=plain(cfg.dataset), teacher=plain(cfg.teacher), selector=plain(cfg.selector),
-                         ipc=cfg.ipc, seed=cfg.seed, device_type=device_type)
+                         ipc=cfg.ipc, seed=cfg.seed, device_type=device_type,
+                         teacher_weights_sha256=teacher_weights_sha256)
 
 
 def check_enough_images(selector: Selector, ipc: int, train_split: Any, classes: list[str],
