@@ -19,8 +19,8 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from fgdd.check import main as check_main
-from fgdd.config import build, register_resolvers
-from fgdd.data.base import build_dataset, what_is_at
+from fgdd.config import build, build_dataset, register_resolvers
+from fgdd.data.base import what_is_at
 from fgdd.data.tinyimagenet import OFFICIAL_WNIDS_SHA256, wnids_sha256
 from fgdd.errors import ClassMismatchError, ConfigError, CorruptImageError
 from fgdd.pipeline import check_enough_images, ipc_shortfall
@@ -394,7 +394,8 @@ def test_an_ipc_no_selector_setting_can_fill_names_the_short_class_and_what_work
     cfg = run_config(*asked)
     dataset = build_dataset(cfg.dataset)
     with pytest.raises(ConfigError) as error:  # the run's own check before any stage: the same message
-        check_enough_images(cfg, dataset.train(), list(dataset.classes))
+        check_enough_images(build(cfg.selector), cfg.ipc, dataset.train(), list(dataset.classes),
+                            limit_per_class=cfg.dataset.limit_per_class.train)
     assert str(error.value) in out
 
     assert check(capsys, *asked, "selector=random_real")[0] == 0

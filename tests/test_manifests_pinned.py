@@ -80,7 +80,7 @@ def record_teacher(tmp: Path) -> None:
     import torch
     from omegaconf import OmegaConf
 
-    from fgdd.data.base import build_dataset
+    from fgdd.config import build_dataset
     from fgdd.models.checkpoint import save_checkpoint
     from fgdd.pipeline import obtain_teacher
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from fgdd.errors import TeacherTooWeakError
 from fgdd.run import run
@@ -97,14 +98,20 @@ def test_wandb_runs_of_a_sweep_share_its_group(tmp_path, monkeypatch) -> None:
     for key in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR"):
         monkeypatch.setenv(key, str(tmp_path / key.lower()))
     cfg = tiny_cfg(tmp_path, "logger=wandb", "sweep_name=table2")
-    logger = make_logger(cfg, tmp_path / "run", sweep_group="table2")
+    def settings(run_dir: Path, sweep_group: str | None) -> dict:  # what fgdd.pipeline.run passes
+        return {"name": run_dir.name, "job_type": "rded", "tags": ["shapes", "rded", "ipc2"], "sweep_group": sweep_group,
+                "hyperparams": OmegaConf.to_container(cfg, resolve=True)}
+
+    logger = make_logger(OmegaConf.to_container(cfg.logger, resolve=True), tmp_path / "run",
+                         **settings(tmp_path / "run", "table2"))
     try:
         assert logger.experiment.group == "table2"
         assert logger.experiment.config["ipc"] == 2  # the resolved config
         assert logger.experiment.config["selector"]["name"] == "rded"
     finally:
         finish(logger, {"student/top1_final": 0.5})
-    single = make_logger(cfg, tmp_path / "single", sweep_group=None)
+    single = make_logger(OmegaConf.to_container(cfg.logger, resolve=True), tmp_path / "single",
+                         **settings(tmp_path / "single", None))
     try:
         assert not single.experiment.group
     finally:

@@ -12,11 +12,12 @@ from hydra import compose, initialize_config_dir
 from torch import nn
 
 import fgdd.utils.precision as precision
+from fgdd.config import stage_precisions
 from fgdd.errors import ConfigError
 from fgdd.run import CONF_DIR
 from fgdd.selection import RDEDSelector
 from fgdd.selection.scoring import score_patches
-from fgdd.utils.precision import autocast, native_bf16, resolve_precision, stage_precisions
+from fgdd.utils.precision import autocast, native_bf16, resolve_precision
 
 CPU = torch.device("cpu")
 
@@ -147,9 +148,9 @@ def test_a_run_resolves_every_stage_up_front(hardware) -> None:
 
 
 def test_run_json_records_the_machine_and_the_precisions(tmp_path: Path) -> None:
-    from fgdd.run_folder import run_record
+    from fgdd.pipeline import record_of
 
-    record = run_record(compose_run("device=cpu", f"data_root={tmp_path}"))
+    record = record_of(compose_run("device=cpu", f"data_root={tmp_path}"))
     assert set(record["machine"]) == {"cpu", "cpu_capability", "bf16_native", "threads", "device", "gpu", "env"}
     assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert record["machine"]["threads"] == torch.get_num_threads() and record["machine"]["gpu"] is None

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from fgdd.config import build, compose_checked
-from fgdd.data.base import ImageDataset, ImageSplit, build_dataset, tolerated_fraction
+from fgdd.config import build, build_dataset, compose_checked
+from fgdd.data.base import ImageDataset, ImageSplit, tolerated_fraction
 from fgdd.data.download import offline
 from fgdd.errors import LISTED, ClassMismatchError, ConfigError, DatasetNotFoundError, FgddError, listed
 from fgdd.selection.base import Selector

@@ -16,7 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from fgdd.errors import ConfigError, FgddError
 
 if TYPE_CHECKING:
+    import torch
     from hydra.core.override_parser.types import Override
+
+    from fgdd.data.base import ImageDataset
 
 CONF_DIR = str((Path(__file__).parent / "conf").resolve())  # the package data fgdd/conf: in a clone, a link to conf/
 
@@ -92,8 +95,6 @@ def check_values(cfg: DictConfig) -> None:
 def check_constructors(cfg: DictConfig) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
-
-    from fgdd.data.base import build_dataset
 
     for make, node in ((build_dataset, cfg.dataset), (build, cfg.selector)):
         try:
@@ -224,6 +225,20 @@ def setting_source(cfg: DictConfig, key: str) -> str:
     return f"the command line (`{key}={raw}`)"
 
 
+def resolved_yaml(cfg: DictConfig) -> str:
+    """config.yaml of a run folder (fgdd.run_folder compares it with a rerun's)."""
+    return OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True)
+
+
+def build_dataset(node: DictConfig) -> ImageDataset:
+    """Instantiate a conf/dataset node (fgdd.config.build: a constructor's own error reaches the user as itself);
+    the dataset knows where its root came from, for its messages."""
+    dataset = build(node)
+    # OmegaConf keeps the parent chain: the node still knows the run config (data_root, $FGDD_DATA_DIR) it came from
+    dataset.root_source = setting_source(node._get_root(), f"{node._key()}.root") if node._get_parent() else ""
+    return dataset
+
+
 def build(node: DictConfig) -> Any:
     """Instantiate a config node (``_target_``); a constructor's own error (it names the remedy) reaches the user as
     itself, not wrapped in Hydra's InstantiationException with a traceback."""
@@ -236,3 +251,24 @@ def build(node: DictConfig) -> Any:
         if isinstance(error.__cause__, FgddError):
             raise error.__cause__ from None
         raise
+
+
+def stage_precisions(cfg: DictConfig, device: torch.device | str) -> dict[str, str]:
+    """What each stage of a run computes in, resolved up front from its config on ``device`` (run.json's
+    "precision"): teacher "loaded" for a checkpoint, select "n/a" for a selector that scores nothing."""
+    from fgdd.utils.precision import SETTINGS, resolve_precision  # imports torch: only when a run records itself
+    if cfg.teacher.get("checkpoint"):
+        teacher = "loaded"
+    elif OmegaConf.select(cfg, SETTINGS["teacher"]) is not None:
+        teacher = resolve_precision(OmegaConf.select(cfg, SETTINGS["teacher"]), device, stage="teacher")
+    else:  # a teacher recipe without its own precision trains in Lightning's trainer.precision
+        lightning = str(OmegaConf.select(cfg, "trainer.precision", default="32-true"))
+        teacher = "bf16" if lightning.startswith("bf16") else "fp16" if lightning.startswith("16") else "fp32"
+    select = OmegaConf.select(cfg, SETTINGS["select"])
+    student = (OmegaConf.select(cfg, SETTINGS["student"]) or OmegaConf.select(cfg, "evaluator.inner.precision")
+               or "auto")  # an evaluator wrapping another (lr search, holdout, full real) sets it on its inner one
+    return {
+        "teacher": teacher,
+        "select": "n/a" if select is None else resolve_precision(select, device, stage="select"),
+        "student": resolve_precision(student, device, stage="student"),
+    }

@@ -40,7 +40,7 @@ import argparse
 import json
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,7 +158,6 @@ def export_run(run_dir: str | Path, out: str | Path, *, rounds: int, labels: str
     from omegaconf import OmegaConf
 
     from fgdd.errors import ConfigError, FgddError
-    from fgdd.evaluation.augment import pil_to_uint8
     from fgdd.pipeline import obtain_teacher
     from fgdd.selection.distilled_set import DistilledSet
     from fgdd.utils.device import resolve_device
@@ -177,11 +176,30 @@ def export_run(run_dir: str | Path, out: str | Path, *, rounds: int, labels: str
     distilled = DistilledSet(run_dir / DISTILLED, classes=dataset.classes)
     where = resolve_device(device)
     teacher, _ = obtain_teacher(cfg, dataset, where, OmegaConf.to_container(cfg.trainer, resolve=True))
+    teacher_cfg = OmegaConf.to_container(cfg.teacher, resolve=True)
+    evaluator = OmegaConf.to_container(cfg.evaluator, resolve=True) if cfg.get("evaluator") else {}
+    return export_set(distilled, dataset, teacher, out, seed=int(cfg.seed), temperature=student_temperature(evaluator),
+                      teacher_record={"arch": teacher_cfg.get("arch", {}).get("name"),
+                                      "checkpoint": teacher_cfg.get("checkpoint")},
+                      source_run=run_dir, rounds=rounds, labels=labels, topk=topk, device=where, batch_size=batch_size)
+
+
+def student_temperature(evaluator: Mapping[str, Any]) -> float:
+    """The run's KL temperature (RDED: 20) from its evaluator's settings: an evaluator wrapping another (holdout, lr
+    search, full real) holds it in its ``inner`` one."""
+    return float((evaluator.get("inner") or evaluator).get("temperature", 20.0))
+
+
+def export_set(distilled: Any, dataset: Any, teacher: nn.Module, out: Path, *, seed: int, temperature: float,
+               teacher_record: dict[str, Any], source_run: Path, rounds: int, labels: str, topk: int,
+               device: torch.device, batch_size: int) -> Path:
+    """Write ``out`` from a distilled set (fgdd.selection.DistilledSet), its dataset and teacher; ``seed``: the run's,
+    ``temperature``: its student's, ``teacher_record``: export.json's "teacher" (arch name, checkpoint)."""
+    from fgdd.evaluation.augment import pil_to_uint8
+
     images = [pil_to_uint8(distilled[i][0]) for i in range(len(distilled))]
-    evaluator = cfg.get("evaluator") or {}
-    temperature = float((evaluator.get("inner") or evaluator).get("temperature", 20.0))
-    aug = draw_rounds(images, int(cfg.seed), rounds, dataset.input_size, distilled.factor, dataset.mean, dataset.std)
-    logits = teacher_logits(teacher, images, aug, dataset.input_size, dataset.mean, dataset.std, where, batch_size)
+    aug = draw_rounds(images, seed, rounds, dataset.input_size, distilled.factor, dataset.mean, dataset.std)
+    logits = teacher_logits(teacher, images, aug, dataset.input_size, dataset.mean, dataset.std, device, batch_size)
     tensors: dict[str, Any] = {
         "format": FORMAT,
         "files": [path.relative_to(distilled.root).as_posix() for path, _ in distilled.samples],
@@ -193,10 +211,9 @@ def export_run(run_dir: str | Path, out: str | Path, *, rounds: int, labels: str
         tensors["logits"] = logits
     else:
         tensors["topk_probs"], tensors["topk_classes"] = topk_probabilities(logits, temperature, topk)
-    teacher_cfg = OmegaConf.to_container(cfg.teacher, resolve=True)
     description = {
         "format": FORMAT,
-        "source_run": str(run_dir.resolve()),
+        "source_run": str(source_run.resolve()),
         "dataset": dataset.name,
         "classes": list(dataset.classes),
         "num_images": len(images),
@@ -209,7 +226,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, rounds: int, labels: str
         "temperature": temperature,  # the run's KL temperature (RDED: 20); apply it to the logits yourself
         "topk": topk if labels == "topk" else None,
         "seeds": {
-            "run_seed": int(cfg.seed),
+            "run_seed": seed,
             "rule": "round r = fgdd student epoch r with evaluator.pipeline=loader: sampler seed "
                     "derive_seed(run_seed, 'student-data'); image i's "
                     "draws from torch.Generator().manual_seed(sample_seeds[r, i]) in the order column strips, row "
@@ -218,7 +235,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, rounds: int, labels: str
         "augmentation": "uint8 -> [0, 1]; columns, then rows, put in strip order; crop (top, left, height, width); "
                         "resize to input_size (bilinear, antialias); horizontal flip; normalise (mean, std). "
                         "CutMix, which RDED applies on top, is not in the labels",
-        "teacher": {"arch": teacher_cfg.get("arch", {}).get("name"), "checkpoint": teacher_cfg.get("checkpoint")},
+        "teacher": teacher_record,
         "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")}
                     for k, v in tensors.items() if isinstance(v, Tensor)},
     }

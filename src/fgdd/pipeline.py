@@ -19,8 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fgdd.cache.distilled import DistilledSetCache, selection_key
-from fgdd.config import build, validate
-from fgdd.data.base import build_dataset
+from fgdd.config import build, build_dataset, resolved_yaml, stage_precisions, validate
 from fgdd.errors import ConfigError, TeacherTooWeakError
 from fgdd.models.checkpoint import build_model, weights_sha256
 from fgdd.run_folder import (
@@ -36,6 +35,7 @@ from fgdd.run_folder import (
     detach_run_log,
     prepare_run_dir,
     record_failure,
+    run_record,
 )
 from fgdd.selection import DistilledSet, RandomRealSelector, write_distilled_set
 from fgdd.selection.base import ImageNeed, Selector
@@ -82,7 +82,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     metrics_path = run_dir / METRICS
     held = detach_run_log(run_dir)  # until this attempt is known to run, the folder's log stays as it is
     try:
-        attempt = prepare_run_dir(cfg, run_dir)
+        attempt = prepare_run_dir(resolved_yaml(cfg), lambda: record_of(cfg), run_dir)
     except BaseException:  # refused: nothing of it is written into the folder
         close_handlers(held)
         raise
@@ -99,7 +99,9 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
 
     stages, logger = Stages(), None
     try:
-        logger = make_logger(cfg, run_dir, cfg.sweep_name if in_multirun() else None)
+        logger = make_logger(None if cfg.logger is None else plain(cfg.logger), run_dir, name=run_dir.name,
+                             job_type=cfg.selector.name, tags=[cfg.dataset.name, cfg.selector.name, f"ipc{cfg.ipc}"],
+                             sweep_group=cfg.sweep_name if in_multirun() else None, hyperparams=plain(cfg))
         metrics = run_stages(cfg, run_dir, stages, logger)
         if main_process:
             stages.current = "metrics"
@@ -114,6 +116,14 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     return metrics
 
 
+def record_of(cfg: DictConfig) -> dict[str, Any]:
+    """run.json's fields for this config (fgdd.run_folder.run_record)."""
+    from fgdd.utils.device import pick_device
+
+    device = pick_device(cfg.device)
+    return run_record(cfg.seed, device, stage_precisions(cfg, device))
+
+
 def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> dict[str, float]:
     # no global reseed here: each stage seeds itself from cfg.seed (fgdd.utils.seeding says how)
     device = resolve_device(cfg.device)
@@ -123,40 +133,47 @@ def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> di
     train_split, val_split = dataset.train(), dataset.val()
     log.info("dataset %s: %d classes, %d train / %d val images", dataset.name, len(dataset.classes),
              len(train_split), len(val_split))
-    check_enough_images(cfg, train_split, list(dataset.classes))
+    # each config group is built once here and its object handed down (constructors load nothing: the selector is
+    # asked what it needs before the teacher exists)
+    selector = build(cfg.selector)
+    check_enough_images(selector, cfg.ipc, train_split, list(dataset.classes),
+                        limit_per_class=(cfg.dataset.get("limit_per_class") or {}).get("train"))
     spec = dataset.spec
     if is_main_process():
         atomic_write_json(run_dir / DATASET_RECORD, dataset.record())
 
     with stage("teacher"):
-        teacher, _ = obtain_teacher(cfg, dataset, device, trainer_kwargs)
+        source = build_teacher_source(cfg.teacher)
+        teacher, _ = source.obtain(dataset, device, cache_dir=cfg.cache_dir, trainer_kwargs=trainer_kwargs)
         from fgdd.evaluation.eval_images import decode_eval_images  # imports lightning: only when a run starts
 
         # decoded once for the whole run (and cached across runs): the teacher's accuracy and every student validation
         val_images = decode_eval_images(val_split, spec.input_size, cache_dir=cfg.cache_dir)
         teacher_top1 = cached_teacher_accuracy(cfg, teacher, val_split, dataset, device, val_images)
     log.info("teacher val top-1: %.4f", teacher_top1)
-    if teacher_top1 < cfg.teacher.min_val_acc:
+    if teacher_top1 < source.min_val_acc:
         raise TeacherTooWeakError(
-            f"teacher val top-1 {teacher_top1:.4f} is below teacher.min_val_acc={cfg.teacher.min_val_acc}; a weak "
+            f"teacher val top-1 {teacher_top1:.4f} is below teacher.min_val_acc={source.min_val_acc}; a weak "
             "observer ranks patches badly. Train longer (teacher.recipe.epochs) or give a better teacher.checkpoint"
         )
 
     with stage("select"):
-        select(cfg, run_dir, dataset, teacher, device)
+        cache = DistilledSetCache(cfg.cache_dir, distilled_key(cfg, device.type, weights_sha256(teacher)))
+        select(selector, cache, run_dir, dataset, teacher, device, ipc=cfg.ipc, seed=cfg.seed)
     distilled = DistilledSet(run_dir / DISTILLED, classes=dataset.classes)
     if is_main_process():
-        figures = draw_figures(run_dir, cfg, dataset, teacher, device)
+        figures = draw_figures(run_dir, dataset, teacher, device, segmenter=getattr(selector, "segmenter", None),
+                               samples_per_class=cfg.figures.foreground_samples)
         log_figures(logger, figures)
         log_distilled_set(logger, distilled.root, name=f"distilled-{run_dir.name}", metadata={
-            "dataset": dataset.name, "selector": cfg.selector.name, "ipc": cfg.ipc, "seed": cfg.seed})
+            "dataset": dataset.name, "selector": selector.name, "ipc": cfg.ipc, "seed": cfg.seed})
 
     with stage("student"):
         # its own seed: whether the teacher was trained in this process or loaded from the cache must not change the
         # student's initial weights (the evaluator then reseeds the global RNGs for the training)
         with seeded(derive_seed(cfg.seed, STUDENT)):
-            student = build_model(cfg.model.net, num_classes=spec.num_classes, input_size=spec.input_size)
-        evaluator = instantiate(cfg.evaluator, _convert_="all")
+            student = build_model(plain(cfg.model.net), num_classes=spec.num_classes, input_size=spec.input_size)
+        evaluator = build_evaluator(cfg.evaluator, dataset)
         results = evaluator.evaluate(distilled, val_images, student, teacher, lr=cfg.model.lr, spec=spec, seed=cfg.seed,
                                      trainer_kwargs=trainer_kwargs, logger=logger)
 
@@ -175,11 +192,23 @@ def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> di
     }
 
 
-def check_enough_images(cfg: DictConfig, train_split: Any, classes: list[str]) -> None:
+def plain(node: Any) -> Any:
+    """A config node as plain values (interpolations resolved), as the layers below the pipeline take them."""
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def distilled_key(cfg: DictConfig, device_type: str, teacher_weights_sha256: str | None = None) -> dict[str, Any]:
+    """The key of this run's entry in the cache of distilled sets (fgdd.cache.distilled.selection_key)."""
+    return selection_key(dataset=plain(cfg.dataset), teacher=plain(cfg.teacher), selector=plain(cfg.selector),
+                         ipc=cfg.ipc, seed=cfg.seed, device_type=device_type,
+                         teacher_weights_sha256=teacher_weights_sha256)
+
+
+def check_enough_images(selector: Selector, ipc: int, train_split: Any, classes: list[str],
+                        limit_per_class: int | None = None) -> None:
     """Before any stage runs: every class must have the images the selector needs for ipc (its mosaic cells, drawn
-    from at most mipc images)."""
-    problem = ipc_shortfall(build(cfg.selector), cfg.ipc, Counter(train_split.targets), classes,
-                            limit_per_class=(cfg.dataset.get("limit_per_class") or {}).get("train"),
+    from at most mipc images). ``limit_per_class``: dataset.limit_per_class.train, named in the remedies."""
+    problem = ipc_shortfall(selector, ipc, Counter(train_split.targets), classes, limit_per_class=limit_per_class,
                             before_limit=train_split.before_limit)
     if problem:
         raise ConfigError(problem)
@@ -255,11 +284,24 @@ def raised_settings(need: ImageNeed, short: Sequence[int], have: Mapping[int, in
     return []
 
 
-def obtain_teacher(cfg: DictConfig, dataset: Any, device: Any, trainer_kwargs: dict[str, Any]) -> tuple[Any, Any]:
+def build_teacher_source(node: DictConfig) -> Any:
     # conf/teacher/*.yaml name the plug-in (fgdd.teacher.TeacherTrainer, TeacherFromCheckpoint); not recursive, so
     # teacher.arch stays a config that the teacher builds itself (lightning is imported only when a run starts)
-    source = instantiate(cfg.teacher, _recursive_=False, _convert_="all")
-    return source.obtain(dataset, device, cache_dir=cfg.cache_dir, trainer_kwargs=trainer_kwargs)
+    return instantiate(node, _recursive_=False, _convert_="all")
+
+
+def build_evaluator(node: DictConfig, dataset: Any) -> Any:
+    """The evaluator of conf/evaluator; one that reads the dataset (holdout, full_real, an lr search's holdout: their
+    ``dataset: ${dataset}``) is given the run's dataset object in its place, so a run builds one dataset, not two."""
+    if node.get("dataset") is None:  # no such setting, or null (ddranking_rded: no holdout)
+        return instantiate(node, _convert_="all")
+    return instantiate(node, _convert_="all", dataset=dataset)
+
+
+def obtain_teacher(cfg: DictConfig, dataset: Any, device: Any, trainer_kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """The run's teacher outside a run (fgdd.segment, fgdd.export): its source built from ``cfg.teacher``."""
+    return build_teacher_source(cfg.teacher).obtain(dataset, device, cache_dir=cfg.cache_dir,
+                                                    trainer_kwargs=trainer_kwargs)
 
 
 def cached_teacher_accuracy(
@@ -283,9 +325,10 @@ def cached_teacher_accuracy(
     return measured
 
 
-def select(cfg: DictConfig, run_dir: Path, dataset: Any, teacher: Any, device: Any) -> None:
+def select(selector: Selector, cache: DistilledSetCache, run_dir: Path, dataset: Any, teacher: Any, device: Any, *,
+           ipc: int, seed: int) -> None:
     """Write ``run_dir/distilled`` (+ occupancy.json): kept if already there, copied from the cache of distilled
-    sets if an equal run made it, else selected here and offered to the cache."""
+    sets if an equal run made it (``cache``: its entry for this run), else selected here and offered to the cache."""
     distilled_dir = run_dir / DISTILLED
     if (distilled_dir / DISTILLED_META).exists():
         log.info("distilled set already written: %s", distilled_dir)
@@ -293,23 +336,21 @@ def select(cfg: DictConfig, run_dir: Path, dataset: Any, teacher: Any, device: A
     if not is_main_process():  # DDP: rank 0 selects; the others train the student on its set
         wait_for(distilled_dir / DISTILLED_META, "the distilled set")
         return
-    cache = DistilledSetCache(cfg.cache_dir, selection_key(cfg, device.type, weights_sha256(teacher)))
     if cache.has():
         cache.copy_to(run_dir)
         cost = json.loads((cache.folder / SELECTION_COST).read_text()) if (cache.folder / SELECTION_COST).exists() else {}
         atomic_write_json(run_dir / SELECTION_COST, {**cost, "reused_from": str(cache.folder)})
         return
     start = time.perf_counter()
-    selector = instantiate(cfg.selector, _convert_="all")
-    selection = selector.select(dataset.train(), teacher, ipc=cfg.ipc, seed=cfg.seed, spec=dataset.spec, device=device,
+    selection = selector.select(dataset.train(), teacher, ipc=ipc, seed=seed, spec=dataset.spec, device=device,
                                 dataset=dataset)
     summary = selector.foreground_summary()
     if summary is not None:  # written before the set, so a resumed run still has it for its figure
         atomic_write_json(run_dir / OCCUPANCY, summary)
     write_distilled_set(
-        distilled_dir, selection, dataset.classes, ipc=cfg.ipc, factor=selector.factor,
+        distilled_dir, selection, dataset.classes, ipc=ipc, factor=selector.factor,
         image_format=getattr(selector, "image_format", "jpg"),  # selector=folder keeps external pixels: png
-        info={"dataset": dataset.name, "selector": selector.name, "input_size": dataset.input_size, "seed": cfg.seed},
+        info={"dataset": dataset.name, "selector": selector.name, "input_size": dataset.input_size, "seed": seed},
     )
     cost = {"select_s": round(time.perf_counter() - start, 3), "device": str(device)}
     atomic_write_json(run_dir / SELECTION_COST, cost)
@@ -320,7 +361,10 @@ def select(cfg: DictConfig, run_dir: Path, dataset: Any, teacher: Any, device: A
         log.warning("could not store the distilled set in the cache %s: %s", cache.folder, error)
 
 
-def draw_figures(run_dir: Path, cfg: DictConfig, dataset: Any, teacher: Any, device: Any) -> dict[str, Path]:
+def draw_figures(run_dir: Path, dataset: Any, teacher: Any, device: Any, *, segmenter: Any,
+                 samples_per_class: int) -> dict[str, Path]:
+    """``segmenter``: the selector's own (None for a selector without one); ``samples_per_class``: images per
+    class in figures/foreground_samples.png (figures.foreground_samples)."""
     from fgdd.foreground.base import SegmentationContext
     from fgdd.report.figures import (
         distilled_grid_figure,
@@ -333,11 +377,10 @@ def draw_figures(run_dir: Path, cfg: DictConfig, dataset: Any, teacher: Any, dev
     if (run_dir / OCCUPANCY).exists():
         summary = json.loads((run_dir / OCCUPANCY).read_text())
         figures["occupancy"] = occupancy_figure(summary, run_dir / FIGURES / "occupancy.png")
-    if (run_dir / OCCUPANCY).exists() and cfg.figures.foreground_samples > 0:
+    if (run_dir / OCCUPANCY).exists() and segmenter is not None and samples_per_class > 0:
         # a few kept images per class segmented again by the run's segmenter (masks are not stored)
-        segmenter = instantiate(cfg.selector.segmenter, _convert_="all")
         segmenter.setup(SegmentationContext(observer=teacher, dataset=dataset, device=device))
         samples = foreground_samples(run_dir / DISTILLED, dataset.train(), segmenter, dataset.class_names,
-                                     per_class=cfg.figures.foreground_samples)
+                                     per_class=samples_per_class)
         figures["foreground_samples"] = foreground_samples_figure(samples, run_dir / FIGURES / "foreground_samples.png")
     return figures

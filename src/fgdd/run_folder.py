@@ -14,11 +14,11 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
 
 import fgdd
 from fgdd.errors import FgddError
@@ -53,9 +53,10 @@ REPO = Path(__file__).resolve().parents[2]  # a clone's root, for the git state
 CONFIG_WAIT_S = 600.0  # DDP: how long the other ranks wait for rank 0 to record a retried run's config
 
 
-def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> str:
-    """Record the config; a folder holding a different run's config is refused, never overwritten. Returns what
-    the folder holds for this attempt: "new", "resumed" or "retried".
+def prepare_run_dir(current: str, record: Callable[[], dict[str, Any]], run_dir: Path) -> str:
+    """Record the config (``current``: its resolved YAML, fgdd.config.resolved_yaml) and run.json (``record()``,
+    asked only when the folder is written: run_record); a folder holding a different run's config is refused,
+    never overwritten. Returns what the folder holds for this attempt: "new", "resumed" or "retried".
 
     Keys only the current config has (settings added by a newer fgdd, at their defaults) do not block a resume;
     a changed or removed value does, unless the recorded attempt failed before any stage finished
@@ -63,7 +64,6 @@ def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> str:
     attempt starts afresh in the same folder.
     """
     config_path = run_dir / CONFIG
-    current = resolved_yaml(cfg)
     if not is_main_process():  # DDP: rank 0 records the run (or sets a failed attempt aside first)
         wait_for(config_path, "the run's config.yaml")
         _wait_for_config(config_path, current)
@@ -77,21 +77,21 @@ def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> str:
                     log.warning("the attempt recorded in %s failed before any stage finished; kept as "
                                 "config.%d.yaml and failed.%d.json, and tried again with these settings (changed: "
                                 "%s)", run_dir, n, n, ", ".join(changed))
-                    _record(cfg, run_dir, current)
+                    _record(record, run_dir, current)
                     return "retried"
                 raise FgddError(refusal(run_dir, previous, current, changed))
             log.warning("resuming a run recorded before these settings existed (kept at their defaults): %s",
                         ", ".join(added))
         return "resumed"
-    _record(cfg, run_dir, current)
+    _record(record, run_dir, current)
     return "new"
 
 
-def _record(cfg: DictConfig, run_dir: Path, resolved: str) -> None:
-    record = run_record(cfg)  # first: a device or precision setting it refuses leaves nothing written
+def _record(record: Callable[[], dict[str, Any]], run_dir: Path, resolved: str) -> None:
+    fields = record()  # first: a device or precision setting it refuses leaves nothing written
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG, resolved)
-    atomic_write_json(run_dir / RUN_RECORD, record)
+    atomic_write_json(run_dir / RUN_RECORD, fields)
 
 
 def _wait_for_config(config_path: Path, current: str, timeout_s: float = CONFIG_WAIT_S) -> None:
@@ -196,19 +196,14 @@ def git_state(repo: Path = REPO) -> dict[str, Any]:
     return {"sha": sha or "unknown (not a git checkout)", "dirty": dirty}
 
 
-def resolved_yaml(cfg: DictConfig) -> str:
-    return OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True)
-
-
-def run_record(cfg: DictConfig) -> dict[str, Any]:
+def run_record(seed: int, device: Any, precision: dict[str, str]) -> dict[str, Any]:
+    """run.json: the code, the environment and the machine (``device``: the run's, picked from its setting), with
+    what each stage computes in (``precision``: fgdd.config.stage_precisions)."""
     # only when a run records itself: fgdd.report reads run folders without torch
     import torch
 
-    from fgdd.utils.device import pick_device
     from fgdd.utils.machine import machine_record
-    from fgdd.utils.precision import stage_precisions
 
-    device = pick_device(cfg.device)
     return {
         "fgdd": fgdd.__version__,
         "git": git_state(),
@@ -217,9 +212,9 @@ def run_record(cfg: DictConfig) -> dict[str, Any]:
         "cuda": torch.version.cuda,
         "host": platform.node(),
         "argv": sys.argv,
-        "seed": cfg.seed,
+        "seed": seed,
         "machine": machine_record(device),  # CPU model and kernels, bf16 support, threads, GPU
-        "precision": stage_precisions(cfg, device),  # per stage: fp32 | bf16 (teacher: loaded for a checkpoint)
+        "precision": precision,  # per stage: fp32 | bf16 (teacher: loaded for a checkpoint)
     }
 
 

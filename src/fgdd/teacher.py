@@ -11,7 +11,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -50,7 +49,7 @@ def _same_stats(a: Any, b: Any) -> bool:
 
 
 def load_teacher(
-    path: str | Path, arch: dict[str, Any] | DictConfig | None, spec: DatasetSpec, device: torch.device | str
+    path: str | Path, arch: Mapping[str, Any] | None, spec: DatasetSpec, device: torch.device | str
 ) -> tuple[nn.Module, ModelMeta]:
     """Strict load, in eval mode on ``device``; its classes, input size and normalisation must be the dataset's
     (``spec``). The checkpoint's own arch (fgdd meta or sidecar) wins over ``arch``."""
@@ -191,7 +190,7 @@ class ResumableRandomness(L.Callback):
 
 
 def train_teacher(
-    arch: dict[str, Any] | DictConfig,
+    arch: Mapping[str, Any],
     dataset: ImageDataset,
     cache_dir: str | Path,
     *,

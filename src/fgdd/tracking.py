@@ -7,11 +7,11 @@ Lightning does not log by itself (resolved config, figures, the distilled set as
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -20,19 +20,22 @@ def is_wandb(logger: Any) -> bool:
     return type(logger).__name__ == "WandbLogger"
 
 
-def make_logger(cfg: DictConfig, run_dir: Path, sweep_group: str | None) -> Any:
-    """The configured logger writing into ``run_dir``; W&B runs of one sweep share ``sweep_group``."""
-    if cfg.logger is None:
+def make_logger(settings: Mapping[str, Any] | None, run_dir: Path, *, name: str, job_type: str, tags: Sequence[str],
+                sweep_group: str | None, hyperparams: Mapping[str, Any]) -> Any:
+    """The logger of ``settings`` (conf/logger as plain values, its ``_target_`` included; None: no logger) writing
+    into ``run_dir``, with the run's resolved config as its hyperparameters. A W&B run is named ``name`` with
+    ``job_type`` and ``tags``; W&B runs of one sweep share ``sweep_group`` unless ``settings`` name a group."""
+    if settings is None:
         return None
     extra: dict[str, Any] = {"save_dir": str(run_dir)}
-    if str(cfg.logger.get("_target_", "")).endswith("WandbLogger"):
-        extra["name"] = run_dir.name
-        extra["job_type"] = cfg.selector.name
-        extra["tags"] = [cfg.dataset.name, cfg.selector.name, f"ipc{cfg.ipc}"]
-        if cfg.logger.get("group") is None and sweep_group is not None:
+    if str(settings.get("_target_", "")).endswith("WandbLogger"):
+        extra["name"] = name
+        extra["job_type"] = job_type
+        extra["tags"] = list(tags)
+        if settings.get("group") is None and sweep_group is not None:
             extra["group"] = sweep_group
-    logger = instantiate(cfg.logger, **extra)
-    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    logger = instantiate(dict(settings), **extra)
+    logger.log_hyperparams(dict(hyperparams))
     return logger
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-from omegaconf import DictConfig, OmegaConf
 
 import fgdd
 from fgdd.cache.keyed import KeyedEntry
@@ -24,29 +23,31 @@ from fgdd.utils.io import atomic_write_bytes, file_sha256, publish_folder
 log = logging.getLogger(__name__)
 
 
-def selection_key(cfg: DictConfig, device_type: str, teacher_weights_sha256: str | None = None) -> dict[str, Any]:
-    """Everything the distilled set depends on; a checkpoint teacher is identified by its file's hash, a trained one
-    by its recipe and, given ``teacher_weights_sha256``, its weights: the recipe alone does not fix them
-    (``precision=auto`` trains in bf16 on one CPU and fp32 on another, kernels round differently)."""
-    teacher = OmegaConf.to_container(cfg.teacher, resolve=True)
+def selection_key(*, dataset: Mapping[str, Any], teacher: Mapping[str, Any], selector: Mapping[str, Any], ipc: int,
+                  seed: int, device_type: str, teacher_weights_sha256: str | None = None) -> dict[str, Any]:
+    """Everything the distilled set depends on, from the run's resolved settings as plain values (``dataset``,
+    ``teacher``, ``selector``: their config groups, fgdd.pipeline.plain); a checkpoint teacher is identified by its
+    file's hash, a trained one by its recipe and, given ``teacher_weights_sha256``, its weights: the recipe alone does
+    not fix them (``precision=auto`` trains in bf16 on one CPU and fp32 on another, kernels round differently). The
+    values are those of every key written before (tests/test_cache_distilled_key.py pins them)."""
+    teacher = dict(teacher)
     teacher.pop("min_val_acc", None)  # a gate on the run, not an input of selection
     teacher.pop("_target_", None)  # the plug-in follows from checkpoint/recipe; keys written before it existed hold
-    if cfg.teacher.checkpoint:
-        teacher["checkpoint_sha256"] = file_sha256(cfg.teacher.checkpoint)
+    if teacher.get("checkpoint"):
+        teacher["checkpoint_sha256"] = file_sha256(teacher["checkpoint"])
         teacher.pop("checkpoint")  # the same file moved elsewhere is the same teacher
     elif teacher_weights_sha256 is not None:
         teacher["weights_sha256"] = teacher_weights_sha256
-    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
-    selector = OmegaConf.to_container(cfg.selector, resolve=True)
+    selector = dict(selector)
     if selector.get("precision") == "fp32":  # every set selected before the setting existed was fp32: keys stay valid
         selector.pop("precision")
     return {
         "fgdd": fgdd.__version__,
-        "dataset": dataset,
+        "dataset": dict(dataset),
         "teacher": teacher,
         "selector": selector,
-        "ipc": cfg.ipc,
-        "seed": cfg.seed,
+        "ipc": ipc,
+        "seed": seed,
         "device_type": device_type,  # CPU and CUDA kernels may rank near-equal crops differently
     }
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 from PIL import Image
 
 from fgdd.data.images import IMAGE_EXTENSIONS, ImageInfo, inspect_images, is_image_file, open_rgb, to_rgb
@@ -27,7 +26,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [  # to_rgb, open_rgb and IMAGE_EXTENSIONS live in fgdd.data.images; kept importable from here
     "DATA_DIR_ENV", "DEFAULT_MAX_BAD_FRACTION", "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "SPLITS",
-    "ImageDataset", "ImageSplit", "build_dataset", "check_class_folders", "class_mismatch", "folder_split",
+    "ImageDataset", "ImageSplit", "check_class_folders", "class_mismatch", "folder_split",
     "is_image_file", "list_class_folders", "open_rgb", "resolve_data_root", "to_rgb",
 ]
 
@@ -322,7 +321,7 @@ class ImageDataset:
         self.aspect = check_aspect(aspect)
         self.limit_per_class = _check_limits(self.name, limit_per_class)
         self._root_setting = root
-        self.root_source = ""  # where the data root came from, for messages (build_dataset knows the run config)
+        self.root_source = ""  # where the data root came from, for messages (fgdd.config.build_dataset knows the run config)
         names = list(class_names) if class_names is not None else list(classes or [])
         if classes is not None:
             _check_class_list(self.name, list(classes), names)
@@ -444,17 +443,6 @@ class ImageDataset:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, classes={len(self.classes)}, input_size={self.input_size})"
-
-
-def build_dataset(node: DictConfig) -> ImageDataset:
-    """Instantiate a conf/dataset node (fgdd.config.build: a constructor's own error reaches the user as itself);
-    the dataset knows where its root came from, for its messages."""
-    from fgdd.config import build, setting_source
-
-    dataset = build(node)
-    # OmegaConf keeps the parent chain: the node still knows the run config (data_root, $FGDD_DATA_DIR) it came from
-    dataset.root_source = setting_source(node._get_root(), f"{node._key()}.root") if node._get_parent() else ""
-    return dataset
 
 
 def what_is_at(path: Path) -> str:

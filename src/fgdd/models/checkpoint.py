@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -14,7 +15,6 @@ from typing import Any, Literal
 import hydra.utils
 import torch
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from fgdd.errors import CheckpointError, ConfigError
@@ -46,13 +46,11 @@ class ModelMeta:
     recipe: dict[str, Any] = field(default_factory=dict)
 
 
-def plain_arch(arch: dict[str, Any] | DictConfig) -> dict[str, Any]:
-    if isinstance(arch, DictConfig):
-        return OmegaConf.to_container(arch, resolve=True)  # type: ignore[return-value]
+def plain_arch(arch: Mapping[str, Any]) -> dict[str, Any]:
     return dict(arch)
 
 
-def build_model(arch: dict[str, Any] | DictConfig, num_classes: int, input_size: int) -> nn.Module:
+def build_model(arch: Mapping[str, Any], num_classes: int, input_size: int) -> nn.Module:
     if "_target_" not in arch:
         raise ConfigError(f"model arch config {plain_arch(arch)} has no _target_ (e.g. {CONVNET_TARGET})")
     try:
@@ -179,7 +177,7 @@ def _first(items: list[str], n: int = 5) -> str:
 
 
 def load_state_dict_strict(
-    model: nn.Module, state_dict: dict[str, torch.Tensor], source: str, arch: dict[str, Any] | DictConfig
+    model: nn.Module, state_dict: dict[str, torch.Tensor], source: str, arch: Mapping[str, Any]
 ) -> None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]

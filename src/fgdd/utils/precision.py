@@ -14,7 +14,6 @@ import os
 from typing import Literal
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from fgdd.errors import ConfigError
 
@@ -102,23 +101,3 @@ def autocast(precision: Resolved, device: torch.device | str) -> contextlib.Abst
         raise ConfigError(f"autocast takes a resolved precision (fp32 | bf16), got {precision!r}: resolve the "
                           "setting first (resolve_precision)")
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
-def stage_precisions(cfg: DictConfig, device: torch.device | str) -> dict[str, str]:
-    """What each stage of a run computes in, resolved up front from its config on ``device`` (run.json's
-    "precision"): teacher "loaded" for a checkpoint, select "n/a" for a selector that scores nothing."""
-    if cfg.teacher.get("checkpoint"):
-        teacher = "loaded"
-    elif OmegaConf.select(cfg, SETTINGS["teacher"]) is not None:
-        teacher = resolve_precision(OmegaConf.select(cfg, SETTINGS["teacher"]), device, stage="teacher")
-    else:  # a teacher recipe without its own precision trains in Lightning's trainer.precision
-        lightning = str(OmegaConf.select(cfg, "trainer.precision", default="32-true"))
-        teacher = "bf16" if lightning.startswith("bf16") else "fp16" if lightning.startswith("16") else "fp32"
-    select = OmegaConf.select(cfg, SETTINGS["select"])
-    student = (OmegaConf.select(cfg, SETTINGS["student"]) or OmegaConf.select(cfg, "evaluator.inner.precision")
-               or "auto")  # an evaluator wrapping another (lr search, holdout, full real) sets it on its inner one
-    return {
-        "teacher": teacher,
-        "select": "n/a" if select is None else resolve_precision(select, device, stage="select"),
-        "student": resolve_precision(student, device, stage="student"),
-    }
