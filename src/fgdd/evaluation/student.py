@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from fgdd.errors import ConfigError
 from fgdd.evaluation.augment import apply_cutmix, cutmix, cutmix_params
-from fgdd.evaluation.optim import check_optimizer, configure
+from fgdd.evaluation.optim import configure
 from fgdd.evaluation.soft_labels import SoftLabelStore
 from fgdd.training.batches import DeviceBatches
 from fgdd.utils.normalise import normalise
@@ -108,9 +108,7 @@ class SoftLabelStudent(L.LightningModule):
         lr_step: int | None = None,  # None: RDED's cosine; N: the rate x0.1 every N epochs (StepLR)
     ) -> None:
         super().__init__()
-        check_optimizer(optimizer, momentum, lr_step)
-        if hard_labels and soft_label_store is not None:
-            raise ConfigError("stored soft labels need the teacher; hard_labels=True uses none")
+        # settings are checked by fgdd.evaluation.settings.StudentSettings; what is left here is the teacher's presence
         if hard_labels and teacher is not None:
             raise ConfigError("hard_labels=True trains on the distilled labels; pass teacher=None")
         if not hard_labels and teacher is None:
