@@ -19,10 +19,10 @@ from fgdd.data.spec import DatasetSpec
 from fgdd.errors import ClassMismatchError, ConfigError, FgddError
 from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform
 from fgdd.evaluation.eval_images import EvalBatches, EvalImages, StreamedEvalImages, decode_eval_images, top1
+from fgdd.evaluation.labels import label_source
 from fgdd.evaluation.loaders import AugmentedDistilledSet, AugmentParamsSet, SeededEpochSampler
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
-from fgdd.evaluation.settings import Pipeline, SoftLabels, StudentSettings
-from fgdd.evaluation.soft_labels import SoftLabelStore
+from fgdd.evaluation.settings import Pipeline, StudentSettings
 from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, validation_epochs
 from fgdd.training.batches import BatchedEpochs, DeviceBatches
 from fgdd.utils.console import progress_bars
@@ -137,10 +137,8 @@ class SoftLabelEvaluator:
         logger: Any = None,
     ) -> dict[str, float]:
         s = self.settings
-        if s.hard_labels:
-            teacher = None  # the hard-label baseline trains on the distilled labels only; the run's teacher is unused
-        elif teacher is None:
-            raise ConfigError("soft-label evaluation needs a teacher; use evaluator=hard_label to train without one")
+        # online teacher, stored rounds or hard labels (the hard-label baseline leaves the run's teacher unused)
+        labels = label_source(s, teacher)
         owned = [k for k in _OWNED_TRAINER_KEYS if k in trainer_kwargs]
         if owned:
             raise ConfigError(
@@ -161,12 +159,8 @@ class SoftLabelEvaluator:
         transform = (StudentTrainTransform(input_size, factor, mean, std) if s.augment
                      else PlainTrainTransform(input_size, mean, std))
         train_set = AugmentedDistilledSet.preload(distilled, num_classes, transform)
-        store = None
-        if s.soft_labels is SoftLabels.stored:
-            store = SoftLabelStore(min(s.soft_label_rounds or s.epochs, s.epochs), s.soft_label_topk,
-                                   s.temperature)
         data_seed = derive_seed(seed, STUDENT_DATA)
-        rounds = store.rounds if store is not None else None
+        rounds = labels.rounds  # stored soft labels: the batches of the first rounds, replayed in order
         device_batches: DeviceBatches | None = None  # the device paths: pixels + augmentation where training runs
         train_loader: Any
         if s.pipeline is Pipeline.batched:
@@ -195,29 +189,9 @@ class SoftLabelEvaluator:
             )
         val_loader = EvalBatches(val, s.val_batch_size)  # uint8 batches, normalised by the module
 
-        restore = _teacher_state(teacher)  # before the module freezes it
-        module = SoftLabelStudent(
-            student,
-            teacher,
-            temperature=s.temperature,
-            lr=lr,
-            weight_decay=s.weight_decay,
-            epochs=s.epochs,
-            seed=seed,
-            use_cutmix=s.cutmix,
-            hard_labels=s.hard_labels,
-            soft_label_store=store,
-            device_batches=device_batches,
-            channels_last=s.channels_last,
-            precision=str(s.precision),
-            extra_student_forward=s.extra_student_forward,
-            compile_mode=None if s.compile is None else str(s.compile),
-            optimizer=str(s.optimizer),
-            momentum=s.momentum,
-            lr_step=s.lr_step,
-            mean=mean,
-            std=std,
-        )
+        restore = _teacher_state(labels.teacher)  # before the module freezes it
+        module = SoftLabelStudent(student, labels, s, lr=lr, seed=seed, device_batches=device_batches, mean=mean,
+                                  std=std)
         module.hparams.update({"batch_size": batch_size, "ipc": ipc, "factor": factor, "input_size": input_size})
         schedule = validation_epochs(s.epochs, s.eval_every, s.tail_fraction)
         kwargs: dict[str, Any] = {
@@ -242,7 +216,7 @@ class SoftLabelEvaluator:
         finally:
             restore()
         seconds = time.perf_counter() - start
-        results = self._results(module.val_history, seconds, store.nbytes if store is not None else 0, module.bf16)
+        results = self._results(module.val_history, seconds, labels.nbytes, module.bf16)
         if s.rded_test_per_class is not None:
             results.update(self._rded_test_top1(module, val, mean, std))
         return results

@@ -120,6 +120,11 @@ class StudentSettings:
             raise ConfigError(f"evaluator.lr_step must be >= 1 or null (RDED's cosine), got {self.lr_step}")
 
 
+def plain(settings: StudentSettings) -> dict[str, Any]:
+    """The fields as plain values (the enums as their strings): a logger's hparams."""
+    return {k: (str(v) if isinstance(v, enum.Enum) else v) for k, v in dataclasses.asdict(settings).items()}
+
+
 def _schema() -> type:
     # the structured config: StudentSettings' fields (not frozen: Hydra merges the YAML into it) + the `_target_`
     hints = typing.get_type_hints(StudentSettings)
