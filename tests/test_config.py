@@ -139,3 +139,20 @@ def test_the_evaluator_yaml_builds_its_settings_object() -> None:
     assert evaluator.settings.compile == "reduce-overhead"
     # the run folder's config.yaml holds the plain values
     assert "pipeline: loader" in OmegaConf.to_yaml(cfg.evaluator)
+
+
+def test_the_config_validation_imports_no_lightning() -> None:
+    # the schema is registered and checked before Hydra configures logging (fgdd.cli's preflight): importing
+    # Lightning there would change what the console prints
+    import subprocess
+    import sys
+
+    code = ("import sys, fgdd.cli; from fgdd.config import compose_checked; "
+            "compose_checked(['evaluator=holdout']); print('lightning' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip() == "False", result.stderr[-2000:]
+
+
+def test_a_wrapped_evaluators_settings_are_checked_too() -> None:
+    with pytest.raises(ConfigError, match="lr_step must be >= 1"):
+        compose_checked(["evaluator=holdout", "evaluator.inner.lr_step=0"])

@@ -97,8 +97,9 @@ def check_constructors(cfg: DictConfig) -> None:
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
     from fgdd.data.base import build_dataset
+    from fgdd.evaluation.settings import check_student_settings
 
-    for make, node in ((build_dataset, cfg.dataset), (build, cfg.selector), (build, cfg.evaluator)):
+    for make, node in ((build_dataset, cfg.dataset), (build, cfg.selector), (check_student_settings, cfg.evaluator)):
         try:
             make(node)  # constructors only: they keep settings, load no model and (but one case) read no data
         except ConfigError:
