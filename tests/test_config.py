@@ -100,3 +100,59 @@ def test_plus_adds_only_what_fgdd_reads() -> None:
     assert cfg.trainer.max_time == "00:00:10:00" and cfg.ipc == 3
     with pytest.raises(ConfigError, match="the keys at the top level are ipc, seed, device"):
         compose_checked(["+banana=1"])  # nothing close: the keys that exist
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["evaluator.pipeline=fast"], "Invalid value 'fast', expected one of [batched, loader]"),
+    (["evaluator=holdout", "evaluator.inner.precision=fp16"], "expected one of [auto, fp32, bf16]"),
+    (["evaluator=hard_lr_search", "evaluator.inner.optimizer=adam"], "expected one of [adamw, sgd]"),
+    (["evaluator.compile=eager"], "expected one of [default, reduce-overhead, max-autotune]"),
+    (["evaluator.soft_labels=cached"], "expected one of [online, stored]"),
+    (["evaluator.epochs=many"], "could not be converted to Integer"),
+])
+def test_the_student_schema_refuses_a_wrong_choice_naming_the_allowed_values(overrides, message) -> None:
+    # conf/evaluator/rded.yaml's base is fgdd.evaluation.settings' structured config: refused while composing
+    with pytest.raises(ConfigError) as error:
+        compose_checked(overrides)
+    assert message in str(error.value) and overrides[-1] in str(error.value)
+
+
+@pytest.mark.parametrize("override, message", [("evaluator.epochs=0", "epochs, eval_every"),
+                                               ("evaluator.soft_labels=stored", None),
+                                               ("evaluator.lr_step=0", "lr_step must be >= 1")])
+def test_student_settings_ranges_are_checked_by_the_config_validation(override, message) -> None:
+    if message is None:  # a valid choice passes
+        compose_checked([override])
+        return
+    with pytest.raises(ConfigError, match=message):
+        compose_checked([override])
+
+
+def test_the_evaluator_yaml_builds_its_settings_object() -> None:
+    from fgdd.evaluation import SoftLabelEvaluator
+    from fgdd.evaluation.settings import Pipeline, Precision, StudentSettings
+
+    cfg = compose_checked(["evaluator.pipeline=loader", "evaluator.precision=bf16", "evaluator.compile=reduce-overhead"])
+    evaluator = instantiate(cfg.evaluator, _convert_="all")
+    assert isinstance(evaluator, SoftLabelEvaluator) and isinstance(evaluator.settings, StudentSettings)
+    assert evaluator.settings.pipeline is Pipeline.loader and evaluator.settings.precision is Precision.bf16
+    assert evaluator.settings.compile == "reduce-overhead"
+    # the run folder's config.yaml holds the plain values
+    assert "pipeline: loader" in OmegaConf.to_yaml(cfg.evaluator)
+
+
+def test_the_config_validation_imports_no_lightning() -> None:
+    # the schema is registered and checked before Hydra configures logging (fgdd.cli's preflight): importing
+    # Lightning there would change what the console prints
+    import subprocess
+    import sys
+
+    code = ("import sys, fgdd.cli; from fgdd.config import compose_checked; "
+            "compose_checked(['evaluator=holdout']); print('lightning' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip() == "False", result.stderr[-2000:]
+
+
+def test_a_wrapped_evaluators_settings_are_checked_too() -> None:
+    with pytest.raises(ConfigError, match="lr_step must be >= 1"):
+        compose_checked(["evaluator=holdout", "evaluator.inner.lr_step=0"])

@@ -226,7 +226,7 @@ def test_stored_soft_labels_run_the_teacher_only_in_the_stored_rounds() -> None:
 def test_stored_soft_labels_with_every_round_match_online_training(monkeypatch: pytest.MonkeyPatch) -> None:
     # rounds = epochs and top-k = all classes: the student sees exactly the online batches (CutMix included) and
     # the teacher's labels up to fp16 rounding
-    import fgdd.evaluation.student as student_module
+    import fgdd.evaluation.labels as student_module  # the losses the label sources call
 
     kl, target_kl = student_module.soft_label_kl, student_module.soft_target_kl
 

@@ -8,6 +8,8 @@ from torch import nn
 
 from fgdd.errors import ConfigError
 from fgdd.evaluation import SoftLabelStudent, rded_batch_size
+from fgdd.evaluation.labels import HardLabels, OnlineSoftLabels, StoredSoftLabels, label_source
+from fgdd.evaluation.settings import StudentSettings
 from fgdd.evaluation.student import (
     mixed_label_ce,
     param_groups,
@@ -56,8 +58,8 @@ def test_lr_schedule_values() -> None:
 
 
 def test_scheduler_steps_per_epoch() -> None:
-    module = SoftLabelStudent(nn.Linear(4, 2), nn.Linear(4, 2), temperature=20.0, lr=1e-3, weight_decay=0.01,
-                              epochs=4, seed=0)
+    settings = StudentSettings(weight_decay=0.01, epochs=4)
+    module = SoftLabelStudent(nn.Linear(4, 2), label_source(settings, nn.Linear(4, 2)), settings, lr=1e-3, seed=0)
     config = module.configure_optimizers()
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
     assert config["lr_scheduler"]["interval"] == "epoch"
@@ -104,16 +106,18 @@ def test_rded_batch_size_rule() -> None:
 
 def test_teacher_rules() -> None:
     with pytest.raises(ConfigError, match="needs a teacher"):
-        SoftLabelStudent(nn.Linear(2, 2), None, temperature=20.0, lr=1e-3, weight_decay=0.01, epochs=1, seed=0)
-    with pytest.raises(ConfigError, match="teacher=None"):
-        SoftLabelStudent(nn.Linear(2, 2), nn.Linear(2, 2), temperature=20.0, lr=1e-3, weight_decay=0.01, epochs=1,
-                         seed=0, hard_labels=True)
+        label_source(StudentSettings(), None)
+    hard = label_source(StudentSettings(hard_labels=True), nn.Linear(2, 2))
+    assert isinstance(hard, HardLabels) and hard.teacher is None  # the run's teacher is not used
+    assert isinstance(label_source(StudentSettings(), nn.Linear(2, 2)), OnlineSoftLabels)
+    stored = label_source(StudentSettings(soft_labels="stored", soft_label_rounds=3, epochs=10), nn.Linear(2, 2))
+    assert isinstance(stored, StoredSoftLabels) and stored.rounds == 3 and stored.nbytes == 0
 
 
 def test_teacher_stays_frozen_in_eval_mode() -> None:
     teacher = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
-    module = SoftLabelStudent(nn.Linear(2, 2), teacher, temperature=20.0, lr=1e-3, weight_decay=0.01, epochs=1,
-                              seed=0)
+    settings = StudentSettings(epochs=1)
+    module = SoftLabelStudent(nn.Linear(2, 2), label_source(settings, teacher), settings, lr=1e-3, seed=0)
     module.train()
     assert module.student.training and not teacher.training and not teacher[1].training
     assert all(not p.requires_grad for p in teacher.parameters())

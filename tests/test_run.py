@@ -153,6 +153,13 @@ def test_cli_unknown_key_exits_with_the_key_meant_whatever_its_prefix(typo, mean
     assert not any(tmp_path.iterdir())  # refused before Hydra made a run folder
 
 
+def test_cli_wrong_evaluator_choice_is_refused_by_the_schema_before_anything_runs(tmp_path) -> None:
+    result = run_cli("evaluator.pipeline=fast", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "evaluator.pipeline=fast: Invalid value 'fast', expected one of [batched, loader]" in result.stderr
+    assert not any(tmp_path.iterdir())  # refused before Hydra made a run folder
+
+
 def test_cli_missing_data_exits_with_one_message(tmp_path) -> None:
     result = run_cli("dataset=imagenette", f"data_root={tmp_path / 'nowhere'}", tmp_path=tmp_path)
     assert result.returncode == 2

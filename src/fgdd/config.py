@@ -70,6 +70,9 @@ def register_resolvers() -> None:
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
+    from fgdd.evaluation.settings import register_schema
+
+    register_schema()  # the typed base of conf/evaluator/rded.yaml (/schema/student_evaluator)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -96,7 +99,9 @@ def check_constructors(cfg: DictConfig) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-    for make, node in ((build_dataset, cfg.dataset), (build, cfg.selector)):
+    from fgdd.evaluation.settings import check_student_settings
+
+    for make, node in ((build_dataset, cfg.dataset), (build, cfg.selector), (check_student_settings, cfg.evaluator)):
         try:
             make(node)  # constructors only: they keep settings, load no model and (but one case) read no data
         except ConfigError:
@@ -126,13 +131,21 @@ def compose_checked(overrides: Sequence[str], config_name: str = "run") -> DictC
         except ConfigCompositionException as error:
             if isinstance(error.__cause__, (ConfigKeyError, ConfigAttributeError)):  # "Could not override 'key'"
                 refuse_unknown_keys(compose(config_name=config_name, overrides=schema_overrides(parsed, keys)), keys)
-            raise ConfigError(str(error).split("\nTo append")[0]) from None  # never Hydra's "+key" hint
+            raise ConfigError(composition_message(error)) from None
         except (HydraException, OmegaConfBaseException) as error:  # an unknown option, a missing value
             raise ConfigError(str(error)) from None
         if any(o.is_add() or o.is_force_add() for o in keys):
             refuse_unknown_keys(compose(config_name=config_name, overrides=schema_overrides(parsed, keys)), keys)
     validate(cfg)
     return cfg
+
+
+def composition_message(error: Exception) -> str:
+    # Hydra's message names the override; its cause says what is wrong with it (a typed schema's "Invalid value
+    # 'fast', expected one of [batched, loader]"), first line only. Never Hydra's "+key" hint.
+    message = str(error).split("\nTo append")[0]
+    cause = str(error.__cause__ or "").split("\n")[0]
+    return f"{message}: {cause}" if cause and cause not in message else message
 
 
 def parse_overrides(overrides: Sequence[str]) -> list[Override]:

@@ -19,14 +19,13 @@ from fgdd.data.spec import DatasetSpec
 from fgdd.errors import ClassMismatchError, ConfigError, FgddError
 from fgdd.evaluation.augment import BatchAugment, StudentTrainTransform
 from fgdd.evaluation.eval_images import EvalBatches, EvalImages, StreamedEvalImages, decode_eval_images, top1
+from fgdd.evaluation.labels import label_source
 from fgdd.evaluation.loaders import AugmentedDistilledSet, AugmentParamsSet, SeededEpochSampler
-from fgdd.evaluation.optim import check_optimizer
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
-from fgdd.evaluation.soft_labels import SoftLabelStore
+from fgdd.evaluation.settings import Pipeline, StudentSettings
 from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, validation_epochs
 from fgdd.training.batches import BatchedEpochs, DeviceBatches
 from fgdd.utils.console import progress_bars
-from fgdd.utils.precision import check_precision
 from fgdd.utils.seeding import STUDENT_DATA, STUDENT_EPOCH, STUDENT_INIT, STUDENT_WORKERS, derive_seed, seed_everything
 
 # Trainer arguments the evaluator owns; a trainer config that sets them would silently lose
@@ -98,87 +97,31 @@ def _teacher_state(teacher: nn.Module | None) -> Callable[[], None]:
 
 
 class SoftLabelEvaluator:
-    def __init__(
-        self,
-        epochs: int = 300,
-        batch_size: int | None = None,  # None: RDED's rule from ipc and num_classes
-        temperature: float = 20.0,  # RDED's T for CutMix
-        weight_decay: float = 0.01,
-        eval_every: int = 10,
-        tail_fraction: float = 0.2,  # validate only in the last 20 % of epochs (plus the final epoch)
-        num_workers: int = 0,
-        cutmix: bool = True,
-        hard_labels: bool = False,  # True: CE on the (CutMix-mixed) distilled labels, no teacher
-        val_batch_size: int = 256,  # inference only; does not change any number
-        augment_on_device: bool = False,  # the set as one uint8 tensor on the device, batches augmented there
-        soft_labels: str = "online",  # online: RDED (teacher on every batch); stored: FKD-style rounds replayed
-        soft_label_rounds: int | None = None,  # stored: epochs whose batches are labelled and replayed (None: all)
-        soft_label_topk: int = 10,  # stored: classes kept per label (fp16)
-        channels_last: bool = True,  # student weights and batches in NHWC memory order (faster conv kernels)
-        pipeline: str = "batched",  # batched: set on the device, vectorised draws, no workers; loader: per sample
-        precision: str = "auto",  # auto | fp32 | bf16 (autocast of the student's and teacher's forward passes)
-        extra_student_forward: bool = False,  # RDED's code: one more no-grad student forward per step
-        compile: str | None = None,  # torch.compile mode of the forward passes (GPU option); None: eager
-        augment: bool = True,  # False: no tile shuffle, crop or flip; each image resized, normalised (CutMix: cutmix)
-        rded_test_per_class: int | None = None,  # also score the final student on RDED's test set: these many val
-                                                 # images per class (RDED's val_ipc, 50 for ImageNette/ImageWoof)
-        optimizer: str = "adamw",  # adamw: RDED's recipe; sgd: DD-Ranking's real-data one (fgdd.evaluation.optim)
-        momentum: float = 0.9,  # sgd only
-        lr_step: int | None = None,  # None: RDED's cosine schedule; N: the rate x0.1 every N epochs
-    ) -> None:
-        check_optimizer(optimizer, momentum, lr_step)
-        if epochs < 1 or eval_every < 1 or val_batch_size < 1 or num_workers < 0:
-            raise ConfigError(
-                f"evaluator needs epochs, eval_every, val_batch_size >= 1 and num_workers >= 0; got epochs={epochs}, "
-                f"eval_every={eval_every}, val_batch_size={val_batch_size}, num_workers={num_workers}"
-            )
-        if batch_size is not None and batch_size < 1:
-            raise ConfigError(f"evaluator.batch_size must be >= 1 or null (RDED's rule), got {batch_size}")
-        if not 0.0 <= tail_fraction <= 1.0:
-            raise ConfigError(f"evaluator.tail_fraction must be in [0, 1], got {tail_fraction}")
-        if temperature <= 0:
-            raise ConfigError(f"evaluator.temperature must be > 0, got {temperature}")
-        if pipeline not in ("batched", "loader"):
-            raise ConfigError(f"evaluator.pipeline must be 'batched' or 'loader', got {pipeline!r}")
-        if pipeline == "batched" and augment_on_device:
-            raise ConfigError("evaluator.augment_on_device belongs to pipeline=loader (the batched pipeline always "
-                              "augments where the pixels are); set one of them")
-        check_precision(precision, "student")
-        if rded_test_per_class is not None and rded_test_per_class < 1:
-            raise ConfigError(f"evaluator.rded_test_per_class must be >= 1 or null, got {rded_test_per_class}")
-        if compile not in (None, "default", "reduce-overhead", "max-autotune"):
-            raise ConfigError(f"evaluator.compile must be null, default, reduce-overhead or max-autotune, got {compile!r}")
-        if soft_labels not in ("online", "stored"):
-            raise ConfigError(f"evaluator.soft_labels must be 'online' or 'stored', got {soft_labels!r}")
-        if soft_labels == "stored" and hard_labels:
-            raise ConfigError("evaluator.soft_labels=stored stores the teacher's labels; hard_labels=true uses none")
-        if (soft_label_rounds is not None and soft_label_rounds < 1) or soft_label_topk < 1:
-            raise ConfigError(
-                f"evaluator.soft_label_rounds must be >= 1 or null and soft_label_topk >= 1; got "
-                f"{soft_label_rounds}, {soft_label_topk}"
-            )
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.temperature = temperature
-        self.weight_decay = weight_decay
-        self.eval_every = eval_every
-        self.tail_fraction = tail_fraction
-        self.num_workers = num_workers
-        self.cutmix = cutmix
-        self.hard_labels = hard_labels
-        self.val_batch_size = val_batch_size
-        self.augment_on_device = augment_on_device
-        self.soft_labels = soft_labels
-        self.soft_label_rounds = soft_label_rounds
-        self.soft_label_topk = soft_label_topk
-        self.channels_last = channels_last
-        self.augment = augment
-        self.pipeline = pipeline
-        self.precision = precision
-        self.extra_student_forward = extra_student_forward
-        self.compile = compile
-        self.rded_test_per_class = rded_test_per_class
-        self.optimizer, self.momentum, self.lr_step = optimizer, momentum, lr_step
+    """RDED's student recipe run on a training set (``evaluate``), its settings one ``StudentSettings``."""
+
+    def __init__(self, settings: StudentSettings | None = None, /, **fields: Any) -> None:
+        # the settings, or their fields by name: what conf/evaluator/rded.yaml's `_target_` passes (its keys are the
+        # fields, checked by the schema while composing), and what benchmarks and tests write
+        if settings is not None and fields:
+            raise ConfigError(f"SoftLabelEvaluator takes its settings or their fields, not both (got {sorted(fields)})")
+        self.settings = settings if settings is not None else StudentSettings(**fields)
+
+    # what the wrapping evaluators (holdout, lr search, full real) read of their inner one
+    @property
+    def epochs(self) -> int:
+        return self.settings.epochs
+
+    @property
+    def num_workers(self) -> int:
+        return self.settings.num_workers
+
+    @property
+    def hard_labels(self) -> bool:
+        return self.settings.hard_labels
+
+    @property
+    def batch_size(self) -> int | None:
+        return self.settings.batch_size
 
     def evaluate(
         self,
@@ -193,10 +136,9 @@ class SoftLabelEvaluator:
         trainer_kwargs: Mapping[str, Any],
         logger: Any = None,
     ) -> dict[str, float]:
-        if self.hard_labels:
-            teacher = None  # the hard-label baseline trains on the distilled labels only; the run's teacher is unused
-        elif teacher is None:
-            raise ConfigError("soft-label evaluation needs a teacher; use evaluator=hard_label to train without one")
+        s = self.settings
+        # online teacher, stored rounds or hard labels (the hard-label baseline leaves the run's teacher unused)
+        labels = label_source(s, teacher)
         owned = [k for k in _OWNED_TRAINER_KEYS if k in trainer_kwargs]
         if owned:
             raise ConfigError(
@@ -208,33 +150,29 @@ class SoftLabelEvaluator:
             raise ClassMismatchError("the student's training set vs the dataset", list(spec.classes), list(classes))
         ipc, factor, num_classes = int(distilled.ipc), int(distilled.factor), spec.num_classes
         input_size, mean, std = spec.input_size, spec.mean, spec.std
-        batch_size = self.batch_size if self.batch_size is not None else rded_batch_size(ipc, num_classes)
+        batch_size = s.batch_size if s.batch_size is not None else rded_batch_size(ipc, num_classes)
         # the student stage's one reseed of the global RNGs: dropout and anything else that takes no generator
         seed_everything(derive_seed(seed, STUDENT_INIT))
 
         if not isinstance(val, EvalImages):
-            val = decode_eval_images(val, input_size, num_workers=self.num_workers)
-        transform = (StudentTrainTransform(input_size, factor, mean, std) if self.augment
+            val = decode_eval_images(val, input_size, num_workers=s.num_workers)
+        transform = (StudentTrainTransform(input_size, factor, mean, std) if s.augment
                      else PlainTrainTransform(input_size, mean, std))
         train_set = AugmentedDistilledSet.preload(distilled, num_classes, transform)
-        store = None
-        if self.soft_labels == "stored":
-            store = SoftLabelStore(min(self.soft_label_rounds or self.epochs, self.epochs), self.soft_label_topk,
-                                   self.temperature)
         data_seed = derive_seed(seed, STUDENT_DATA)
-        rounds = store.rounds if store is not None else None
+        rounds = labels.rounds  # stored soft labels: the batches of the first rounds, replayed in order
         device_batches: DeviceBatches | None = None  # the device paths: pixels + augmentation where training runs
         train_loader: Any
-        if self.pipeline == "batched":
+        if s.pipeline is Pipeline.batched:
             pixels = train_set.stacked("evaluator.pipeline=batched", "evaluator.pipeline=loader")  # (N, 3, h, w)
-            batch_augment = (BatchAugment(input_size, factor, mean, std) if self.augment
+            batch_augment = (BatchAugment(input_size, factor, mean, std) if s.augment
                              else PlainBatchAugment(input_size, mean, std))
             train_loader = BatchedEpochs(torch.tensor(train_set.labels), pixels.shape[2], pixels.shape[3],
                                          batch_augment, batch_size, data_seed, STUDENT_EPOCH, rounds)
             device_batches = DeviceBatches(pixels, batch_augment)
         else:
             loaded: Dataset = train_set
-            if self.augment_on_device:  # loader workers only draw the augmentation choices; pixels on the device
+            if s.augment_on_device:  # loader workers only draw the augmentation choices; pixels on the device
                 pixels = train_set.stacked("evaluator.augment_on_device=true", "evaluator.augment_on_device=false")
                 device_batches = DeviceBatches(pixels, transform)
                 loaded = AugmentParamsSet(pixels.shape[2], pixels.shape[3], train_set.labels, transform)
@@ -242,40 +180,20 @@ class SoftLabelEvaluator:
                 loaded,
                 batch_size=batch_size,
                 sampler=SeededEpochSampler(len(train_set), data_seed, rounds=rounds),
-                num_workers=self.num_workers,
+                num_workers=s.num_workers,
                 # torch seeds each worker's torch, random and numpy RNGs from this generator (the augmentation itself
                 # draws from per-sample generators, SeededEpochSampler)
                 generator=torch.Generator().manual_seed(derive_seed(seed, STUDENT_WORKERS)),
-                persistent_workers=self.num_workers > 0,
+                persistent_workers=s.num_workers > 0,
                 pin_memory=torch.cuda.is_available(),
             )
-        val_loader = EvalBatches(val, self.val_batch_size)  # uint8 batches, normalised by the module
+        val_loader = EvalBatches(val, s.val_batch_size)  # uint8 batches, normalised by the module
 
-        restore = _teacher_state(teacher)  # before the module freezes it
-        module = SoftLabelStudent(
-            student,
-            teacher,
-            temperature=self.temperature,
-            lr=lr,
-            weight_decay=self.weight_decay,
-            epochs=self.epochs,
-            seed=seed,
-            use_cutmix=self.cutmix,
-            hard_labels=self.hard_labels,
-            soft_label_store=store,
-            device_batches=device_batches,
-            channels_last=self.channels_last,
-            precision=self.precision,
-            extra_student_forward=self.extra_student_forward,
-            compile_mode=self.compile,
-            optimizer=self.optimizer,
-            momentum=self.momentum,
-            lr_step=self.lr_step,
-            mean=mean,
-            std=std,
-        )
+        restore = _teacher_state(labels.teacher)  # before the module freezes it
+        module = SoftLabelStudent(student, labels, s, lr=lr, seed=seed, device_batches=device_batches, mean=mean,
+                                  std=std)
         module.hparams.update({"batch_size": batch_size, "ipc": ipc, "factor": factor, "input_size": input_size})
-        schedule = validation_epochs(self.epochs, self.eval_every, self.tail_fraction)
+        schedule = validation_epochs(s.epochs, s.eval_every, s.tail_fraction)
         kwargs: dict[str, Any] = {
             "num_sanity_val_steps": 0,  # the first validation is in the tail anyway
             "enable_checkpointing": False,  # a student is cheap to retrain; the metrics are the output
@@ -284,7 +202,7 @@ class SoftLabelEvaluator:
         kwargs.update(trainer_kwargs)
         kwargs["callbacks"] = [*list(kwargs.get("callbacks") or []), TailValidationSchedule(schedule),
                                *progress_bars(kwargs.get("enable_progress_bar", True))]
-        trainer = L.Trainer(max_epochs=self.epochs, check_val_every_n_epoch=1,
+        trainer = L.Trainer(max_epochs=s.epochs, check_val_every_n_epoch=1,
                             logger=logger if logger is not None else False, **kwargs)
 
         start = time.perf_counter()
@@ -298,29 +216,31 @@ class SoftLabelEvaluator:
         finally:
             restore()
         seconds = time.perf_counter() - start
-        results = self._results(module.val_history, seconds, store.nbytes if store is not None else 0, module.bf16)
-        if self.rded_test_per_class is not None:
+        results = self._results(module.val_history, seconds, labels.nbytes, module.bf16)
+        if s.rded_test_per_class is not None:
             results.update(self._rded_test_top1(module, val, mean, std))
         return results
 
     def _rded_test_top1(self, module: SoftLabelStudent, val: EvalImages, mean: Sequence[float],
                         std: Sequence[float]) -> dict[str, float]:
+        s = self.settings
         # the final student on RDED's smaller test set (a subset of the val split, scored like the validations)
         if isinstance(val, StreamedEvalImages):
             raise ConfigError("evaluator.rded_test_per_class needs the val split held decoded; it is streamed here "
                               "(too large): set evaluator.rded_test_per_class=null")
-        subset = val.first_per_class(self.rded_test_per_class)
+        subset = val.first_per_class(s.rded_test_per_class)
         top1_subset = top1(module.student, subset, mean, std, module.device, bf16=module.bf16,
-                           batch_size=self.val_batch_size, desc="student on rded's test set")
+                           batch_size=s.val_batch_size, desc="student on rded's test set")
         return {"student/top1_final_rded_test": top1_subset, "data/rded_test_images": float(len(subset))}
 
     def _results(
         self, history: list[dict[str, float]], seconds: float, soft_label_bytes: int, bf16: bool
     ) -> dict[str, float]:
-        if not history or int(history[-1]["epoch"]) != self.epochs - 1:
+        s = self.settings
+        if not history or int(history[-1]["epoch"]) != s.epochs - 1:
             last = int(history[-1]["epoch"]) if history else None
             raise FgddError(
-                f"student training stopped before its final epoch {self.epochs - 1} (last validated epoch: {last}); "
+                f"student training stopped before its final epoch {s.epochs - 1} (last validated epoch: {last}); "
                 "the final-epoch accuracy is the primary number, so the run cannot report it. Check max_time or "
                 "an interrupt in the trainer config; with strategy=ddp_spawn results stay in the workers (use ddp)"
             )
@@ -330,7 +250,7 @@ class SoftLabelEvaluator:
             "student/top5_final": final["top5"],
             "student/top1_best_tail": max(h["top1"] for h in history),  # RDED's reported number: max over the tail
             "student/train_seconds": float(seconds),
-            "student/epochs": float(self.epochs),
+            "student/epochs": float(s.epochs),
             "cost/soft_label_bytes": float(soft_label_bytes),  # stored soft labels held in memory; 0 when online
             "student/bf16": float(bf16),  # 1: forward passes ran under bf16 autocast (evaluator.precision)
         }

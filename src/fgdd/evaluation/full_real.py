@@ -39,9 +39,11 @@ _NOT_IN_KEY = ("num_workers", "val_batch_size")
 
 
 def _recipe(inner: Any) -> dict[str, Any]:
-    # the inner evaluator's settings, as plain values (its constructor arguments are its attributes)
+    # the inner evaluator's settings, as plain values (a SoftLabelEvaluator's StudentSettings fields: the names and
+    # values its constructor arguments had as its attributes before, so cached references keep their keys)
     # (the optimizer settings only where they are not fgdd's recipe: references cached before they existed still match)
-    return {k: v for k, v in sorted(vars(inner).items())
+    settings = getattr(inner, "settings", inner)
+    return {k: v for k, v in sorted(vars(settings).items())
             if isinstance(v, (bool, int, float, str, type(None))) and k not in _NOT_IN_KEY
             and not (k in OPTIMIZER_DEFAULTS and v == OPTIMIZER_DEFAULTS[k])}
 

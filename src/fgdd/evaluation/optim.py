@@ -9,21 +9,9 @@ from functools import partial
 import torch
 from torch import nn
 
-from fgdd.errors import ConfigError
-
-OPTIMIZERS = ("adamw", "sgd")
 # the settings' defaults: fgdd's recipe. A full-real reference cached before they existed keeps its key (full_real)
 DEFAULTS = {"optimizer": "adamw", "momentum": 0.9, "lr_step": None}
 STEP_GAMMA = 0.1  # torch's StepLR factor, as DD-Ranking's get_lr_scheduler leaves it
-
-
-def check_optimizer(optimizer: str, momentum: float, lr_step: int | None) -> None:
-    if optimizer not in OPTIMIZERS:
-        raise ConfigError(f"evaluator.optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
-    if not 0.0 <= momentum < 1.0:
-        raise ConfigError(f"evaluator.momentum must be in [0, 1), got {momentum}")
-    if lr_step is not None and lr_step < 1:
-        raise ConfigError(f"evaluator.lr_step must be >= 1 or null (RDED's cosine), got {lr_step}")
 
 
 def configure(model: nn.Module, *, optimizer: str, lr: float, weight_decay: float, momentum: float, epochs: int,

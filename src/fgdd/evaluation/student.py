@@ -1,4 +1,5 @@
-"""The student side of RDED's relabel + eval: soft labels from the frozen teacher on every CutMix batch."""
+"""The student side of RDED's relabel + eval: the training loop, each batch's loss from a label source
+(fgdd.evaluation.labels: the frozen teacher online on every CutMix batch, stored rounds, or hard labels)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ from collections.abc import Sequence
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from fgdd.errors import ConfigError
-from fgdd.evaluation.augment import apply_cutmix, cutmix, cutmix_params
-from fgdd.evaluation.optim import check_optimizer, configure
-from fgdd.evaluation.soft_labels import SoftLabelStore
+
+# the losses live with their label sources (fgdd.evaluation.labels): still importable from here
+from fgdd.evaluation.labels import LabelSource
+from fgdd.evaluation.labels import mixed_label_ce as mixed_label_ce
+from fgdd.evaluation.labels import soft_label_kl as soft_label_kl
+from fgdd.evaluation.labels import soft_target_kl as soft_target_kl
+from fgdd.evaluation.optim import configure
+from fgdd.evaluation.settings import StudentSettings, plain
 from fgdd.training.batches import DeviceBatches
 from fgdd.utils.normalise import normalise
 
@@ -43,24 +48,6 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def soft_label_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
-    # (n, k) each. KL(teacher || student) at temperature T, batchmean, no T^2 factor: exactly RDED's loss
-    log_p = F.log_softmax(student_logits.float() / temperature, dim=1)
-    q = F.softmax(teacher_logits.float() / temperature, dim=1)
-    return F.kl_div(log_p, q, reduction="batchmean")
-
-
-def soft_target_kl(student_logits: Tensor, targets: Tensor, temperature: float) -> Tensor:
-    # the same loss with the teacher's distribution given directly (stored soft labels), targets (n, k) summing to 1
-    log_p = F.log_softmax(student_logits.float() / temperature, dim=1)
-    return F.kl_div(log_p, targets, reduction="batchmean")
-
-
-def mixed_label_ce(logits: Tensor, labels: Tensor, perm: Tensor, lam: float) -> Tensor:
-    # standard CutMix hard-label loss: each source label weighted by the area it keeps
-    return lam * F.cross_entropy(logits, labels) + (1.0 - lam) * F.cross_entropy(logits, labels[perm])
-
-
 def validation_epochs(epochs: int, eval_every: int, tail_fraction: float) -> list[int]:
     # 0-based epochs, RDED's rule: every eval_every-th epoch strictly after (1 - tail_fraction) of training
     # (epoch > 0.8 * epochs for 300 epochs: 249, 259, ..., 299), plus always the final epoch (the primary number)
@@ -83,73 +70,49 @@ class TailValidationSchedule(Callback):
 
 
 class SoftLabelStudent(L.LightningModule):
+    """The student's training loop: each batch's loss from its label source (fgdd.evaluation.labels), validation
+    on the val split; ``settings`` give the optimizer, precision, memory layout and compile mode."""
+
     def __init__(
         self,
         student: nn.Module,
-        teacher: nn.Module | None,
+        labels: LabelSource,  # online teacher, stored rounds or hard labels: the evaluator's choice
+        settings: StudentSettings,
         *,
-        temperature: float,
         lr: float,
-        weight_decay: float,
-        epochs: int,
         seed: int,
-        use_cutmix: bool = True,
-        hard_labels: bool = False,
-        soft_label_store: SoftLabelStore | None = None,
         device_batches: DeviceBatches | None = None,  # the set's pixels + augmentation, applied where training runs
-        channels_last: bool = False,
-        precision: str = "fp32",  # auto | fp32 | bf16, resolved at fit start (fgdd.utils.precision)
-        extra_student_forward: bool = False,  # RDED's code: one more no-grad student forward (train mode) per step
         mean: Sequence[float] | None = None,  # validation batches arrive as uint8 and are normalised here
         std: Sequence[float] | None = None,
-        compile_mode: str | None = None,  # torch.compile mode for student and teacher forwards (None: eager)
-        optimizer: str = "adamw",  # adamw: RDED's; sgd: DD-Ranking's real-data recipe (fgdd.evaluation.optim)
-        momentum: float = 0.9,  # sgd only
-        lr_step: int | None = None,  # None: RDED's cosine; N: the rate x0.1 every N epochs (StepLR)
     ) -> None:
         super().__init__()
-        check_optimizer(optimizer, momentum, lr_step)
-        if hard_labels and soft_label_store is not None:
-            raise ConfigError("stored soft labels need the teacher; hard_labels=True uses none")
-        if hard_labels and teacher is not None:
-            raise ConfigError("hard_labels=True trains on the distilled labels; pass teacher=None")
-        if not hard_labels and teacher is None:
-            raise ConfigError("soft-label training needs a teacher (or set hard_labels=True)")
         # channels_last: the student's weights and every batch in NHWC memory order (faster convolution kernels;
         # the same arithmetic up to float rounding). The teacher's weights are not touched: a channels_last batch
         # already selects the NHWC kernels for it.
-        self.channels_last = channels_last
-        self.student = student.to(memory_format=torch.channels_last) if channels_last else student
-        self.teacher = teacher
-        if teacher is not None:
-            teacher.requires_grad_(False)
-            teacher.eval()
-        self.temperature = temperature
+        self.settings = settings
+        self.channels_last = settings.channels_last
+        self.student = student.to(memory_format=torch.channels_last) if self.channels_last else student
+        self.labels = labels
+        self.teacher = labels.teacher  # a submodule: it moves with the module (frozen, eval mode)
+        if self.teacher is not None:
+            self.teacher.requires_grad_(False)
+            self.teacher.eval()
         self.lr = lr
-        self.weight_decay = weight_decay
-        self.epochs = epochs
         self.seed = seed
-        self.use_cutmix = use_cutmix
-        self.hard_labels = hard_labels
-        self.soft_label_store = soft_label_store
         # the distilled set (N, 3, h, w) uint8 and its augmentation, moved to the training device at fit start; a plain
         # attribute, not a buffer: DDP would broadcast a buffer on every step and the state dict would carry it
         self.device_batches = device_batches
-        self.precision = precision
-        self.resolved_precision: Resolved = "fp32"  # `precision` resolved on the training device at fit start
-        self.extra_student_forward = extra_student_forward
+        self.resolved_precision: Resolved = "fp32"  # settings.precision resolved on the training device at fit start
         self.mean = list(mean) if mean is not None else None
         self.std = list(std) if std is not None else None
-        self.compile_mode = compile_mode
-        self.optimizer, self.momentum, self.lr_step = optimizer, momentum, lr_step
         # the callables the steps run: the modules themselves, or torch.compile wrappers sharing their parameters
         # (kept in a plain dict so that the wrappers are not registered as submodules twice in the state dict)
         self._forward: dict[str, nn.Module] = {"student": self.student}
-        if teacher is not None:
-            self._forward["teacher"] = teacher
-        self.save_hyperparameters(ignore=["student", "teacher", "soft_label_store", "device_batches"])
+        if self.teacher is not None:
+            self._forward["teacher"] = self.teacher
+        self.save_hyperparameters(ignore=["student", "labels", "settings", "device_batches"])
+        self.hparams.update(plain(settings))
         self.val_history: list[dict[str, float]] = []  # one entry per validation: epoch, top1, top5 (fractions)
-        self._mix_generator: torch.Generator | None = None
         self._val_counts: Tensor | None = None
 
     def train(self, mode: bool = True) -> SoftLabelStudent:
@@ -164,17 +127,16 @@ class SoftLabelStudent(L.LightningModule):
         return self.student(images)
 
     def on_fit_start(self) -> None:
-        # one CutMix stream per rank, so ranks do not draw identical boxes
-        self._mix_generator = generator(self.seed, STUDENT_CUTMIX, self.global_rank)
-        self.resolved_precision = resolve_precision(self.precision, self.device, stage="student")
+        self.resolved_precision = resolve_precision(str(self.settings.precision), self.device, stage="student")
         self.hparams["bf16"] = self.bf16  # what `precision` resolved to here, for the logger's hparams
-        if self.compile_mode is not None:
-            self._forward = {name: torch.compile(module, mode=self.compile_mode)
+        if self.settings.compile is not None:
+            self._forward = {name: torch.compile(module, mode=str(self.settings.compile))
                              for name, module in self._forward.items()}
         if self.device_batches is not None:
             self.device_batches.to(self.device)
-        if self.soft_label_store is not None and self.trainer.world_size > 1:
-            raise ConfigError("evaluator.soft_labels=stored replays one device's batches; use online with ddp")
+        # one CutMix stream per rank, so ranks do not draw identical boxes
+        self.labels.start(generator(self.seed, STUDENT_CUTMIX, self.global_rank), self._forward.get("teacher"),
+                          self.trainer.world_size)
 
     def on_after_batch_transfer(self, batch: object, dataloader_idx: int) -> object:
         # the device paths' training batches hold only the augmentation choices: the images are made here, where the
@@ -182,31 +144,6 @@ class SoftLabelStudent(L.LightningModule):
         if self.device_batches is not None and DeviceBatches.holds_choices(batch):
             return self.device_batches.materialise(batch)  # type: ignore[arg-type]
         return batch
-
-    def _mix(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, float]:
-        assert self._mix_generator is not None
-        if self.use_cutmix:
-            return cutmix(images, self._mix_generator)
-        return images, torch.arange(len(labels), device=labels.device), 1.0
-
-    def _stored_soft_label_loss(self, images: Tensor, labels: Tensor, batch_idx: int) -> Tensor:
-        store = self.soft_label_store
-        assert store is not None and self.teacher is not None
-        n, _, h, w = images.shape
-        if store.recording(self.current_epoch):
-            assert self._mix_generator is not None
-            if self.use_cutmix:
-                perm, box, _ = cutmix_params(n, h, w, self._mix_generator)  # the same draws as the online path
-            else:
-                perm, box = torch.arange(n), (0, 0, 0, 0)
-            images = apply_cutmix(images, perm, box)
-            with torch.no_grad():
-                teacher_logits = self._forward["teacher"](images)  # (n, k): the only teacher forwards
-            targets = store.record(self.current_epoch, batch_idx, labels, perm, box, teacher_logits)
-        else:
-            perm, box, targets = store.replay(self.current_epoch, batch_idx, labels)
-            images = apply_cutmix(images, perm, box)
-        return soft_target_kl(self._forward["student"](images), targets.to(images.device), self.temperature)
 
     def _layout(self, images: Tensor) -> Tensor:
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
@@ -220,26 +157,9 @@ class SoftLabelStudent(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch  # (n, c, h, w), (n,)
-        images = self._layout(images)
-        if self.soft_label_store is not None:
-            with self._autocast():
-                loss = self._stored_soft_label_loss(images, labels, batch_idx)
-        else:
-            images, perm, lam = self._mix(images, labels)
-            with self._autocast():
-                if self.extra_student_forward:
-                    # RDED's loop runs the student on the batch without gradients (in train mode) before the
-                    # teacher labels it: batch-norm running statistics move twice per step. Off by default.
-                    with torch.no_grad():
-                        self._forward["student"](images)
-                logits = self._forward["student"](images)  # (n, k)
-                if self.hard_labels:
-                    loss = mixed_label_ce(logits, labels, perm, lam)
-                else:
-                    assert self.teacher is not None
-                    with torch.no_grad():
-                        teacher_logits = self._forward["teacher"](images)  # (n, k), online on the mixed batch
-                    loss = soft_label_kl(logits, teacher_logits, self.temperature)
+        with self._autocast():
+            loss = self.labels.loss(self._forward["student"], self._layout(images), labels, batch_idx,
+                                    self.current_epoch)
         self.log("student/train_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=len(labels), sync_dist=True)
         return loss
@@ -274,5 +194,6 @@ class SoftLabelStudent(L.LightningModule):
         self.log("student/val_top5", top5)
 
     def configure_optimizers(self) -> dict:
-        return configure(self.student, optimizer=self.optimizer, lr=self.lr, weight_decay=self.weight_decay,
-                         momentum=self.momentum, epochs=self.epochs, lr_step=self.lr_step)
+        s = self.settings
+        return configure(self.student, optimizer=str(s.optimizer), lr=self.lr, weight_decay=s.weight_decay,
+                         momentum=s.momentum, epochs=s.epochs, lr_step=s.lr_step)
