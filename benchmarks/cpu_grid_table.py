@@ -104,14 +104,7 @@ def table(folder: Path, seeds: list[int], score: str = "test", published: Path |
     for cell in cells_of(folder):
         finals = [final(cell, s) for s in seeds]
         done = [v for v in finals if v is not None]
-        if cell.startswith("fgdd"):
-            diffs = [None if f is None or final("rded", s) is None else 100 * (f - final("rded", s))
-                     for f, s in zip(finals, seeds)]
-            paired = [d for d in diffs if d is not None]
-            per_seed = " / ".join("-" if d is None else f"{d:+.1f}" for d in diffs)
-            mean_diff = f"{statistics.mean(paired):+.1f}" if paired else "-"
-        else:
-            per_seed = mean_diff = ""
+        per_seed, mean_diff = minus_rded(cell, finals, [final("rded", s) for s in seeds])
         tails = [v for v in (metric(cell, s, f"{prefix}/top1_best_tail") for s in seeds) if v is not None]
         lines.append(
             f"| {LABELS.get(cell, cell)} | {' / '.join(shown(cell, s) for s in seeds)} | {spread(done)} | {per_seed} | "
@@ -124,6 +117,16 @@ def table(folder: Path, seeds: list[int], score: str = "test", published: Path |
     if score == "holdout":
         lines += ["", chosen_line([c for c in cells_of(folder) if c.startswith("fgdd")], final, seeds)]
     return "\n".join(protocol(configs, runs, shas) + [""] + lines) + "\n"
+
+
+def minus_rded(cell: str, values: list[float | None], rded: list[float | None]) -> tuple[str, str]:
+    """An fgdd cell's difference to rded (points) per seed where both finished, and its mean; empty for other cells."""
+    if not cell.startswith("fgdd"):
+        return "", ""
+    diffs = [None if v is None or r is None else 100 * (v - r) for v, r in zip(values, rded)]
+    paired = [d for d in diffs if d is not None]
+    per_seed = " / ".join("-" if d is None else f"{d:+.1f}" for d in diffs)
+    return per_seed, f"{statistics.mean(paired):+.1f}" if paired else "-"
 
 
 def published_rded(configs: list[dict[str, Any]], published: Path | None) -> str:
@@ -148,13 +151,7 @@ def rded_test_table(cells: list[str], seeds: list[int], final: Any, rded_publish
     for cell in cells:
         values = [final(cell, s) for s in seeds]
         done = [v for v in values if v is not None]
-        per_seed = mean_diff = ""
-        if cell.startswith("fgdd"):
-            diffs = [None if v is None or final("rded", s) is None else 100 * (v - final("rded", s))
-                     for v, s in zip(values, seeds)]
-            paired = [d for d in diffs if d is not None]
-            per_seed = " / ".join("-" if d is None else f"{d:+.1f}" for d in diffs)
-            mean_diff = f"{statistics.mean(paired):+.1f}" if paired else "-"
+        per_seed, mean_diff = minus_rded(cell, values, [final("rded", s) for s in seeds])
         lines.append(f"| {LABELS.get(cell, cell)} | {' / '.join(pct(v) for v in values)} | {spread(done)} | "
                      f"{per_seed} | {mean_diff} | {rded_published if cell == 'rded' else ''} |")
     return "\n".join(lines)
