@@ -53,7 +53,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
-from speed import noise_images  # noqa: E402  (benchmarks/speed.py: the same synthetic photos)
+from speed import noise_images, raw_rate  # noqa: E402  (benchmarks/speed.py: synthetic photos, the raw-step timer)
 from torch import Tensor, nn  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from torchvision import transforms as T  # noqa: E402
@@ -330,16 +330,7 @@ def raw_step_rates(size: int, depth: int, classes: int, batch: int, repeats: int
             loss.backward()
             optimizer.step()
 
-        for _ in range(3):
-            step()  # warm-up (oneDNN primitive caches)
-        times = []
-        for _ in range(repeats):
-            sync(device)
-            start = time.perf_counter()
-            step()
-            sync(device)
-            times.append(time.perf_counter() - start)
-        rates[name] = batch / statistics.median(times)
+        rates[name] = raw_rate(step, batch, repeats, device)[0]
     return rates
 
 

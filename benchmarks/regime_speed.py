@@ -27,7 +27,6 @@ import platform
 import shlex
 import statistics
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +38,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from speed import EpochTimer, bench_spec, interleaved, noise_images, split_of, sync  # noqa: E402
+from speed import EpochTimer, bench_spec, interleaved, noise_images, raw_rate, split_of  # noqa: E402
 from torchvision.transforms import functional as TF  # noqa: E402
 
 from fgdd.evaluation import InMemoryTrainingSet, SoftLabelEvaluator  # noqa: E402
@@ -63,19 +62,6 @@ class Timer(EpochTimer, L.Callback):
 def convnet(seed: int) -> ConvNet:
     torch.manual_seed(seed)
     return ConvNet(CLASSES, SIZE, DEPTH)
-
-
-def raw_rate(step: Callable[[], None], batch: int, steps: int, device: torch.device) -> list[float]:
-    for _ in range(3):  # warm-up: oneDNN primitive caches, the allocator
-        step()
-    times = []
-    for _ in range(steps):
-        sync(device)
-        start = time.perf_counter()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return [batch / statistics.median(times)]
 
 
 def teacher_raw(device: torch.device, precision: str, batch: int, steps: int) -> Callable[[], list[float]]:

@@ -97,6 +97,15 @@ def timed(fn: Callable[[], Any], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def raw_rate(step: Callable[[], None], batch: int, steps: int, device: torch.device) -> list[float]:
+    """[images/s] of a training step: the median of ``steps`` timed calls after 3 warm-up calls (oneDNN primitive
+    caches, the allocator)."""
+    for _ in range(3):
+        step()
+    times = [timed(step, device) for _ in range(steps)]
+    return [batch / statistics.median(times)]
+
+
 def noise_images(n: int, size: tuple[int, int], seed: int) -> list[Image.Image]:
     """Smooth random colour fields (JPEG-compressible like photos, unlike white noise), ``size`` = (w, h)."""
     g = torch.Generator().manual_seed(seed)

@@ -47,3 +47,20 @@ def test_reference_loop_benchmark_quick_on_cpu(tmp_path: Path) -> None:
     assert loops["reference (RDED's loop)"]["ratio"] == 1.0
     assert set(case["raw_step"]) == {"fp32", "channels_last", "bf16", "bf16 + channels_last"}
     assert all(v > 0 for v in case["validation"].values())
+
+
+@pytest.mark.slow
+def test_regime_speed_benchmark_tiny_on_cpu(tmp_path: Path) -> None:
+    # benchmarks/regime_speed.py: the 128 px teacher and student loops beside their raw steps, one row per precision
+    out = tmp_path / "regime.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "WANDB_MODE": "disabled", "FGDD_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "benchmarks/regime_speed.py", "--repeats", "1", "--teacher-images", "64",
+                           "--teacher-epochs", "2", "--student-epochs", "3", "--steps", "1", "--precisions", "fp32",
+                           "--json", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "| loop | precision | loop images/s | raw step images/s | loop / raw |" in done.stdout
+    result = json.loads(out.read_text())
+    assert {"cpu", "capability", "native_bf16", "threads"} <= set(result)
+    assert [row["precision"] for row in result["rows"]] == ["fp32", "fp32"]
+    assert all(row["loop_rate"] > 0 and row["raw_rate"] > 0 for row in result["rows"])
