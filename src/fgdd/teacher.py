@@ -143,9 +143,6 @@ def _fitting_pipeline(pipeline: str, train_split: ImageSplit, size: int, max_dec
                  "%g; training through the per-image loader instead (teacher.recipe.pipeline=loader)",
                  size, nbytes / 2**30, max_decoded_gb)
         return "loader"
-    if pipeline == "batched":
-        log.info("teacher training: batched pipeline (train split decoded once at %d px: %.2f GiB)", size,
-                 nbytes / 2**30)
     return pipeline
 
 
@@ -276,6 +273,7 @@ def train_teacher(
     device_batches = None
     train_loader: Any
     if pipeline == "batched":
+        log.info("teacher training: batched pipeline (train split decoded once at %d px)", storage_size(size, augment))
         pixels, labels = decode_train_images(train_split, storage_size(size, augment), dataset.aspect,
                                              cache_dir=cache_dir, num_workers=num_workers)  # (N, 3, S, S) uint8
         batch_augment = (PadCropFlip(size, size // 8, mean, std) if augment == "pad_crop_flip"
