@@ -156,6 +156,9 @@ class SoftLabelEvaluator:
 
         if not isinstance(val, EvalImages):
             val = decode_eval_images(val, input_size, num_workers=s.num_workers)
+        if s.rded_test_per_class is not None and isinstance(val, StreamedEvalImages):  # before training, not after
+            raise ConfigError("evaluator.rded_test_per_class needs the val split held decoded; it is streamed here "
+                              "(too large): set evaluator.rded_test_per_class=null")
         transform = (StudentTrainTransform(input_size, factor, mean, std) if s.augment
                      else PlainTrainTransform(input_size, mean, std))
         train_set = AugmentedDistilledSet.preload(distilled, num_classes, transform)
@@ -225,9 +228,6 @@ class SoftLabelEvaluator:
                         std: Sequence[float]) -> dict[str, float]:
         s = self.settings
         # the final student on RDED's smaller test set (a subset of the val split, scored like the validations)
-        if isinstance(val, StreamedEvalImages):
-            raise ConfigError("evaluator.rded_test_per_class needs the val split held decoded; it is streamed here "
-                              "(too large): set evaluator.rded_test_per_class=null")
         subset = val.first_per_class(s.rded_test_per_class)
         top1_subset = top1(module.student, subset, mean, std, module.device, bf16=module.bf16,
                            batch_size=s.val_batch_size, desc="student on rded's test set")
