@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import random
@@ -20,18 +19,12 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from fgdd.utils.io import atomic_write_bytes  # noqa: E402
+from fgdd.report.plots import save_figure  # noqa: E402
+from fgdd.run_folder import DISTILLED_MANIFEST, DISTILLED_META  # noqa: E402
 from fgdd.utils.seeding import derive_seed  # noqa: E402
 
 PATH_COLOURS = {"crop": "#1f77b4", "resize": "#ff7f0e"}
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+PATH_LEGEND = "distilled images (blue: crop, orange: whole image resized)"
 
 
 def occupancy_figure(summary: dict[str, dict], path: Path) -> Path:
@@ -52,38 +45,52 @@ def occupancy_figure(summary: dict[str, dict], path: Path) -> Path:
     ax.set_title("occupancy per class (images looked at) and the patch-decision threshold")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper right")
-    return _save(fig, path)
+    return save_figure(fig, path)
+
+
+def read_distilled(distilled_dir: Path) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """A distilled set's description (distilled.json) and its manifest records grouped by image file."""
+    meta = json.loads((distilled_dir / DISTILLED_META).read_text())
+    cells_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for line in (distilled_dir / DISTILLED_MANIFEST).read_text().splitlines():
+        record = json.loads(line)
+        cells_of[record["file"]].append(record)
+    return meta, cells_of
+
+
+def draw_distilled_image(ax: plt.Axes, image_path: Path, cells: Sequence[dict[str, Any]], factor: int) -> None:
+    """One distilled image on ``ax``, each of its cells outlined in its path's colour (PATH_COLOURS)."""
+    ax.axis("off")
+    with Image.open(image_path) as image:
+        ax.imshow(image.convert("RGB"))
+        size = image.size[0]
+    for record in cells:
+        span = size if record["layout"] == "full" else size / factor
+        r, c = record["cell"]
+        ax.add_patch(Rectangle((c * span, r * span), span - 1, span - 1, fill=False, linewidth=1.5,
+                               edgecolor=PATH_COLOURS.get(record["path"], "black")))
+
+
+def class_files(cells_of: dict[str, list[dict[str, Any]]], class_id: str) -> list[str]:
+    """The distilled image files of one class, in name order."""
+    return sorted(file for file, cells in cells_of.items() if cells[0]["class"] == class_id)
 
 
 def distilled_grid_figure(distilled_dir: Path, path: Path, max_per_class: int = 10) -> Path:
     """Rows = classes, columns = distilled images; each cell outlined by the path its patch took."""
-    records = [json.loads(line) for line in (distilled_dir / "manifest.jsonl").read_text().splitlines()]
-    meta = json.loads((distilled_dir / "distilled.json").read_text())
-    factor = meta["factor"]
-    cells_of: dict[str, list[dict]] = defaultdict(list)
-    for record in records:
-        cells_of[record["file"]].append(record)
+    meta, cells_of = read_distilled(distilled_dir)
     classes = meta["classes"]
     columns = min(meta["ipc"], max_per_class)
     fig, axes = plt.subplots(len(classes), columns, figsize=(1.2 * columns, 1.2 * len(classes)), squeeze=False)
     for row, class_id in enumerate(classes):
-        files = sorted({r["file"] for r in records if r["class"] == class_id})[:columns]
+        files = class_files(cells_of, class_id)[:columns]
         for col in range(columns):
-            ax = axes[row][col]
-            ax.axis("off")
-            if col >= len(files):
-                continue
-            with Image.open(distilled_dir / files[col]) as image:
-                ax.imshow(image.convert("RGB"))
-                size = image.size[0]
-            for record in cells_of[files[col]]:
-                span = size if record["layout"] == "full" else size / factor
-                r, c = record["cell"]
-                ax.add_patch(Rectangle((c * span, r * span), span - 1, span - 1, fill=False, linewidth=1.5,
-                                       edgecolor=PATH_COLOURS.get(record["path"], "black")))
+            axes[row][col].axis("off")
+            if col < len(files):
+                draw_distilled_image(axes[row][col], distilled_dir / files[col], cells_of[files[col]], meta["factor"])
         axes[row][0].set_title(class_id, fontsize=7, loc="left")
-    fig.suptitle("distilled images (blue: crop, orange: whole image resized)", fontsize=9)
-    return _save(fig, path)
+    fig.suptitle(PATH_LEGEND, fontsize=9)
+    return save_figure(fig, path)
 
 
 @dataclass
@@ -170,4 +177,4 @@ def foreground_samples_figure(samples: Sequence[ForegroundSample], path: Path) -
                          color=colour)
     fig.suptitle("what the segmenter saw: foreground outlined in red, background dimmed\n"
                  "box of the kept patch (blue: crop, orange: whole image resized)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)

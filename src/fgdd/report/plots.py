@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 PANEL = (4.6, 3.4)  # inches per subplot
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path) -> Path:
     from fgdd.utils.io import atomic_write_bytes  # imports torch: only when a figure is written
 
     if fig._suptitle is not None:  # above the panels' own titles, never over them, however many lines it has
@@ -132,7 +132,7 @@ def accuracy_vs_ipc(cells: list[dict[str, Any]], metric: str, path: Path) -> Pat
         ax.set_title(f"{dataset} / {student}\nteacher {teacher}, {evaluator}", fontsize=8)
         ax.legend(fontsize=7)
     fig.suptitle("accuracy against IPC (mean, error bar = std over seeds)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def grid_accuracy(rows: list[dict[str, Any]], cells: list[dict[str, Any]], metric: str, path: Path) -> Path | None:
@@ -160,7 +160,7 @@ def grid_accuracy(rows: list[dict[str, Any]], cells: list[dict[str, Any]], metri
         ax.set_title(f"{dataset}, IPC {ipc}\nstudent {student}, teacher {teacher}, {evaluator}", fontsize=8)
     _legend(fig, list(axes.values()))
     fig.suptitle(f"{metric} per method\na dot per seed, lines join the same seed, black = mean", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _scores_label(method: str, entry: dict[str, Any]) -> str:
@@ -192,7 +192,7 @@ def ior_hlr(entries: list[dict[str, Any]], path: Path) -> Path | None:
     _legend(fig, list(axes.values()))
     fig.suptitle("DD-Ranking: improvement over random (IOR) and hard-label recovery (HLR)\n"
                  "a dot per seed, lines join the same seed, black = mean", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_figures(rows: list[dict[str, Any]], cells: list[dict[str, Any]], entries: list[dict[str, Any]],
