@@ -13,6 +13,12 @@
 #     number anyway), since a pass over the 10,000 test images costs minutes on the shared cores.
 # Three sweeps under $OUT/sweeps (soft-label controls, hard-label control, reference), run side by side (one thread
 # each); then one fgdd.report over all three. Finished runs are skipped: rerunning only runs what is missing.
+#
+# PROTOCOL=exact runs experiment=ddranking_exact_cifar10_ipc10 instead (DD-Ranking's protocol as its code runs it:
+# learning rates chosen on the test set, the random baseline's soft-label rate searched too, the best of the test
+# evaluations every 20 epochs, SGD with a step at epoch 100 for the reference) with the same reductions, except that
+# the evaluations every 20 epochs stay (they are what the protocol reports), and the report scores
+# student/top1_best_tail, DD-Ranking's number. Its sweeps are named exact-soft, exact-hard and exact-reference.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p "${OUT:=$HOME/.cache/fgdd-ddranking}"
@@ -25,16 +31,28 @@ LRS=${LRS:-0.001,0.01,0.1}
 REF_EPOCHS=${REF_EPOCHS:-2}
 PY=${PYTHON:-.venv/bin/python}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled} FGDD_OFFLINE=1 OMP_NUM_THREADS=1
-COMMON=(experiment=ddranking_cifar10_ipc10 data_root="$DATA" dataset.subdir=cifar10-jpeg teacher=checkpoint
+PROTOCOL=${PROTOCOL:-fgdd}
+case $PROTOCOL in
+  fgdd) EXPERIMENT=ddranking_cifar10_ipc10 PREFIX= METRIC=student/top1_final
+        SOFT=rded,soft_noaug HARD=hard_lr_search REFERENCE=full_real LR_GRID=()
+        ONCE=(evaluator.tail_fraction=0) INNER_ONCE=(evaluator.inner.tail_fraction=0) ;;
+  exact) EXPERIMENT=ddranking_exact_cifar10_ipc10 PREFIX=exact- METRIC=student/top1_best_tail
+         SOFT=ddranking_rded,ddranking_soft_noaug HARD=ddranking_hard_lr_search REFERENCE=ddranking_full_real
+         LR_GRID=("evaluator.lrs=[$LRS]") ONCE=() INNER_ONCE=() ;;
+  *) echo "PROTOCOL must be fgdd or exact" >&2; exit 2 ;;
+esac
+COMMON=(experiment="$EXPERIMENT" data_root="$DATA" dataset.subdir=cifar10-jpeg teacher=checkpoint
         teacher.checkpoint="$TEACHER" segmenter=cam cache_dir="$OUT/cache" output_root="$OUT" logger=csv
         evaluator.num_workers=0 trainer.enable_progress_bar=false device=cpu)
-"$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name=reference seed="$REF_SEEDS" selector=random_real evaluator=full_real \
-  evaluator.epochs="$REF_EPOCHS" evaluator.inner.tail_fraction=0 > "$OUT.reference.log" 2>&1 &
+"$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name="${PREFIX}reference" seed="$REF_SEEDS" selector=random_real \
+  evaluator="$REFERENCE" evaluator.epochs="$REF_EPOCHS" "${INNER_ONCE[@]}" > "$OUT.${PREFIX}reference.log" 2>&1 &
 reference=$!
-"$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name=hard seed="$SEEDS" selector=rded,fgdd evaluator=hard_lr_search \
-  evaluator.epochs="$EPOCHS" evaluator.inner.tail_fraction=0 "evaluator.lrs=[$LRS]" > "$OUT.hard.log" 2>&1 &
+"$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name="${PREFIX}hard" seed="$SEEDS" selector=rded,fgdd evaluator="$HARD" \
+  evaluator.epochs="$EPOCHS" "${INNER_ONCE[@]}" "evaluator.lrs=[$LRS]" > "$OUT.${PREFIX}hard.log" 2>&1 &
 hard=$!
-"$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name=soft seed="$SEEDS" selector=random_real,rded,fgdd \
-  evaluator=rded,soft_noaug evaluator.epochs="$EPOCHS" evaluator.tail_fraction=0
+"$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name="${PREFIX}soft" seed="$SEEDS" selector=random_real,rded,fgdd \
+  evaluator="$SOFT" evaluator.epochs="$EPOCHS" "${ONCE[@]}" "${LR_GRID[@]}"
 wait "$reference" "$hard"
-"$PY" -m fgdd.report "$OUT/sweeps" --no-runs --markdown "$OUT/report.md" --figures "$OUT/figures"
+# both protocols' rows may sit under one $OUT: the report groups DD-Ranking's exact rows apart from fgdd's
+"$PY" -m fgdd.report "$OUT/sweeps" --no-runs --metric "$METRIC" --markdown "$OUT/${PREFIX}report.md" \
+  --figures "$OUT/${PREFIX}figures"
