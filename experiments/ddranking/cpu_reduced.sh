@@ -18,7 +18,8 @@
 # learning rates chosen on the test set, the random baseline's soft-label rate searched too, the best of the test
 # evaluations every 20 epochs, SGD with a step at epoch 100 for the reference) with the same reductions, except that
 # the evaluations every 20 epochs stay (they are what the protocol reports), and the report scores
-# student/top1_best_tail, DD-Ranking's number. Its sweeps are named exact-soft, exact-hard and exact-reference.
+# student/top1_best_tail, DD-Ranking's number. Its sweeps are named exact-soft, exact-soft-noaug, exact-hard and
+# exact-reference.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p "${OUT:=$HOME/.cache/fgdd-ddranking}"
@@ -34,10 +35,10 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled
 PROTOCOL=${PROTOCOL:-fgdd}
 case $PROTOCOL in
   fgdd) EXPERIMENT=ddranking_cifar10_ipc10 PREFIX= METRIC=student/top1_final
-        SOFT=rded,soft_noaug HARD=hard_lr_search REFERENCE=full_real LR_GRID=()
+        SOFT=(soft=rded,soft_noaug) HARD=hard_lr_search REFERENCE=full_real LR_GRID=()
         ONCE=(evaluator.tail_fraction=0) INNER_ONCE=(evaluator.inner.tail_fraction=0) ;;
   exact) EXPERIMENT=ddranking_exact_cifar10_ipc10 PREFIX=exact- METRIC=student/top1_best_tail
-         SOFT=ddranking_rded,ddranking_soft_noaug HARD=ddranking_hard_lr_search REFERENCE=ddranking_full_real
+         SOFT=(exact-soft=ddranking_rded exact-soft-noaug=ddranking_soft_noaug) HARD=ddranking_hard_lr_search REFERENCE=ddranking_full_real
          LR_GRID=("evaluator.lrs=[$LRS]") ONCE=() INNER_ONCE=() ;;
   *) echo "PROTOCOL must be fgdd or exact" >&2; exit 2 ;;
 esac
@@ -50,8 +51,11 @@ reference=$!
 "$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name="${PREFIX}hard" seed="$SEEDS" selector=rded,fgdd evaluator="$HARD" \
   evaluator.epochs="$EPOCHS" "${INNER_ONCE[@]}" "evaluator.lrs=[$LRS]" > "$OUT.${PREFIX}hard.log" 2>&1 &
 hard=$!
-"$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name="${PREFIX}soft" seed="$SEEDS" selector=random_real,rded,fgdd \
-  evaluator="$SOFT" evaluator.epochs="$EPOCHS" "${ONCE[@]}" "${LR_GRID[@]}"
+# exact: one sweep per soft-label evaluator, since Hydra applies evaluator.lrs before it sweeps the evaluator group
+for sweep in "${SOFT[@]}"; do
+  "$PY" -m fgdd.run -m "${COMMON[@]}" sweep_name="${sweep%%=*}" seed="$SEEDS" selector=random_real,rded,fgdd \
+    evaluator="${sweep#*=}" evaluator.epochs="$EPOCHS" "${ONCE[@]}" "${LR_GRID[@]}"
+done
 wait "$reference" "$hard"
 # both protocols' rows may sit under one $OUT: the report groups DD-Ranking's exact rows apart from fgdd's
 "$PY" -m fgdd.report "$OUT/sweeps" --no-runs --metric "$METRIC" --markdown "$OUT/${PREFIX}report.md" \
