@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, ImageSplit, class_mismatch, folder_split
+from fgdd.data.base import IMAGENET_MEAN, IMAGENET_STD, ImageSplit, class_mismatch, folder_split
 from fgdd.data.download import fetch_folder
+from fgdd.data.folder import ImageFolderDataset
 from fgdd.data.images import ImageInfo
 from fgdd.errors import CorruptImageError
 
@@ -64,36 +65,22 @@ def _unpickle(path: Path) -> dict:
         ) from error
 
 
-class CIFAR10Dataset(ImageDataset):
+class CIFAR10Dataset(ImageFolderDataset):
+    """The class-folder layout of ImageFolderDataset, or torchvision's pickled batches where they are."""
+
     archive_folder = "cifar-10-batches-py"
     batches = {"train": [f"data_batch_{i}" for i in range(1, 6)], "val": ["test_batch"]}
     meta_file, meta_key, label_key = "batches.meta", "label_names", "labels"
     torchvision_class = "CIFAR10"
 
-    def __init__(
-        self,
-        root: str | None,
-        classes: Sequence[str] | None,
-        class_names: Sequence[str] | None = None,
-        input_size: int = 32,
-        factor: int = 1,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-        download: bool = False,
-        subdir: str = "cifar10",
-        train_dir: str = "train",
-        val_dir: str = "test",
-        name: str | None = None,
-        **options: Any,  # ImageDataset's: max_bad_fraction, allow_extra_folders, aspect, limit_per_class
-    ) -> None:
-        super().__init__(root, classes, class_names, input_size, factor, mean, std, download, name or subdir,
-                         **options)
-        self.subdir = subdir
-        self.split_dirs = {"train": train_dir, "val": val_dir}
-
-    @property
-    def dataset_dir(self) -> Path:
-        return self.data_root / self.subdir
+    def __init__(self, root: str | None, classes: Sequence[str] | None, class_names: Sequence[str] | None = None,
+                 input_size: int = 32, factor: int = 1, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD, download: bool = False, subdir: str = "cifar10",
+                 train_dir: str = "train", val_dir: str = "test", name: str | None = None, **options: Any) -> None:
+        # ImageFolderDataset's, with CIFAR's defaults (options: ImageDataset's max_bad_fraction, allow_extra_folders,
+        # aspect, limit_per_class)
+        super().__init__(root, classes, class_names, input_size, factor, mean, std, download, subdir, train_dir,
+                         val_dir, name, **options)
 
     @property
     def layout(self) -> str:
