@@ -14,7 +14,8 @@
 # 128 px, factor 2, ConvNet-5 teacher and student, K = 5, mipc 300, 300 student epochs, RDED's test set scored
 # beside the full val split), for every IPC in IPCS, into GRID/<dataset>-ipc<N>. ImageNette from the squashed
 # imagenette2-128 copy (the only one here), ImageWoof from imagewoof2-146 (aspect kept; dataset.aspect=crop makes a
-# whole photo square). The teacher is trained by fgdd with the experiment's recipe by the first cell (cached).
+# whole photo square). The teacher is benchmarks/teachers/<dataset>_conv5.pth where one is kept there (trained once by
+# fgdd with the experiment's recipe and kept with benchmarks/keep_teacher.py), else trained by the first cell (cached).
 #
 # Usage: benchmarks/cpu_grid.sh [imagenette] [imagewoof] [cifar10] [imagenette-conv5] [imagewoof-conv5]
 #   (default: the first three)   IPCS="1 10" (the conv5 datasets' IPCs)
@@ -51,6 +52,11 @@ extract() {  # archive (train/ val|test/ at its top) -> $BENCH/data/<folder>, on
   tar -xzf "$SHARED/data/$1" -C "$partial" && mv "$partial" "$BENCH/data/$2"
 }
 
+kept_teacher() {  # the overrides that load a teacher kept in the repository (benchmarks/keep_teacher.py), if there is one
+  local file=benchmarks/teachers/$1.pth
+  if [ -f "$file" ]; then echo "teacher=checkpoint teacher.checkpoint=$(realpath "$file")"; fi
+}
+
 cell_args() {  # the overrides of one cell of the grid
   case $1 in
     random_real) echo "selector=random_real" ;;
@@ -84,10 +90,12 @@ for dataset in "${DATASETS[@]}"; do
     imagenette-conv5)
       extract imagenette2-128.tar.gz imagenette2-128
       ARGS=(experiment=rded_imagenette_conv5 segmenter=saliency)
+      read -r -a KEPT <<< "$(kept_teacher imagenette_conv5)"; ARGS+=("${KEPT[@]}")
       CELLS=(random_real rded fgdd-saliency-q0.5) ;;
     imagewoof-conv5)
       extract imagewoof2-146.tar.gz imagewoof2-146
       ARGS=(experiment=rded_imagewoof_conv5 segmenter=saliency dataset.subdir=imagewoof2-146)
+      read -r -a KEPT <<< "$(kept_teacher imagewoof_conv5)"; ARGS+=("${KEPT[@]}")
       CELLS=(random_real rded fgdd-saliency-q0.5) ;;
     *) echo "unknown dataset $dataset (imagenette, imagewoof, cifar10, imagenette-conv5, imagewoof-conv5)" >&2
        exit 2 ;;
