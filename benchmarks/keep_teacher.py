@@ -6,7 +6,7 @@ Usage: python benchmarks/keep_teacher.py <cache entry folder> benchmarks/teacher
 Writes ``<stem>.pth`` (a byte copy of the entry's ``teacher.pth``: weights and fgdd's metadata, so
 ``teacher=checkpoint teacher.checkpoint=<stem>.pth`` checks classes, input size and normalisation) and
 ``<stem>.training.json`` (how it was made: the cache key with its recipe, the per-epoch curve, the final val top-1,
-the training seconds, the weights' sha256). Refuses an entry whose training has not finished, and never overwrites
+the seconds of the logged epochs, the weights' sha256). Refuses an entry whose training has not finished, and never overwrites
 a kept teacher with other weights.
 """
 
@@ -40,9 +40,10 @@ def training_record(entry: Path) -> dict[str, Any]:
     return {
         "cache_entry": entry.name,
         "key": {k: v for k, v in key.items() if k != "train_root"},
-        "epochs_trained": len(curve),
+        "epochs_trained": curve[-1]["epoch"] + 1,
+        "epochs_logged": len(curve),  # fewer where the training began before its curve was written
         "val_top1_final": curve[-1].get("teacher/val_top1"),
-        "train_seconds": round(sum(e.get("seconds", 0.0) for e in curve), 1),
+        "logged_seconds": round(sum(e.get("seconds", 0.0) for e in curve), 1),  # of the logged epochs only
         "curve": [{"epoch": e["epoch"], "seconds": e.get("seconds"), "train_loss": e.get("teacher/train_loss"),
                    "train_top1": e.get("teacher/train_top1"), "val_top1": e.get("teacher/val_top1")} for e in curve],
         "weights_file_sha256": file_sha256(entry / TEACHER_FILE),

@@ -35,8 +35,15 @@ def test_a_finished_entry_is_kept_with_its_training_record(tmp_path) -> None:
     record = json.loads(sidecar.read_text())
     assert record["key"] == {"dataset": "shapes", "recipe": {"epochs": 2}}  # no machine-local path
     assert record["epochs_trained"] == 2 and record["val_top1_final"] == pytest.approx(0.5)
-    assert record["train_seconds"] == 21.0 and [e["epoch"] for e in record["curve"]] == [0, 1]
+    assert record["logged_seconds"] == 21.0 and [e["epoch"] for e in record["curve"]] == [0, 1]
     assert keep_teacher.keep(cache_entry(tmp_path / "again"), tmp_path / "kept" / "shapes_conv3")  # same: fine
+
+
+def test_a_curve_begun_mid_training_counts_the_epochs_trained(tmp_path) -> None:
+    entry = cache_entry(tmp_path)
+    (entry / "epochs.jsonl").write_text(json.dumps({"epoch": 29, "seconds": 5.0, "teacher/val_top1": 0.8}) + "\n")
+    record = keep_teacher.training_record(entry)
+    assert (record["epochs_trained"], record["epochs_logged"], record["logged_seconds"]) == (30, 1, 5.0)
 
 
 def test_an_unfinished_entry_or_other_weights_under_the_name_are_refused(tmp_path) -> None:
