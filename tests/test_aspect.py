@@ -18,6 +18,7 @@ from fgdd.selection.candidates import crop_to_patch
 from fgdd.selection.dynamic import ForegroundAwareSelector
 from fgdd.teacher import train_teacher
 from fgdd.thresholds import always
+from fgdd.training.teacher_recipe import TeacherRecipe
 from tests.test_dynamic_selection import fake_dataset
 from tests.test_selection import MEAN, STD, BrightnessObserver, MemorySplit, memory_spec
 
@@ -101,7 +102,8 @@ def test_the_teacher_cache_key_records_any_aspect_but_squash(tmp_path) -> None:
     recipes = {}
     for aspect in ("squash", "crop"):
         dataset = ImageFolderDataset(str(tmp_path), ["a", "b"], input_size=16, factor=1, subdir="toy", aspect=aspect)
-        train_teacher(arch, dataset, tmp_path / "cache", epochs=1, batch_size=4, lr=0.01, trainer_kwargs=cpu)
+        train_teacher(arch, dataset, tmp_path / "cache", TeacherRecipe(epochs=1, batch_size=4, lr=0.01),
+                      trainer_kwargs=cpu)
     for key_file in (tmp_path / "cache" / "teachers").glob("*/cache_key.json"):
         recipe = json.loads(key_file.read_text())["recipe"]
         recipes[recipe.get("aspect", "squash")] = recipe

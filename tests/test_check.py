@@ -25,6 +25,12 @@ def check(capsys, *overrides: str) -> tuple[int, str]:
     return status, capsys.readouterr().out
 
 
+def test_a_wrong_teacher_recipe_choice_exits_with_status_2_naming_the_allowed_values(capsys) -> None:
+    assert main(["teacher.recipe.pipeline=fast"]) == 2  # refused while composing: no data is read
+    assert "teacher.recipe.pipeline=fast: Invalid value 'fast', expected one of [batched, loader]" in \
+        capsys.readouterr().err
+
+
 def test_the_imagenette_archive_passes_with_its_numbers_in_under_30_s(shared_data, capsys) -> None:
     root = shared_data("imagenette2-128")
     start = time.perf_counter()

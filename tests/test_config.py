@@ -128,6 +128,53 @@ def test_student_settings_ranges_are_checked_by_the_config_validation(override, 
         compose_checked([override])
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["teacher.recipe.augment=autoaugment"],
+     "Invalid value 'autoaugment', expected one of [pad_crop_flip, random_resized_crop]"),
+    (["teacher.recipe.pipeline=fast"], "Invalid value 'fast', expected one of [batched, loader]"),
+    (["experiment=rded_imagenette_conv5", "teacher.recipe.precision=fp16"], "expected one of [auto, fp32, bf16]"),
+    (["teacher.recipe.epochs=many"], "could not be converted to Integer"),
+])
+def test_the_teacher_recipe_schema_refuses_a_wrong_choice_naming_the_allowed_values(overrides, message) -> None:
+    # conf/teacher/train.yaml's recipe has fgdd.training.teacher_recipe's structured config as its base
+    with pytest.raises(ConfigError) as error:
+        compose_checked(overrides)
+    assert message in str(error.value) and overrides[-1] in str(error.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("teacher.recipe.epochs=0", "epochs, batch_size, eval_batch_size >= 1"),
+    ("teacher.recipe.lr=fast", "teacher.recipe.lr must be a number, got 'fast'"),
+    ("teacher.recipe.crop_scale=[0.5,0.2]", "crop_scale must be [low, high] with 0 < low <= high <= 1"),
+    ("teacher.recipe.label_smoothing=1", "momentum and label_smoothing must be in [0, 1)"),
+    ("teacher.recipe.pipeline=loader", None),
+])
+def test_teacher_recipe_ranges_are_checked_by_the_config_validation(override, message) -> None:
+    if message is None:  # a valid choice passes
+        compose_checked([override])
+        return
+    with pytest.raises(ConfigError) as error:
+        compose_checked([override])
+    assert message in str(error.value)
+
+
+def test_the_teacher_yaml_builds_its_recipe_object_with_the_numbers_as_written() -> None:
+    from fgdd.pipeline import build_teacher_source
+    from fgdd.training.teacher_recipe import Augment, TeacherRecipe
+    from fgdd.utils.choices import Pipeline, Precision
+
+    teacher = build_teacher_source(compose_checked(["teacher.recipe.pipeline=loader", "teacher.recipe.precision=bf16",
+                                                    "teacher.recipe.lr=1", "experiment=rded_imagenette_conv5"]).teacher)
+    recipe = teacher.recipe
+    assert isinstance(recipe, TeacherRecipe) and recipe.pipeline is Pipeline.loader
+    assert recipe.precision is Precision.bf16 and recipe.augment is Augment.random_resized_crop
+    assert recipe.crop_scale == (0.35, 1.0) and recipe.epochs == 30 and teacher.min_val_acc == 0.0
+    assert type(recipe.lr) is int  # 1 and 1.0 name two cached teachers (tests/test_teacher_cache_key_pinned.py)
+    default = build_teacher_source(compose_checked([]).teacher)
+    assert default.recipe == TeacherRecipe()  # conf/teacher/train.yaml and the record's defaults agree
+    assert compose_checked(["teacher=checkpoint", "teacher.checkpoint=/a.pth"]).teacher.recipe is None  # no recipe
+
+
 def test_the_evaluator_yaml_builds_its_settings_object() -> None:
     from fgdd.evaluation import SoftLabelEvaluator
     from fgdd.evaluation.settings import Pipeline, Precision, StudentSettings

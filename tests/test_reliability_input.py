@@ -21,6 +21,7 @@ from fgdd.selection import RDEDSelector
 from fgdd.selection.dynamic import ForegroundAwareSelector
 from fgdd.teacher import train_teacher
 from fgdd.thresholds import QuantileThreshold
+from fgdd.training.teacher_recipe import TeacherRecipe
 from tests.test_dynamic_selection import fake_dataset
 from tests.test_selection import MEAN, STD, BrightnessObserver, make_split, memory_spec
 
@@ -85,7 +86,7 @@ def test_teacher_training_skips_an_unreadable_image(tmp_path, caplog) -> None:
     arch = {"_target_": "fgdd.models.convnet.ConvNet", "depth": 2, "width": 8, "norm": "batch"}
     cpu = {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False, "deterministic": True}
     with caplog.at_level(logging.WARNING):
-        _, meta = train_teacher(arch, dataset, tmp_path / "cache", epochs=1, batch_size=8, lr=0.05,
+        _, meta = train_teacher(arch, dataset, tmp_path / "cache", TeacherRecipe(epochs=1, batch_size=8, lr=0.05),
                                 trainer_kwargs=cpu, logger=False)
     assert 0.0 <= meta.val_top1 <= 1.0  # trained and measured
     assert any("red/005.png" in r.getMessage() for r in caplog.records)

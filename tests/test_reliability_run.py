@@ -17,6 +17,7 @@ from fgdd.models.checkpoint import load_checkpoint, save_checkpoint
 from fgdd.run import run
 from fgdd.teacher import train_teacher
 from fgdd.training.classifier import ClassifierModule
+from fgdd.training.teacher_recipe import TeacherRecipe
 from tests.test_reliability_io import DiskFull
 from tests.test_reliability_kill import comparable, distilled_files
 from tests.test_run import tiny_cfg
@@ -58,13 +59,13 @@ def test_same_seed_same_occupancy_set_and_accuracy_with_any_number_of_loader_wor
 
 def test_a_resumed_teacher_equals_an_uninterrupted_one(tmp_path, monkeypatch) -> None:
     _write_toy_images(tmp_path / "data", per_class=12)  # 24 images, batch 8: 3 steps an epoch
-    settings = dict(epochs=3, batch_size=8, lr=0.05, seed=0, trainer_kwargs=CPU, logger=False)
+    recipe, quiet = TeacherRecipe(epochs=3, batch_size=8, lr=0.05, seed=0), {"trainer_kwargs": CPU, "logger": False}
     arch = {**CONV3, "width": 8}
 
     def dataset():
         return _folder_dataset(tmp_path / "data", "toy", ["blue", "red"], 32)
 
-    uninterrupted, _ = train_teacher(arch, dataset(), tmp_path / "once", **settings)
+    uninterrupted, _ = train_teacher(arch, dataset(), tmp_path / "once", recipe, **quiet)
     original = ClassifierModule.training_step
 
     def killed_in_second_epoch(self, batch, batch_idx):
@@ -74,9 +75,9 @@ def test_a_resumed_teacher_equals_an_uninterrupted_one(tmp_path, monkeypatch) ->
 
     monkeypatch.setattr(ClassifierModule, "training_step", killed_in_second_epoch)
     with pytest.raises(RuntimeError, match="killed"):
-        train_teacher(arch, dataset(), tmp_path / "twice", **settings)
+        train_teacher(arch, dataset(), tmp_path / "twice", recipe, **quiet)
     monkeypatch.undo()
-    resumed, _ = train_teacher(arch, dataset(), tmp_path / "twice", **settings)
+    resumed, _ = train_teacher(arch, dataset(), tmp_path / "twice", recipe, **quiet)
     for (name, a), b in zip(uninterrupted.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name  # same shuffles and augmentations after the resume, not just "a teacher"
 

@@ -160,6 +160,14 @@ def test_cli_wrong_evaluator_choice_is_refused_by_the_schema_before_anything_run
     assert not any(tmp_path.iterdir())  # refused before Hydra made a run folder
 
 
+def test_cli_wrong_teacher_recipe_choice_is_refused_by_the_schema_before_anything_runs(tmp_path) -> None:
+    result = run_cli("teacher.recipe.augment=autoaugment", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert ("teacher.recipe.augment=autoaugment: Invalid value 'autoaugment', expected one of [pad_crop_flip, "
+            "random_resized_crop]") in result.stderr
+    assert not any(tmp_path.iterdir())  # refused before Hydra made a run folder
+
+
 def test_cli_missing_data_exits_with_one_message(tmp_path) -> None:
     result = run_cli("dataset=imagenette", f"data_root={tmp_path / 'nowhere'}", tmp_path=tmp_path)
     assert result.returncode == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -18,12 +19,14 @@ from fgdd.errors import CheckpointError, ClassMismatchError, ConfigError
 from fgdd.models.checkpoint import build_model, load_checkpoint
 from fgdd.teacher import load_teacher, teacher_accuracy, train_teacher
 from fgdd.training.classifier import ClassifierModule
+from fgdd.training.teacher_recipe import TeacherRecipe
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 NETTE = ["n01440764", "n02102040", "n02979186", "n03000684", "n03028079",
          "n03394916", "n03417042", "n03425413", "n03445777", "n03888257"]  # fmt: skip
 CONV3 = {"_target_": "fgdd.models.convnet.ConvNet", "depth": 3, "width": 128, "norm": "batch"}
 CPU = {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False, "deterministic": True}
+QUIET = {"trainer_kwargs": CPU, "logger": False}  # train_teacher's keywords beside the recipe
 
 
 def _folder_dataset(root: Path, subdir: str, classes: list[str], input_size: int, val_dir: str = "val",
@@ -105,8 +108,8 @@ def test_train_teacher_caches_reuses_and_resumes(tmp_path: Path, monkeypatch: py
     _write_toy_images(tmp_path / "data", per_class=12)
     dataset = _folder_dataset(tmp_path / "data", "toy", ["blue", "red"], 32)
     arch = {**CONV3, "width": 16}
-    settings = dict(epochs=2, batch_size=8, lr=0.05, seed=3, trainer_kwargs=CPU, logger=False)
-    model, meta = train_teacher(arch, dataset, tmp_path / "cache", **settings)
+    recipe = TeacherRecipe(epochs=2, batch_size=8, lr=0.05, seed=3)
+    model, meta = train_teacher(arch, dataset, tmp_path / "cache", recipe, **QUIET)
 
     [folder] = (tmp_path / "cache" / "teachers").iterdir()
     assert folder.name.startswith("toy-convnet3-")
@@ -125,7 +128,7 @@ def test_train_teacher_caches_reuses_and_resumes(tmp_path: Path, monkeypatch: py
         raise AssertionError("the cached teacher must be reused")
 
     monkeypatch.setattr(L.Trainer, "fit", no_training)
-    again, meta_again = train_teacher(arch, dataset, tmp_path / "cache", **settings)
+    again, meta_again = train_teacher(arch, dataset, tmp_path / "cache", recipe, **QUIET)
     assert meta_again == meta
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
     monkeypatch.undo()
@@ -133,35 +136,37 @@ def test_train_teacher_caches_reuses_and_resumes(tmp_path: Path, monkeypatch: py
     # killed after the last epoch but before teacher.pth: resumes from last.ckpt without another training step
     (folder / "teacher.pth").unlink()
     monkeypatch.setattr(ClassifierModule, "training_step", no_training)
-    resumed, _ = train_teacher(arch, dataset, tmp_path / "cache", **settings)
+    resumed, _ = train_teacher(arch, dataset, tmp_path / "cache", recipe, **QUIET)
     assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), model.state_dict().values()))
 
     # another seed is another teacher
     monkeypatch.undo()
-    train_teacher(arch, dataset, tmp_path / "cache", **{**settings, "seed": 4, "epochs": 1})
+    train_teacher(arch, dataset, tmp_path / "cache", replace(recipe, seed=4, epochs=1), **QUIET)
     assert len(list((tmp_path / "cache" / "teachers").iterdir())) == 2
 
 
 def test_teacher_augmentation_is_a_recipe_setting_in_the_cache_key(tmp_path: Path) -> None:
     _write_toy_images(tmp_path / "data", per_class=6)
     dataset = _folder_dataset(tmp_path / "data", "toy", ["blue", "red"], 32)
-    settings = dict(epochs=1, batch_size=8, lr=0.05, trainer_kwargs=CPU, logger=False)
+    recipe = TeacherRecipe(epochs=1, batch_size=8, lr=0.05)
     arch = {**CONV3, "width": 8}
-    train_teacher(arch, dataset, tmp_path / "cache", **settings)
-    _, meta = train_teacher(arch, dataset, tmp_path / "cache", **settings, augment="random_resized_crop",
-                            crop_scale=(0.35, 1.0))
+    train_teacher(arch, dataset, tmp_path / "cache", recipe, **QUIET)
+    _, meta = train_teacher(arch, dataset, tmp_path / "cache",
+                            replace(recipe, augment="random_resized_crop", crop_scale=(0.35, 1.0)), **QUIET)
     keys = [json.loads(p.read_text())["recipe"]["augment"] for p in (tmp_path / "cache").rglob("cache_key.json")]
     # the default keeps the key it had before the setting existed: teachers cached then stay valid
     assert sorted(keys) == ["random_resized_crop[0.35, 1.0]", "teacher_train_transform"]
     assert meta.recipe["augment"] == "random_resized_crop[0.35, 1.0]"
-    with pytest.raises(ConfigError, match="teacher.recipe.augment='autoaugment' is not one of"):
-        train_teacher(arch, dataset, tmp_path / "cache", **settings, augment="autoaugment")
+    with pytest.raises(ConfigError, match="teacher.recipe.augment must be one of pad_crop_flip, random_resized_crop, "
+                                          "got 'autoaugment'"):
+        replace(recipe, augment="autoaugment")
 
 
 def test_train_teacher_owns_epochs_and_checkpointing(tmp_path: Path) -> None:
     dataset = _folder_dataset(tmp_path, "toy", ["a"], 32)
     with pytest.raises(ConfigError, match="max_epochs"):
-        train_teacher(CONV3, dataset, tmp_path, epochs=1, batch_size=2, lr=0.1, trainer_kwargs={"max_epochs": 5})
+        train_teacher(CONV3, dataset, tmp_path, TeacherRecipe(epochs=1, batch_size=2, lr=0.1),
+                      trainer_kwargs={"max_epochs": 5})
 
 
 def test_teacher_accuracy_counts_correct_predictions(tmp_path: Path) -> None:
@@ -177,7 +182,7 @@ def test_teacher_accuracy_counts_correct_predictions(tmp_path: Path) -> None:
 def test_killed_training_resumes_from_the_last_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _write_toy_images(tmp_path / "data", per_class=8)  # 16 images, batch 8: 2 steps an epoch
     dataset = _folder_dataset(tmp_path / "data", "toy", ["blue", "red"], 32)
-    settings = dict(epochs=2, batch_size=8, lr=0.05, seed=0, trainer_kwargs=CPU, logger=False)
+    recipe = TeacherRecipe(epochs=2, batch_size=8, lr=0.05, seed=0)
     arch = {**CONV3, "width": 8}
     original = ClassifierModule.training_step
     epochs_run: list[int] = []
@@ -190,7 +195,7 @@ def test_killed_training_resumes_from_the_last_epoch(tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(ClassifierModule, "training_step", killed_in_second_epoch)
     with pytest.raises(RuntimeError, match="killed"):
-        train_teacher(arch, dataset, tmp_path / "cache", **settings)
+        train_teacher(arch, dataset, tmp_path / "cache", recipe, **QUIET)
     [folder] = (tmp_path / "cache" / "teachers").iterdir()
     assert (folder / "last.ckpt").is_file() and not (folder / "teacher.pth").exists()
 
@@ -200,7 +205,7 @@ def test_killed_training_resumes_from_the_last_epoch(tmp_path: Path, monkeypatch
 
     epochs_run.clear()
     monkeypatch.setattr(ClassifierModule, "training_step", counted)
-    train_teacher(arch, dataset, tmp_path / "cache", **settings)
+    train_teacher(arch, dataset, tmp_path / "cache", recipe, **QUIET)
     assert epochs_run == [1, 1]  # only the second epoch ran
     assert (folder / "teacher.pth").is_file()
     # the curve kept beside the teacher continues: the killed epoch left no line
@@ -210,13 +215,13 @@ def test_killed_training_resumes_from_the_last_epoch(tmp_path: Path, monkeypatch
 def test_unreadable_last_checkpoint_is_moved_aside(tmp_path: Path) -> None:
     _write_toy_images(tmp_path / "data", per_class=4)
     dataset = _folder_dataset(tmp_path / "data", "toy", ["blue", "red"], 32)
-    settings = dict(epochs=1, batch_size=8, lr=0.05, seed=0, trainer_kwargs=CPU, logger=False)
+    recipe = TeacherRecipe(epochs=1, batch_size=8, lr=0.05, seed=0)
     arch = {**CONV3, "width": 8}
-    train_teacher(arch, dataset, tmp_path / "cache", **settings)
+    train_teacher(arch, dataset, tmp_path / "cache", recipe, **QUIET)
     [folder] = (tmp_path / "cache" / "teachers").iterdir()
     (folder / "teacher.pth").unlink()
     (folder / "last.ckpt").write_bytes(b"truncated")
-    train_teacher(arch, dataset, tmp_path / "cache", **settings)
+    train_teacher(arch, dataset, tmp_path / "cache", recipe, **QUIET)
     assert (folder / "last.ckpt.unreadable").read_bytes() == b"truncated"
     assert (folder / "teacher.pth").is_file()
 
@@ -268,7 +273,7 @@ def test_teacher_configs_are_plugins_and_a_checkpoint_loads_from_either(shared_t
     from fgdd.teacher import TeacherFromCheckpoint, TeacherTrainer
 
     trainer = _teacher_source("teacher=train")
-    assert isinstance(trainer, TeacherTrainer) and trainer.recipe["epochs"] == 15 and trainer.checkpoint is None
+    assert isinstance(trainer, TeacherTrainer) and trainer.recipe == TeacherRecipe() and trainer.checkpoint is None
     assert trainer.arch["net"]["_target_"] == CONV3["_target_"]  # the arch stays a config, built by the teacher
     path = shared_teachers / "cifar10_conv3.pth"
     dataset = _folder_dataset(tmp_path, "cifar", CIFAR10, 32)

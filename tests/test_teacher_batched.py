@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,9 @@ from fgdd.evaluation.augment import BatchAugment
 from fgdd.teacher import train_teacher
 from fgdd.training.batches import BatchedEpochs, PadCropFlip
 from fgdd.training.classifier import ClassifierModule
+from fgdd.training.teacher_recipe import TeacherRecipe
 from fgdd.training.train_images import decode_train_images, storage_size
-from tests.test_teacher import CONV3, CPU, _folder_dataset, _write_toy_images
+from tests.test_teacher import CONV3, QUIET, _folder_dataset, _write_toy_images
 
 WOOF = ["n02086240", "n02087394", "n02088364", "n02089973", "n02093754",
         "n02096294", "n02099601", "n02105641", "n02111889", "n02115641"]  # fmt: skip
@@ -107,10 +109,9 @@ def test_batched_teacher_resumed_after_a_kill_equals_the_uninterrupted_one(
 ) -> None:
     _write_toy_images(tmp_path / "data", per_class=8)  # 16 images, batch 8: 2 steps an epoch
     dataset = _folder_dataset(tmp_path / "data", "toy", ["blue", "red"], 32)
-    settings = dict(epochs=2, batch_size=8, lr=0.05, seed=0, augment=augment, pipeline="batched", trainer_kwargs=CPU,
-                    logger=False)
+    recipe = TeacherRecipe(epochs=2, batch_size=8, lr=0.05, seed=0, augment=augment, pipeline="batched")
     arch = {**CONV3, "width": 8}
-    uninterrupted, _ = train_teacher(arch, dataset, tmp_path / "once", **settings)
+    uninterrupted, _ = train_teacher(arch, dataset, tmp_path / "once", recipe, **QUIET)
 
     original = ClassifierModule.training_step
 
@@ -121,9 +122,9 @@ def test_batched_teacher_resumed_after_a_kill_equals_the_uninterrupted_one(
 
     monkeypatch.setattr(ClassifierModule, "training_step", killed_in_second_epoch)
     with pytest.raises(RuntimeError, match="killed"):
-        train_teacher(arch, dataset, tmp_path / "killed", **settings)
+        train_teacher(arch, dataset, tmp_path / "killed", recipe, **QUIET)
     monkeypatch.undo()
-    resumed, meta = train_teacher(arch, dataset, tmp_path / "killed", **settings)
+    resumed, meta = train_teacher(arch, dataset, tmp_path / "killed", recipe, **QUIET)
     assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), uninterrupted.state_dict().values()))
     assert meta.recipe["pipeline"] == "batched-32px"
 
@@ -131,14 +132,14 @@ def test_batched_teacher_resumed_after_a_kill_equals_the_uninterrupted_one(
 def test_teacher_cache_key_covers_pipeline_and_precision(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     _write_toy_images(tmp_path / "data", per_class=4)
     dataset = _folder_dataset(tmp_path / "data", "toy", ["blue", "red"], 32)
-    settings = dict(epochs=1, batch_size=8, lr=0.05, seed=0, trainer_kwargs=CPU, logger=False)
+    recipe = TeacherRecipe(epochs=1, batch_size=8, lr=0.05, seed=0)
     arch = {**CONV3, "width": 4}
-    train_teacher(arch, dataset, tmp_path / "cache", **settings, pipeline="loader", precision="fp32")
-    train_teacher(arch, dataset, tmp_path / "cache", **settings, pipeline="batched", precision="fp32")
-    train_teacher(arch, dataset, tmp_path / "cache", **settings, pipeline="batched", precision="bf16")
+    train_teacher(arch, dataset, tmp_path / "cache", replace(recipe, pipeline="loader", precision="fp32"), **QUIET)
+    train_teacher(arch, dataset, tmp_path / "cache", replace(recipe, pipeline="batched", precision="fp32"), **QUIET)
+    train_teacher(arch, dataset, tmp_path / "cache", replace(recipe, pipeline="batched", precision="bf16"), **QUIET)
     with caplog.at_level(logging.INFO, logger="fgdd.teacher"):  # over the memory budget: the loader, said in the log
-        train_teacher(arch, dataset, tmp_path / "cache", **settings, pipeline="batched", precision="fp32",
-                      max_decoded_gb=1e-6)
+        train_teacher(arch, dataset, tmp_path / "cache",
+                      replace(recipe, pipeline="batched", precision="fp32", max_decoded_gb=1e-6), **QUIET)
     assert "above teacher.recipe.max_decoded_gb=1e-06; training through the per-image loader" in caplog.text
     recipes = [json.loads(p.read_text())["recipe"] for p in (tmp_path / "cache" / "teachers").glob("*/cache_key.json")]
     # the loader in fp32 keeps the key teachers had before these settings existed

@@ -70,9 +70,11 @@ def register_resolvers() -> None:
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
-    from fgdd.evaluation.settings import register_schema
+    from fgdd.evaluation import settings
+    from fgdd.training import teacher_recipe
 
-    register_schema()  # the typed base of conf/evaluator/rded.yaml (/schema/student_evaluator)
+    settings.register_schema()  # the typed base of conf/evaluator/rded.yaml (/schema/student_evaluator)
+    teacher_recipe.register_schema()  # of conf/teacher/train.yaml's recipe (/schema/teacher_recipe)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -100,8 +102,10 @@ def check_constructors(cfg: DictConfig) -> None:
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
     from fgdd.evaluation.settings import check_student_settings
+    from fgdd.training.teacher_recipe import check_teacher_recipe
 
-    for make, node in ((build_dataset, cfg.dataset), (build, cfg.selector), (check_student_settings, cfg.evaluator)):
+    for make, node in ((build_dataset, cfg.dataset), (build, cfg.selector), (check_teacher_recipe, cfg.teacher),
+                       (check_student_settings, cfg.evaluator)):
         try:
             make(node)  # constructors only: they keep settings, load no model and (but one case) read no data
         except ConfigError:

@@ -158,7 +158,7 @@ def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> di
         )
 
     with stage("select"):
-        cache = DistilledSetCache(cfg.cache_dir, distilled_key(cfg, device.type, weights_sha256(teacher)))
+        cache = DistilledSetCache(cfg.cache_dir, distilled_key(cfg, device.type, weights_sha256(teacher), source))
         select(selector, cache, run_dir, dataset, teacher, device, ipc=cfg.ipc, seed=cfg.seed)
     distilled = DistilledSet(run_dir / DISTILLED, classes=dataset.classes)
     if is_main_process():
@@ -197,9 +197,12 @@ def plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True)
 
 
-def distilled_key(cfg: DictConfig, device_type: str, teacher_weights_sha256: str | None = None) -> dict[str, Any]:
-    """The key of this run's entry in the cache of distilled sets (fgdd.cache.distilled.selection_key)."""
-    return selection_key(dataset=plain(cfg.dataset), teacher=plain(cfg.teacher), selector=plain(cfg.selector),
+def distilled_key(cfg: DictConfig, device_type: str, teacher_weights_sha256: str | None = None,
+                  teacher: Any = None) -> dict[str, Any]:
+    """The key of this run's entry in the cache of distilled sets (fgdd.cache.distilled.selection_key); ``teacher``:
+    the run's teacher object (its key() names it), built from ``cfg.teacher`` when not given."""
+    teacher = teacher if teacher is not None else build_teacher_source(cfg.teacher)
+    return selection_key(dataset=plain(cfg.dataset), teacher=teacher.key(), selector=plain(cfg.selector),
                          ipc=cfg.ipc, seed=cfg.seed, device_type=device_type,
                          teacher_weights_sha256=teacher_weights_sha256)
 

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from fgdd.cache.keyed import KeyedEntry
 from fgdd.data.base import ImageDataset, ImageSplit
 from fgdd.data.spec import DatasetSpec
-from fgdd.data.transforms import TEACHER_AUGMENTATIONS, teacher_rrc_transform, teacher_train_transform
+from fgdd.data.transforms import teacher_rrc_transform, teacher_train_transform
 from fgdd.errors import CheckpointError, ClassMismatchError, ConfigError, FgddError
 from fgdd.evaluation.augment import BatchAugment
 from fgdd.evaluation.eval_images import EvalBatches, EvalImages, decode_eval_images, top1
@@ -32,7 +32,10 @@ from fgdd.models.checkpoint import (
 from fgdd.training.batches import BatchedEpochs, DeviceBatches, EpochDraws, PadCropFlip
 from fgdd.training.callbacks import EpochLog, LastCheckpoint
 from fgdd.training.classifier import TRAINING_CODE_VERSION, ClassifierModule
+from fgdd.training.teacher_recipe import Augment, TeacherRecipe
 from fgdd.training.train_images import decode_train_images, decoded_bytes, storage_size
+from fgdd.utils.choices import Pipeline, plain
+from fgdd.utils.io import file_sha256
 from fgdd.utils.precision import resolve_precision
 from fgdd.utils.seeding import TEACHER, TEACHER_EPOCH, derive_seed, generator, seed_everything
 
@@ -132,17 +135,14 @@ def teacher_cache_key(
     return inputs
 
 
-TEACHER_PIPELINES = ("batched", "loader")
-
-
-def _fitting_pipeline(pipeline: str, train_split: ImageSplit, size: int, max_decoded_gb: float) -> str:
+def _fitting_pipeline(pipeline: Pipeline, train_split: ImageSplit, size: int, max_decoded_gb: float) -> Pipeline:
     # the batched pipeline holds the decoded split in memory (and on the training device): above the budget, the loader
     nbytes = decoded_bytes(train_split, size)
-    if pipeline == "batched" and nbytes > max_decoded_gb * 2**30:
+    if pipeline is Pipeline.batched and nbytes > max_decoded_gb * 2**30:
         log.info("teacher training: the train split decoded at %d px is %.1f GiB, above teacher.recipe.max_decoded_gb="
                  "%g; training through the per-image loader instead (teacher.recipe.pipeline=loader)",
                  size, nbytes / 2**30, max_decoded_gb)
-        return "loader"
+        return Pipeline.loader
     return pipeline
 
 
@@ -190,21 +190,8 @@ def train_teacher(
     arch: Mapping[str, Any],
     dataset: ImageDataset,
     cache_dir: str | Path,
+    recipe: TeacherRecipe,
     *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float = 5e-4,
-    momentum: float = 0.9,
-    label_smoothing: float = 0.1,
-    augment: str = "pad_crop_flip",
-    crop_scale: tuple[float, float] = (0.08, 1.0),
-    seed: int = 0,
-    num_workers: int = 0,
-    eval_batch_size: int = 256,
-    pipeline: str = "batched",
-    max_decoded_gb: float = 8.0,
-    precision: str = "auto",
     trainer_kwargs: dict[str, Any] | None = None,
     logger: Any = None,
     device: torch.device | str = "cpu",
@@ -213,46 +200,26 @@ def train_teacher(
     Cached under ``<cache_dir>/teachers/<dataset>-<arch>-<key>/``: a killed run resumes from ``last.ckpt``
     (written every epoch); ``teacher.pth`` is written last, atomically, and reused by later calls.
 
-    ``pipeline``: batched (the train split decoded once into a uint8 tensor on the training device, each batch's
-    augmentation drawn vectorised and applied there: fgdd.training.batches) or loader (per-image transforms in
-    DataLoader workers); batched falls back to loader, with a log line, when the decoded split would pass
-    ``max_decoded_gb``."""
+    ``recipe.pipeline``: batched (the train split decoded once into a uint8 tensor on the training device, each
+    batch's augmentation drawn vectorised and applied there: fgdd.training.batches) or loader (per-image transforms
+    in DataLoader workers); batched falls back to loader, with a log line, when the decoded split would pass
+    ``recipe.max_decoded_gb``."""
     trainer_kwargs = dict(trainer_kwargs or {})
     for key in ("max_epochs", "callbacks", "logger", "default_root_dir", "enable_checkpointing"):
         if key in trainer_kwargs:
             raise ConfigError(f"trainer_kwargs.{key} is set by train_teacher (epochs, its checkpointing); remove it")
-    if augment not in TEACHER_AUGMENTATIONS:
-        raise ConfigError(f"teacher.recipe.augment={augment!r} is not one of {', '.join(TEACHER_AUGMENTATIONS)}")
-    if pipeline not in TEACHER_PIPELINES:
-        raise ConfigError(f"teacher.recipe.pipeline={pipeline!r} is not one of {', '.join(TEACHER_PIPELINES)}")
     arch = plain_arch(arch)
     train_split = dataset.train()
     spec = dataset.spec
-    pipeline = _fitting_pipeline(pipeline, train_split, storage_size(spec.input_size, augment), max_decoded_gb)
-    resolved = resolve_precision(precision, device, stage="teacher")
-    # the default keeps the cache key it had before the setting existed, so cached teachers stay valid
-    augment_key = "teacher_train_transform" if augment == "pad_crop_flip" else f"{augment}{list(crop_scale)}"
-    recipe = {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "momentum": momentum,
-        "nesterov": True,
-        "label_smoothing": label_smoothing,
-        "schedule": "onecycle",
-        "augment": augment_key,
-    }
-    if dataset.aspect != "squash":  # squash is what every teacher before this setting was trained with
-        recipe["aspect"] = dataset.aspect
-    # the loader pipeline in fp32 keeps the key it had before these settings existed (cached teachers stay valid)
-    if pipeline == "batched":
-        recipe["pipeline"] = f"batched-{storage_size(spec.input_size, augment)}px"
-    if resolved == "bf16":
-        recipe["precision"] = "bf16"
+    augment, seed, num_workers = recipe.augment, recipe.seed, recipe.num_workers
+    stored_px = storage_size(spec.input_size, augment)  # the size the batched pipeline decodes the split at
+    pipeline = _fitting_pipeline(recipe.pipeline, train_split, stored_px, recipe.max_decoded_gb)
+    resolved = resolve_precision(str(recipe.precision), device, stage="teacher")
+    key_recipe = recipe.key(aspect=dataset.aspect, batched_px=stored_px if pipeline is Pipeline.batched else None,
+                            precision=resolved)
     entry = KeyedEntry(cache_dir, "teachers", teacher_cache_key(
-        dataset, train_split.root, arch, recipe, seed, images=image_list_sha256(train_split),
-        num_workers=num_workers if pipeline == "loader" else 0,  # the batched pipeline's draws do not use workers
+        dataset, train_split.root, arch, key_recipe, seed, images=image_list_sha256(train_split),
+        num_workers=num_workers if pipeline is Pipeline.loader else 0,  # the batched pipeline's draws use no workers
     ), prefix=f"{dataset.name}-{arch_name(arch)}")
     folder, final = entry.path, entry.path / TEACHER_FILE
     if entry.folder_matches() and final.is_file():
@@ -272,23 +239,23 @@ def train_teacher(
                                    EpochLog(folder / EPOCHS_LOG, prefix="teacher/")]
     device_batches = None
     train_loader: Any
-    if pipeline == "batched":
-        log.info("teacher training: batched pipeline (train split decoded once at %d px)", storage_size(size, augment))
-        pixels, labels = decode_train_images(train_split, storage_size(size, augment), dataset.aspect,
+    if pipeline is Pipeline.batched:
+        log.info("teacher training: batched pipeline (train split decoded once at %d px)", stored_px)
+        pixels, labels = decode_train_images(train_split, stored_px, dataset.aspect,
                                              cache_dir=cache_dir, num_workers=num_workers)  # (N, 3, S, S) uint8
-        batch_augment = (PadCropFlip(size, size // 8, mean, std) if augment == "pad_crop_flip"
-                         else BatchAugment(size, 1, mean, std, scale=tuple(crop_scale)))
-        train_loader = BatchedEpochs(labels, pixels.shape[2], pixels.shape[3], batch_augment, batch_size,
+        batch_augment = (PadCropFlip(size, size // 8, mean, std) if augment is Augment.pad_crop_flip
+                         else BatchAugment(size, 1, mean, std, scale=recipe.crop_scale))
+        train_loader = BatchedEpochs(labels, pixels.shape[2], pixels.shape[3], batch_augment, recipe.batch_size,
                                      derive_seed(seed, TEACHER), TEACHER_EPOCH)
         callbacks.append(EpochDraws(train_loader))
         device_batches = DeviceBatches(pixels, batch_augment)
     else:
         # random_resized_crop draws its own box on the original image, so `aspect` applies to pad_crop_flip only
-        train_transform = (teacher_train_transform(size, mean, std, dataset.aspect) if augment == "pad_crop_flip"
-                           else teacher_rrc_transform(size, mean, std, tuple(crop_scale)))
+        train_transform = (teacher_train_transform(size, mean, std, dataset.aspect) if augment is Augment.pad_crop_flip
+                           else teacher_rrc_transform(size, mean, std, recipe.crop_scale))
         train_loader = DataLoader(
             train_split.with_transform(train_transform),
-            batch_size=batch_size,
+            batch_size=recipe.batch_size,
             shuffle=True,
             num_workers=num_workers,
             generator=loader_generator,
@@ -296,11 +263,11 @@ def train_teacher(
             # carries: persistent workers would keep streams a resumed training cannot restore
             persistent_workers=False,
         )
-    val_loader = EvalBatches(val_images, eval_batch_size, shard=False, mean=mean, std=std)
-    module = ClassifierModule(model, lr, weight_decay, momentum, label_smoothing, device_batches=device_batches,
-                              precision=resolved)
+    val_loader = EvalBatches(val_images, recipe.eval_batch_size, shard=False, mean=mean, std=std)
+    module = ClassifierModule(model, recipe.lr, recipe.weight_decay, recipe.momentum, recipe.label_smoothing,
+                              device_batches=device_batches, precision=resolved)
     trainer = L.Trainer(
-        max_epochs=epochs,
+        max_epochs=recipe.epochs,
         callbacks=callbacks,
         enable_checkpointing=False,  # LastCheckpoint is the only checkpointing
         logger=logger if logger is not None else False,
@@ -311,14 +278,14 @@ def train_teacher(
     if resume is not None:
         log.info("resuming teacher training from %s", resume)
     trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
-    if trainer.current_epoch < epochs:  # e.g. max_time in trainer_kwargs: never cache a partly trained teacher
+    if trainer.current_epoch < recipe.epochs:  # e.g. max_time in trainer_kwargs: never cache a partly trained teacher
         raise FgddError(
-            f"teacher training stopped after {trainer.current_epoch} of {epochs} epochs; "
+            f"teacher training stopped after {trainer.current_epoch} of {recipe.epochs} epochs; "
             f"rerun to resume from {folder / LAST_CKPT}"
         )
 
     train_device = trainer.strategy.root_device
-    val_top1 = teacher_accuracy(model, val_images, spec, train_device, eval_batch_size, num_workers)
+    val_top1 = teacher_accuracy(model, val_images, spec, train_device, recipe.eval_batch_size, num_workers)
     meta = ModelMeta(
         arch=arch,
         input_size=size,
@@ -327,7 +294,7 @@ def train_teacher(
         classes=list(dataset.classes),
         val_top1=val_top1,
         dataset=dataset.name,
-        recipe={**recipe, "seed": seed, "cache_key": entry.digest, "code": TRAINING_CODE_VERSION},
+        recipe={**key_recipe, "seed": seed, "cache_key": entry.digest, "code": TRAINING_CODE_VERSION},
     )
     save_checkpoint(final, model.state_dict(), meta)
     log.info("teacher %s: val top-1 %.4f, saved %s", arch_name(arch), val_top1, final)
@@ -368,11 +335,18 @@ class TeacherFromCheckpoint:
         checkpoint: str,
         arch: Mapping[str, Any] | None = None,  # used only when the file carries no architecture of its own
         min_val_acc: float = 0.0,  # the run's gate on the teacher's val top-1, checked by fgdd.pipeline
-        recipe: Mapping[str, Any] | None = None,  # a loaded teacher has no recipe; the key exists in every teacher config
+        recipe: Mapping[str, Any] | None = None,  # a loaded teacher has none; the key exists in every teacher config
     ) -> None:
         self.checkpoint = str(checkpoint)
         self.arch = arch
         self.min_val_acc = min_val_acc
+        self.recipe = recipe
+
+    def key(self) -> dict[str, Any]:
+        """What identifies this teacher in the keys of caches built on it (fgdd.cache.distilled): the file's hash,
+        not its path (the same file moved is the same teacher), beside the config's arch and recipe, as every such
+        key held them (tests/test_cache_distilled_key.py)."""
+        return {"checkpoint_sha256": file_sha256(self.checkpoint), "arch": self.arch, "recipe": self.recipe}
 
     def obtain(
         self, dataset: ImageDataset, device: torch.device | str, *, cache_dir: str | Path,
@@ -388,15 +362,24 @@ class TeacherTrainer:
 
     def __init__(
         self,
-        recipe: Mapping[str, Any],
+        recipe: TeacherRecipe | Mapping[str, Any],  # the config's teacher.recipe becomes the record here, once
         arch: Mapping[str, Any],
         min_val_acc: float = 0.0,  # the run's gate on the teacher's val top-1, checked by fgdd.pipeline
         checkpoint: str | None = None,
     ) -> None:
-        self.recipe = dict(recipe)  # its seed is the teacher's own, not the run's
+        self.recipe = recipe if isinstance(recipe, TeacherRecipe) else TeacherRecipe(**recipe)
         self.arch = arch
         self.min_val_acc = min_val_acc
         self.checkpoint = checkpoint
+
+    def key(self) -> dict[str, Any]:
+        """What identifies this teacher in the keys of caches built on it (fgdd.cache.distilled): its arch and recipe
+        (the weights' hash joins them there: the recipe alone does not fix the weights); a checkpoint set anyway is
+        named by its file's hash, as TeacherFromCheckpoint's. The values every such key held
+        (tests/test_cache_distilled_key.py). The teacher's own cache is keyed by train_teacher (TeacherRecipe.key)."""
+        if self.checkpoint:
+            return {"checkpoint_sha256": file_sha256(self.checkpoint), "arch": self.arch, "recipe": plain(self.recipe)}
+        return {"checkpoint": self.checkpoint, "arch": self.arch, "recipe": plain(self.recipe)}
 
     def obtain(
         self, dataset: ImageDataset, device: torch.device | str, *, cache_dir: str | Path,
@@ -405,5 +388,5 @@ class TeacherTrainer:
         if self.checkpoint:
             loader = TeacherFromCheckpoint(self.checkpoint, self.arch, self.min_val_acc)
             return loader.obtain(dataset, device, cache_dir=cache_dir, trainer_kwargs=trainer_kwargs)
-        return train_teacher(_teacher_net(self.arch), dataset, Path(cache_dir), **self.recipe,
+        return train_teacher(_teacher_net(self.arch), dataset, Path(cache_dir), self.recipe,
                              trainer_kwargs=trainer_kwargs, device=device)

@@ -18,25 +18,21 @@ from typing import Any
 import fgdd
 from fgdd.cache.keyed import KeyedEntry
 from fgdd.run_folder import DISTILLED, DISTILLED_META, OCCUPANCY
-from fgdd.utils.io import atomic_write_bytes, file_sha256, publish_folder
+from fgdd.utils.io import atomic_write_bytes, publish_folder
 
 log = logging.getLogger(__name__)
 
 
 def selection_key(*, dataset: Mapping[str, Any], teacher: Mapping[str, Any], selector: Mapping[str, Any], ipc: int,
                   seed: int, device_type: str, teacher_weights_sha256: str | None = None) -> dict[str, Any]:
-    """Everything the distilled set depends on, from the run's resolved settings as plain values (``dataset``,
-    ``teacher``, ``selector``: their config groups, fgdd.pipeline.plain); a checkpoint teacher is identified by its
-    file's hash, a trained one by its recipe and, given ``teacher_weights_sha256``, its weights: the recipe alone does
-    not fix them (``precision=auto`` trains in bf16 on one CPU and fp32 on another, kernels round differently). The
-    values are those of every key written before (tests/test_cache_distilled_key.py pins them)."""
+    """Everything the distilled set depends on: ``dataset`` and ``selector`` are the run's resolved config groups as
+    plain values (fgdd.pipeline.plain), ``teacher`` what the teacher object says identifies it (its ``key()``,
+    fgdd.teacher): a checkpoint teacher its file's hash, a trained one its recipe and, given
+    ``teacher_weights_sha256``, its weights: the recipe alone does not fix them (``precision=auto`` trains in bf16 on
+    one CPU and fp32 on another, kernels round differently). The values are those of every key written before
+    (tests/test_cache_distilled_key.py and tests/test_teacher_cache_key_pinned.py pin them)."""
     teacher = dict(teacher)
-    teacher.pop("min_val_acc", None)  # a gate on the run, not an input of selection
-    teacher.pop("_target_", None)  # the plug-in follows from checkpoint/recipe; keys written before it existed hold
-    if teacher.get("checkpoint"):
-        teacher["checkpoint_sha256"] = file_sha256(teacher["checkpoint"])
-        teacher.pop("checkpoint")  # the same file moved elsewhere is the same teacher
-    elif teacher_weights_sha256 is not None:
+    if "checkpoint_sha256" not in teacher and teacher_weights_sha256 is not None:
         teacher["weights_sha256"] = teacher_weights_sha256
     selector = dict(selector)
     if selector.get("precision") == "fp32":  # every set selected before the setting existed was fp32: keys stay valid

@@ -96,8 +96,5 @@ def teacher_rrc_transform(
     ])
 
 
-TEACHER_AUGMENTATIONS = ("pad_crop_flip", "random_resized_crop")
-
-
 def resize_to_tensor(size: int) -> T.Compose:
     return T.Compose([T.Resize((size, size)), T.ToTensor()])

@@ -17,20 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fgdd.errors import ConfigError
+from fgdd.utils.choices import Pipeline, Precision, choice
 
 EVALUATOR = "fgdd.evaluation.SoftLabelEvaluator"  # the `_target_` the schema gives (report/ reads its class name)
 SCHEMA_GROUP, SCHEMA_NAME = "schema", "student_evaluator"  # ConfigStore: /schema/student_evaluator
-
-
-class Pipeline(enum.StrEnum):
-    batched = "batched"  # the set on the device, vectorised draws, no workers
-    loader = "loader"  # RDED's per-sample transforms in DataLoader workers
-
-
-class Precision(enum.StrEnum):
-    auto = "auto"  # bf16 where the device computes it natively, else fp32 (fgdd.utils.precision)
-    fp32 = "fp32"
-    bf16 = "bf16"
 
 
 class SoftLabels(enum.StrEnum):
@@ -45,14 +35,6 @@ class Optimizer(enum.StrEnum):
 
 # torch.compile's modes, spelt as torch spells them (hence the functional form: member names with hyphens)
 CompileMode = enum.StrEnum("CompileMode", {m: m for m in ("default", "reduce-overhead", "max-autotune")})  # type: ignore[misc]
-
-
-def _choice(kind: type[enum.Enum], value: Any, name: str) -> Any:
-    try:
-        return kind(value)
-    except ValueError:
-        raise ConfigError(f"evaluator.{name} must be one of {', '.join(m.value for m in kind)}, "
-                          f"got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -87,9 +69,9 @@ class StudentSettings:
         # strings (Python callers) become the enums; the schema already refused any other value
         for name, kind in (("pipeline", Pipeline), ("precision", Precision), ("soft_labels", SoftLabels),
                            ("optimizer", Optimizer)):
-            object.__setattr__(self, name, _choice(kind, getattr(self, name), name))
+            object.__setattr__(self, name, choice(kind, getattr(self, name), f"evaluator.{name}"))
         if self.compile is not None:
-            object.__setattr__(self, "compile", _choice(CompileMode, self.compile, "compile"))
+            object.__setattr__(self, "compile", choice(CompileMode, self.compile, "evaluator.compile"))
         if self.epochs < 1 or self.eval_every < 1 or self.val_batch_size < 1 or self.num_workers < 0:
             raise ConfigError(
                 f"evaluator needs epochs, eval_every, val_batch_size >= 1 and num_workers >= 0; got "
@@ -118,11 +100,6 @@ class StudentSettings:
             raise ConfigError(f"evaluator.momentum must be in [0, 1), got {self.momentum}")
         if self.lr_step is not None and self.lr_step < 1:
             raise ConfigError(f"evaluator.lr_step must be >= 1 or null (RDED's cosine), got {self.lr_step}")
-
-
-def plain(settings: StudentSettings) -> dict[str, Any]:
-    """The fields as plain values (the enums as their strings): a logger's hparams."""
-    return {k: (str(v) if isinstance(v, enum.Enum) else v) for k, v in dataclasses.asdict(settings).items()}
 
 
 def check_student_settings(node: Any) -> None:

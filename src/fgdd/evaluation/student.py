@@ -20,8 +20,9 @@ from fgdd.evaluation.labels import mixed_label_ce as mixed_label_ce
 from fgdd.evaluation.labels import soft_label_kl as soft_label_kl
 from fgdd.evaluation.labels import soft_target_kl as soft_target_kl
 from fgdd.evaluation.optim import configure
-from fgdd.evaluation.settings import StudentSettings, plain
+from fgdd.evaluation.settings import StudentSettings
 from fgdd.training.batches import DeviceBatches
+from fgdd.utils.choices import plain
 from fgdd.utils.normalise import normalise
 
 # PRECISIONS, native_bf16 and use_bf16 lived here before fgdd.utils.precision: still importable from here
