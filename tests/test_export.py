@@ -13,14 +13,7 @@ import torch
 from omegaconf import OmegaConf
 
 from fgdd.errors import FgddError
-from fgdd.export import (
-    LABELS,
-    export_run,
-    load_export,
-    main,
-    strip_order,
-    strip_pixel_order,
-)
+from fgdd.export import LABELS, export_run, load_export, main
 from fgdd.run import run
 from tests.test_run import tiny_cfg
 
@@ -96,14 +89,14 @@ def test_round_trip_trains_the_same_student_to_the_same_accuracy(exported) -> No
 def test_labels_are_the_teachers_on_the_inputs_fgdds_student_sees(exported) -> None:
     from fgdd.evaluation.augment import StudentTrainTransform
     from fgdd.evaluation.loaders import AugmentedDistilledSet, SeededEpochSampler
-    from fgdd.utils.seeding import derive_seed
+    from fgdd.utils.seeding import STUDENT_DATA, derive_seed
 
     run_dir, out, _ = exported
     cfg, dataset, teacher, distilled = run_parts(run_dir)
     export = load_export(out)
     images = export.images()
     train_set = AugmentedDistilledSet.preload(distilled, 10, StudentTrainTransform(32, 2, dataset.mean, dataset.std))
-    sampler = SeededEpochSampler(len(train_set), derive_seed(int(cfg.seed), "student-data"))
+    sampler = SeededEpochSampler(len(train_set), derive_seed(int(cfg.seed), STUDENT_DATA))
     for r in range(ROUNDS):
         rebuilt = export.inputs(r, images)  # (n, 3, 32, 32) from the stored parameters alone
         seen = {index: train_set[(index, seed)][0] for index, seed in sampler}  # fgdd's epoch r, sampled in turn
@@ -180,14 +173,6 @@ def test_an_export_is_pinned(tmp_path) -> None:
     """What export draws and stores, and the inputs a consumer rebuilds, as recorded (PINNED_TENSORS, _INPUTS)."""
     tensors, inputs = pinned_export_digests(tmp_path)
     assert tensors == PINNED_TENSORS and inputs == PINNED_INPUTS
-
-
-@pytest.mark.parametrize("size,factor", [(32, 2), (33, 2), (35, 3), (16, 1)])
-def test_strip_orders_invert_each_other(size: int, factor: int) -> None:
-    for order in (torch.randperm(factor, generator=torch.Generator().manual_seed(s)) for s in range(5)):
-        pixels = strip_pixel_order(size, factor, order)
-        assert sorted(pixels.tolist()) == list(range(size))
-        assert torch.equal(strip_order(pixels, size, factor), order)
 
 
 def test_errors_name_the_remedy(exported, tmp_path) -> None:
