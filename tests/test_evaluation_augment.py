@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from fgdd.data.transforms import eval_transform
-from fgdd.evaluation.augment import StudentTrainTransform, cutmix
+from fgdd.evaluation.augment import StudentTrainTransform, cutmix, strip_pixel_order, strip_pixel_orders
 from fgdd.utils.boxes import resized_crop_box
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -51,10 +51,24 @@ def test_strip_shuffle_keeps_odd_sizes_and_pixels() -> None:
     g = torch.Generator().manual_seed(3)
     for _ in range(5):
         params = transform.draw(7, 7, g)
-        assert sorted(params["rows"].tolist()) == sorted(params["cols"].tolist()) == list(range(7))
+        assert sorted(params["rows"].tolist()) == sorted(params["cols"].tolist()) == [0, 1]  # strip orders
+        assert sorted(strip_pixel_order(7, 2, params["rows"]).tolist()) == list(range(7))
         out = _strips_only(transform, image, g)
         assert out.shape == image.shape
         assert torch.equal(out.flatten().sort().values, image.float().flatten().sort().values)
+
+
+@pytest.mark.parametrize("size,factor", [(32, 2), (33, 2), (35, 3), (16, 1)])
+def test_strip_pixel_order_lays_out_whole_strips(size: int, factor: int) -> None:
+    # strip k covers [k*s, (k+1)*s), s = size // factor, the last one also the remainder; every pixel once
+    step = size // factor
+    orders = torch.stack([torch.randperm(factor, generator=torch.Generator().manual_seed(s)) for s in range(6)])
+    for order, pixels in zip(orders, strip_pixel_orders(size, factor, orders)):
+        assert torch.equal(pixels, strip_pixel_order(size, factor, order))
+        assert sorted(pixels.tolist()) == list(range(size))
+        lengths = [step + (size - factor * step if k == factor - 1 else 0) for k in order.tolist()]
+        for k, strip in zip(order.tolist(), pixels.split(lengths)):
+            assert strip.tolist() == list(range(k * step, k * step + len(strip)))
 
 
 def test_cutmix_box_area_matches_lambda() -> None:
@@ -158,15 +172,9 @@ def test_stored_soft_labels_replay_and_spread_the_rest() -> None:
 # the batched pipeline (BatchAugment, BatchedEpochs)
 
 
-def _per_image_params(params: dict, k: int, size: int, factor: int) -> dict:
-    # BatchAugment's (n, factor) strip permutations as the per-image transform's pixel orders
-    from fgdd.evaluation.augment import _strip_order
-
-    def order(perm: torch.Tensor) -> torch.Tensor:
-        return _strip_order(size, factor, perm) if factor > 1 else torch.arange(size)
-
-    return {"rows": order(params["rows"][k]), "cols": order(params["cols"][k]), "box": params["box"][k],
-            "flip": params["flip"][k]}
+def _per_image_params(params: dict, k: int) -> dict:
+    # sample k of BatchAugment's draws: the same keys and meanings as the per-image transform's (strip orders)
+    return {key: params[key][k] for key in ("rows", "cols", "box", "flip")}
 
 
 @pytest.mark.parametrize("input_size, factor, source", [(32, 1, 32), (64, 2, 64), (16, 2, 17), (32, 2, 40), (12, 3, 13)])
@@ -183,7 +191,7 @@ def test_batched_augmentation_gives_the_per_image_pixels(input_size: int, factor
     batch = augment.apply_batch(pixels, index, params)
     assert batch.shape == (len(index), 3, input_size, input_size) and batch.dtype == torch.float32
     for k, i in enumerate(index.tolist()):
-        expected = per_image.apply(pixels[i], _per_image_params(params, k, source, factor))
+        expected = per_image.apply(pixels[i], _per_image_params(params, k))
         torch.testing.assert_close(batch[k], expected, rtol=0, atol=1e-5)
 
 

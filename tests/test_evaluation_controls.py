@@ -3,7 +3,9 @@ a holdout that leaves out the distilled set's sources, or on the test set), and 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
+from fgdd.cache.keyed import key_digest
 from fgdd.data.base import folder_split
 from fgdd.errors import ConfigError
 from fgdd.evaluation import SoftLabelEvaluator
@@ -234,6 +237,33 @@ def test_reference_trains_on_the_whole_training_split_once_then_reads_its_cache(
     assert len(again.calls) == 1
     cached = list((tmp_path / "cache" / "full_real").glob("fake-*.json"))
     assert len(cached) == 2 and "student_init_sha256" in json.loads(cached[0].read_text())["key"]
+
+
+def test_a_reference_cached_under_its_old_name_is_read_once_and_then_found_under_the_current_one(
+        tmp_path, caplog) -> None:
+    dataset = FakeDataset(tmp_path / "data")
+    evaluator = FullRealEvaluator(CountingInner(), dataset, cache_dir=str(tmp_path / "cache"))
+    key = evaluator.key(dataset.train(), dataset.val(), tiny_student(), 0.01, 0, SPEC, {"accelerator": "cpu"})
+    # written the way fgdd wrote it before the cache was a keyed entry: <dataset>-<sha256 of the key, 20 chars>.json
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    folder = tmp_path / "cache" / "full_real"
+    folder.mkdir(parents=True)
+    old = folder / f"fake-{digest[:20]}.json"
+    old.write_text(json.dumps({"key": key, "metrics": {"student/top1_final": 0.5}}, indent=2, sort_keys=True,
+                              default=str) + "\n")
+    inner = CountingInner()
+    with caplog.at_level(logging.INFO, logger="fgdd.cache.keyed"):
+        assert reference(tmp_path, inner, tiny_student()) == {"student/top1_final": 0.5, "reference/cached": 1.0}
+    assert inner.calls == [] and "copied to its current name" in caplog.text
+    current = folder / f"fake-{digest[:12]}.json"  # the same digest of the same key, fgdd.cache.keyed's length
+    assert json.loads(current.read_text()) == json.loads(old.read_text())  # the same key and metrics
+    old.rename(folder / "elsewhere")  # from now on the current name is what is read
+    assert reference(tmp_path, inner, tiny_student())["student/top1_final"] == 0.5 and inner.calls == []
+    # an old file written for another key is not this run's reference: trained, stored under the current name
+    other = {**key, "seed": 1}
+    (folder / f"fake-{key_digest(other)[:20]}.json").write_text(json.dumps({"key": key, "metrics": {}}))
+    assert reference(tmp_path, inner, tiny_student(), seed=1)["reference/cached"] == 0.0 and len(inner.calls) == 1
+    assert "written for another key" in caplog.text and (folder / f"fake-{key_digest(other)[:12]}.json").is_file()
 
 
 def test_reference_needs_hard_labels_and_a_batch_size(tmp_path) -> None:

@@ -13,14 +13,7 @@ import torch
 from omegaconf import OmegaConf
 
 from fgdd.errors import FgddError
-from fgdd.export import (
-    LABELS,
-    export_run,
-    load_export,
-    main,
-    strip_order,
-    strip_pixel_order,
-)
+from fgdd.export import LABELS, export_run, load_export, main
 from fgdd.run import run
 from tests.test_run import tiny_cfg
 
@@ -96,14 +89,14 @@ def test_round_trip_trains_the_same_student_to_the_same_accuracy(exported) -> No
 def test_labels_are_the_teachers_on_the_inputs_fgdds_student_sees(exported) -> None:
     from fgdd.evaluation.augment import StudentTrainTransform
     from fgdd.evaluation.loaders import AugmentedDistilledSet, SeededEpochSampler
-    from fgdd.utils.seeding import derive_seed
+    from fgdd.utils.seeding import STUDENT_DATA, derive_seed
 
     run_dir, out, _ = exported
     cfg, dataset, teacher, distilled = run_parts(run_dir)
     export = load_export(out)
     images = export.images()
     train_set = AugmentedDistilledSet.preload(distilled, 10, StudentTrainTransform(32, 2, dataset.mean, dataset.std))
-    sampler = SeededEpochSampler(len(train_set), derive_seed(int(cfg.seed), "student-data"))
+    sampler = SeededEpochSampler(len(train_set), derive_seed(int(cfg.seed), STUDENT_DATA))
     for r in range(ROUNDS):
         rebuilt = export.inputs(r, images)  # (n, 3, 32, 32) from the stored parameters alone
         seen = {index: train_set[(index, seed)][0] for index, seed in sampler}  # fgdd's epoch r, sampled in turn
@@ -127,12 +120,59 @@ def test_topk_labels_are_the_stored_form(exported) -> None:
     assert torch.allclose(full.targets(0), probs[0])
 
 
-@pytest.mark.parametrize("size,factor", [(32, 2), (33, 2), (35, 3), (16, 1)])
-def test_strip_orders_invert_each_other(size: int, factor: int) -> None:
-    for order in (torch.randperm(factor, generator=torch.Generator().manual_seed(s)) for s in range(5)):
-        pixels = strip_pixel_order(size, factor, order)
-        assert sorted(pixels.tolist()) == list(range(size))
-        assert torch.equal(strip_order(pixels, size, factor), order)
+class PixelTeacher(torch.nn.Module):
+    """Logits that are input pixels (row 5 of the red channel): no reduction whose rounding depends on the CPU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0, 5, :3]  # (n, 3 classes)
+
+
+def pinned_export_digests(tmp_path: Path) -> tuple[dict[str, str], str]:
+    """The export of a fixed set: (a digest of each stored tensor, a digest of every round's rebuilt inputs). PNG
+    mosaics of seeded pixels and a teacher that copies pixels, so every value is exact arithmetic or a fixed-order
+    resize: the same on any CPU."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from fgdd.export import export_set
+    from fgdd.selection.distilled_set import DistilledSet, Patch, write_distilled_set
+
+    g = torch.Generator().manual_seed(0)
+    classes = ["a", "b", "c"]
+    selection = {label: [Patch(label=label, source=f"{label}/{k}.png", box=(0, 0, 10, 10), source_size=(10, 10),
+                               score=None, pixels=torch.randint(0, 256, (3, 10, 10), generator=g) / 255.0)
+                         for k in range(8)] for label in range(3)}  # ipc 2 of 2x2 mosaics, 20 x 20 pixels
+    root = write_distilled_set(tmp_path / "set", selection, classes, ipc=2, factor=2, image_format="png")
+    dataset = SimpleNamespace(name="pinned", classes=classes, input_size=16, mean=(0.4, 0.5, 0.6),
+                              std=(0.2, 0.25, 0.3))
+    out = tmp_path / "export"
+    export_set(DistilledSet(root, classes), dataset, PixelTeacher(), out, seed=3, temperature=20.0,
+               teacher_record={}, source_run=tmp_path, rounds=3, labels="logits", topk=10,
+               device=torch.device("cpu"), batch_size=4)
+    export = load_export(out)
+
+    def digest(tensors: list[torch.Tensor]) -> str:
+        return hashlib.sha256(b"".join(str((t.dtype, tuple(t.shape))).encode() + t.contiguous().numpy().tobytes()
+                                       for t in tensors)).hexdigest()[:16]
+
+    names = ["labels", "sample_seeds", "col_strips", "row_strips", "crop_boxes", "flips", "logits"]
+    return {name: digest([export.tensors[name]]) for name in names}, digest([export.inputs(r) for r in range(3)])
+
+
+# recorded 2026-12-07 with export's own copy of the student transform, before export used the evaluator's
+# (``python tests/test_export.py`` prints them); re-record only for an intended change of what export writes
+PINNED_TENSORS = {
+    "labels": "8c9a7597a909b51f", "sample_seeds": "2795492e59c547df", "col_strips": "e99e33b5909a165e",
+    "row_strips": "cd7ea9947852d3c2", "crop_boxes": "e148c8bf0f213a89", "flips": "29794e6a9f719f91",
+    "logits": "3b56916ce93824e3",
+}
+PINNED_INPUTS = "ac8da3a52e6464c9"
+
+
+def test_an_export_is_pinned(tmp_path) -> None:
+    """What export draws and stores, and the inputs a consumer rebuilds, as recorded (PINNED_TENSORS, _INPUTS)."""
+    tensors, inputs = pinned_export_digests(tmp_path)
+    assert tensors == PINNED_TENSORS and inputs == PINNED_INPUTS
 
 
 def test_errors_name_the_remedy(exported, tmp_path) -> None:
@@ -159,3 +199,10 @@ def test_command_line(exported, tmp_path, capsys) -> None:
     assert load_export(tmp_path / "cli").tensors["logits"].shape == (1, 10, 10)
     assert main([str(run_dir), str(tmp_path / "cli"), "--rounds", "1"]) == 2
     assert "never overwrites" in capsys.readouterr().err
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print(pinned_export_digests(Path(tmp)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import lightning
+import pytest
 import torch
 from torch import nn
 
@@ -35,3 +37,13 @@ def test_seeded_gives_manual_seeds_stream_and_leaves_the_global_rng_alone() -> N
         weight = nn.Linear(4, 3).weight.detach().clone()
     assert torch.equal(weight, expected)
     assert torch.equal(torch.random.get_rng_state(), before)  # later draws do not depend on the init
+
+
+def test_stage_seeds_are_beyond_what_lightnings_seed_everything_takes() -> None:
+    # why seed_everything is fgdd's own (see there): Lightning's refuses a 63-bit seed, which fgdd's takes whole
+    seed = derive_seed(0, seeding.STUDENT_INIT)
+    assert seed >= 2**32
+    with pytest.raises(ValueError, match="not in bounds"):
+        lightning.seed_everything(seed, verbose=False)
+    seeding.seed_everything(seed)
+    assert torch.initial_seed() == seed

@@ -40,10 +40,10 @@ import argparse
 import json
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -51,27 +51,14 @@ from torch import Tensor, nn
 
 from fgdd.run_folder import CONFIG, DISTILLED
 from fgdd.utils.io import file_sha256
-from fgdd.utils.normalise import channel_stats
+
+if TYPE_CHECKING:
+    from fgdd.evaluation.augment import StudentTrainTransform
 
 FORMAT = "fgdd-soft-labels/1"
 LABELS = "soft_labels.pt"
 DESCRIPTION = "export.json"
 IMAGES = "images"
-
-
-def strip_pixel_order(size: int, factor: int, order: Tensor) -> Tensor:
-    """(size,) pixel indices along one axis with the ``factor`` strips laid out in ``order`` (factor,): strip k
-    covers [k*s, (k+1)*s), s = size // factor, and the last strip also the remainder."""
-    step = size // factor
-    edges = [k * step for k in range(factor)] + [size]
-    return torch.cat([torch.arange(edges[k], edges[k + 1]) for k in order.tolist()])
-
-
-def strip_order(pixel_order: Tensor, size: int, factor: int) -> Tensor:
-    """(factor,) the strip order behind a pixel order (the inverse of ``strip_pixel_order``): each pixel's strip,
-    consecutive repeats collapsed (every strip appears once, as one run)."""
-    strip = (pixel_order // (size // factor)).clamp(max=factor - 1)  # (size,)
-    return torch.unique_consecutive(strip)
 
 
 @dataclass
@@ -83,15 +70,13 @@ class Augmentations:
     flips: Tensor  # (R, n) bool
 
 
-def draw_rounds(images: list[Tensor], seed: int, rounds: int, input_size: int, factor: int,
-                mean: Sequence[float], std: Sequence[float]) -> Augmentations:
-    """The augmentation of every image in fgdd's student epochs 0..rounds-1 for run ``seed``."""
-    from fgdd.evaluation.augment import StudentTrainTransform
+def draw_rounds(images: list[Tensor], seed: int, rounds: int, transform: StudentTrainTransform) -> Augmentations:
+    """The augmentation of every image in fgdd's student epochs 0..rounds-1 for run ``seed``: the draws of the
+    evaluator's own sampler and transform (``evaluator.pipeline=loader``)."""
     from fgdd.evaluation.loaders import SeededEpochSampler
     from fgdd.utils.seeding import STUDENT_DATA, derive_seed
 
-    n = len(images)
-    transform = StudentTrainTransform(input_size, factor, mean, std)
+    n, factor = len(images), transform.factor
     sampler = SeededEpochSampler(n, derive_seed(seed, STUDENT_DATA))  # the evaluator's sampler, same seed
     seeds = torch.zeros(rounds, n, dtype=torch.int64)
     cols = torch.zeros(rounds, n, factor, dtype=torch.int8)
@@ -104,41 +89,32 @@ def draw_rounds(images: list[Tensor], seed: int, rounds: int, input_size: int, f
             _, h, w = images[index].shape
             params = transform.draw(h, w, torch.Generator().manual_seed(sample_seed))
             seeds[r, index] = sample_seed
-            cols[r, index] = strip_order(params["cols"], w, factor)
-            rows[r, index] = strip_order(params["rows"], h, factor)
+            cols[r, index] = params["cols"]
+            rows[r, index] = params["rows"]
             boxes[r, index] = params["box"].to(torch.int32)
             flips[r, index] = bool(params["flip"])
     return Augmentations(seeds, cols, rows, boxes, flips)
 
 
-def augmented_input(image: Tensor, cols: Tensor, rows: Tensor, box: Sequence[int], flip: bool, input_size: int,
-                    mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """(3, h, w) uint8 -> (3, input_size, input_size) normalised: the documented recipe, from the stored params."""
-    _, h, w = image.shape
-    factor = len(cols)
-    x = image.float().div(255)
-    if factor > 1:
-        x = x[:, :, strip_pixel_order(w, factor, cols.long())][:, strip_pixel_order(h, factor, rows.long()), :]
-    top, left, height, width = (int(v) for v in box)
-    x = F.interpolate(x[None, :, top: top + height, left: left + width], size=(input_size, input_size),
-                      mode="bilinear", align_corners=False, antialias=True)[0]
-    if flip:
-        x = x.flip(-1)
-    m, s = channel_stats(mean, std, x.device)  # (1, 3, 1, 1)
-    return (x - m[0]) / s[0]
+def stored_params(col_strips: Tensor, row_strips: Tensor, crop_boxes: Tensor, flips: Tensor, r: int, i: int,
+                  ) -> dict[str, Tensor]:
+    """Image i's augmentation in round r, from the stored (R, n, ...) tensors, as ``StudentTrainTransform.apply``
+    takes it."""
+    return {"cols": col_strips[r, i].long(), "rows": row_strips[r, i].long(), "box": crop_boxes[r, i],
+            "flip": flips[r, i]}
 
 
 @torch.inference_mode()
-def teacher_logits(teacher: nn.Module, images: list[Tensor], aug: Augmentations, input_size: int,
-                   mean: Sequence[float], std: Sequence[float], device: torch.device, batch_size: int = 256) -> Tensor:
+def teacher_logits(teacher: nn.Module, images: list[Tensor], aug: Augmentations, transform: StudentTrainTransform,
+                   device: torch.device, batch_size: int = 256) -> Tensor:
     """(R, n, k) float32: the teacher (eval mode) on every image of every round."""
     teacher.eval()
     rounds, n = aug.sample_seeds.shape
     out: list[Tensor] = []
     for r in range(rounds):
-        inputs = torch.stack([augmented_input(images[i], aug.col_strips[r, i], aug.row_strips[r, i],
-                                              aug.crop_boxes[r, i].tolist(), bool(aug.flips[r, i]), input_size,
-                                              mean, std) for i in range(n)])  # (n, 3, s, s)
+        inputs = torch.stack([transform.apply(images[i], stored_params(aug.col_strips, aug.row_strips,
+                                                                       aug.crop_boxes, aug.flips, r, i))
+                              for i in range(n)])  # (n, 3, s, s)
         out.append(torch.cat([teacher(chunk.to(device)).float().cpu() for chunk in inputs.split(batch_size)]))
     return torch.stack(out)  # (R, n, k)
 
@@ -195,11 +171,13 @@ def export_set(distilled: Any, dataset: Any, teacher: nn.Module, out: Path, *, s
                device: torch.device, batch_size: int) -> Path:
     """Write ``out`` from a distilled set (fgdd.selection.DistilledSet), its dataset and teacher; ``seed``: the run's,
     ``temperature``: its student's, ``teacher_record``: export.json's "teacher" (arch name, checkpoint)."""
-    from fgdd.evaluation.augment import pil_to_uint8
+    from fgdd.evaluation.augment import StudentTrainTransform, pil_to_uint8
+    from fgdd.utils.seeding import STUDENT_DATA
 
     images = [pil_to_uint8(distilled[i][0]) for i in range(len(distilled))]
-    aug = draw_rounds(images, seed, rounds, dataset.input_size, distilled.factor, dataset.mean, dataset.std)
-    logits = teacher_logits(teacher, images, aug, dataset.input_size, dataset.mean, dataset.std, device, batch_size)
+    transform = StudentTrainTransform(dataset.input_size, distilled.factor, dataset.mean, dataset.std)
+    aug = draw_rounds(images, seed, rounds, transform)
+    logits = teacher_logits(teacher, images, aug, transform, device, batch_size)
     tensors: dict[str, Any] = {
         "format": FORMAT,
         "files": [path.relative_to(distilled.root).as_posix() for path, _ in distilled.samples],
@@ -228,7 +206,7 @@ def export_set(distilled: Any, dataset: Any, teacher: nn.Module, out: Path, *, s
         "seeds": {
             "run_seed": seed,
             "rule": "round r = fgdd student epoch r with evaluator.pipeline=loader: sampler seed "
-                    "derive_seed(run_seed, 'student-data'); image i's "
+                    f"derive_seed(run_seed, {STUDENT_DATA!r}); image i's "
                     "draws from torch.Generator().manual_seed(sample_seeds[r, i]) in the order column strips, row "
                     "strips (f > 1 only), crop box (RandomResizedCrop, scale (1/f, 1), ratio (3/4, 4/3)), flip (p 0.5)",
         },
@@ -283,11 +261,14 @@ class ExportedSet:
 
     def inputs(self, r: int, images: list[Tensor] | None = None) -> Tensor:
         """(n, 3, s, s): round r's augmented, normalised inputs, rebuilt from the stored parameters."""
+        from fgdd.evaluation.augment import StudentTrainTransform
+
         images = images if images is not None else self.images()
         d, t = self.description, self.tensors
-        return torch.stack([augmented_input(img, t["col_strips"][r, i], t["row_strips"][r, i],
-                                            t["crop_boxes"][r, i].tolist(), bool(t["flips"][r, i]), d["input_size"],
-                                            d["normalisation"]["mean"], d["normalisation"]["std"])
+        transform = StudentTrainTransform(d["input_size"], d["factor"], d["normalisation"]["mean"],
+                                          d["normalisation"]["std"])
+        return torch.stack([transform.apply(img, stored_params(t["col_strips"], t["row_strips"], t["crop_boxes"],
+                                                               t["flips"], r, i))
                             for i, img in enumerate(images)])
 
     def targets(self, r: int, temperature: float | None = None) -> Tensor:

@@ -104,6 +104,27 @@ class KeyedEntry:
             return False
         return True
 
+    def adopt_json(self, old: str | Path, parse: Callable[[dict[str, Any]], T]) -> T | None:
+        """The value of a JSON record ``{"key": ..., **fields}`` that an older fgdd wrote for this key under another
+        name (``old``), copied to this entry's path so that later reads find it here; the old file stays where it
+        was (older versions still read it). None when ``old`` is absent, unreadable or holds another key (logged,
+        left alone: the value is computed again and stored under the new name)."""
+        old = Path(old)
+        if not old.is_file():
+            return None
+        try:
+            record = json.loads(old.read_text())
+            if canonical(record["key"]) != self.key:
+                raise ValueError("written for another key")
+            value = parse(record)
+        except Exception as error:  # whatever a damaged file raises, as in ``read``
+            log.warning("ignoring the older cache entry %s (%s: %s); computing it again", old,
+                        type(error).__name__, error)
+            return None
+        self.write_json({k: v for k, v in record.items() if k != "key"})  # a concurrent adopter's copy is the same
+        log.info("cache entry %s copied to its current name %s", old, self.path)
+        return value
+
     # -- folder entries ----------------------------------------------------------------------------------------
     def folder_matches(self) -> bool:
         """Whether the folder exists with this key in ``cache_key.json``; a folder with another or an unreadable

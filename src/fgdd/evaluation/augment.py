@@ -18,12 +18,20 @@ from fgdd.utils.normalise import channel_stats
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 
 
-def _strip_order(size: int, factor: int, perm: Tensor) -> Tensor:
-    # pixel indices along one axis with the factor strips put in `perm` order; the last strip keeps the remainder
-    # so an odd size is not shortened (RDED's loop drops it)
+def strip_pixel_order(size: int, factor: int, order: Tensor) -> Tensor:
+    """(size,) pixel indices along one axis with the ``factor`` strips laid out in ``order`` (factor,): strip k covers
+    [k*s, (k+1)*s), s = size // factor, and the last strip also the remainder, so an odd size is not shortened
+    (RDED's loop drops it)."""
     step = size // factor
     edges = [k * step for k in range(factor)] + [size]
-    return torch.cat([torch.arange(edges[k], edges[k + 1]) for k in perm.tolist()])
+    return torch.cat([torch.arange(edges[k], edges[k + 1]) for k in order.tolist()])
+
+
+def strip_pixel_orders(size: int, factor: int, orders: Tensor) -> Tensor:
+    """(n, size): ``strip_pixel_order`` of each row of ``orders`` (n, factor), each distinct order built once (there
+    are at most factor! of them)."""
+    distinct, which = orders.cpu().unique(dim=0, return_inverse=True)
+    return torch.stack([strip_pixel_order(size, factor, order) for order in distinct])[which]
 
 
 def cutmix_params(n: int, height: int, width: int, generator: torch.Generator) -> tuple[Tensor, tuple[int, int, int, int], float]:
@@ -73,12 +81,13 @@ class StudentTrainTransform:
         self.std = list(std)
 
     def draw(self, height: int, width: int, generator: torch.Generator) -> dict[str, Tensor]:
-        # the draws in RDED's order: column strips, row strips (ShufflePatches, factor > 1 only), crop box, flip
+        # the draws in RDED's order: column strips, row strips (ShufflePatches, factor > 1 only), crop box, flip;
+        # "cols" / "rows" (factor,) the strip orders (strip_pixel_order), "box" (top, left, height, width)
         if self.factor > 1:
-            cols = _strip_order(width, self.factor, torch.randperm(self.factor, generator=generator))  # (w,)
-            rows = _strip_order(height, self.factor, torch.randperm(self.factor, generator=generator))  # (h,)
+            cols = torch.randperm(self.factor, generator=generator)
+            rows = torch.randperm(self.factor, generator=generator)
         else:
-            cols, rows = torch.arange(width), torch.arange(height)  # identity; nothing is drawn (as RDED)
+            cols, rows = torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long)  # identity, not drawn
         box = resized_crop_box(height, width, self.scale, CROP_RATIO, generator, torch.float64)
         flip = torch.rand(1, generator=generator).item() < 0.5
         return {"rows": rows, "cols": cols, "box": torch.tensor(box), "flip": torch.tensor(flip)}
@@ -86,7 +95,10 @@ class StudentTrainTransform:
     def apply(self, image: Tensor, params: dict[str, Tensor]) -> Tensor:
         x = image.float().div(255)  # (c, h, w) uint8 -> [0, 1], what ToTensor gives
         if self.factor > 1:
-            x = x[:, :, params["cols"].to(x.device)][:, params["rows"].to(x.device), :]
+            _, h, w = x.shape
+            cols = strip_pixel_order(w, self.factor, params["cols"]).to(x.device)  # (w,)
+            rows = strip_pixel_order(h, self.factor, params["rows"]).to(x.device)  # (h,)
+            x = x[:, :, cols][:, rows, :]
         i, j, h, w = (int(v) for v in params["box"])
         x = TF.resized_crop(x, i, j, h, w, [self.input_size, self.input_size], antialias=True)
         if bool(params["flip"]):
@@ -100,9 +112,9 @@ class StudentTrainTransform:
         x = pixels[index.to(device)].float().div(255)  # (n, c, h, w)
         n, c, h, w = x.shape
         if self.factor > 1:  # pure indexing: exactly the per-image strip shuffle
-            cols = params["cols"].to(device)[:, None, None, :].expand(n, c, h, w)
+            cols = strip_pixel_orders(w, self.factor, params["cols"]).to(device)[:, None, None, :].expand(n, c, h, w)
             x = x.gather(3, cols)
-            rows = params["rows"].to(device)[:, None, :, None].expand(n, c, h, w)
+            rows = strip_pixel_orders(h, self.factor, params["rows"]).to(device)[:, None, :, None].expand(n, c, h, w)
             x = x.gather(2, rows)
         size = self.input_size
         out = x.new_empty(n, c, size, size)
@@ -207,9 +219,7 @@ class BatchAugment:
         # (n, out, size): output pixel <- source pixel of the original (unshuffled) image along one axis
         weights = _resize_weights(start, length, size, self.input_size)  # over the strip-shuffled axis
         if self.factor > 1:  # shuffled position p shows source pixel order[p]; move each weight column there
-            perms, which = strips.cpu().unique(dim=0, return_inverse=True)  # at most factor! distinct strip orders
-            order = torch.stack([_strip_order(size, self.factor, perm) for perm in perms])[which]  # (n, size)
-            order = order.to(weights.device)
+            order = strip_pixel_orders(size, self.factor, strips).to(weights.device)  # (n, size)
             weights = torch.zeros_like(weights).scatter_(2, order[:, None, :].expand_as(weights), weights)
         if flip is not None:
             weights = torch.where(flip[:, None, None], weights.flip(1), weights)

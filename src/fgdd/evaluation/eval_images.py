@@ -126,7 +126,8 @@ class StreamedEvalImages(EvalImages):
 
 
 class EvalBatches:
-    """An iterable over ``EvalImages`` batches with a length, for Lightning's validation loop (``shard``: DDP).
+    """An iterable over ``EvalImages`` batches with a length: a Lightning validation loader (the teacher's), or the
+    student's validations (``shard``: this rank's share under DDP).
     Batches are uint8, or normalised float32 when ``mean`` and ``std`` are given."""
 
     def __init__(self, images: EvalImages, batch_size: int, shard: bool = True,

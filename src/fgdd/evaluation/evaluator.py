@@ -23,7 +23,7 @@ from fgdd.evaluation.labels import label_source
 from fgdd.evaluation.loaders import AugmentedDistilledSet, AugmentParamsSet, SeededEpochSampler
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
 from fgdd.evaluation.settings import Pipeline, StudentSettings
-from fgdd.evaluation.student import SoftLabelStudent, TailValidationSchedule, validation_epochs
+from fgdd.evaluation.student import SoftLabelStudent, validation_epochs
 from fgdd.training.batches import BatchedEpochs, DeviceBatches
 from fgdd.utils.console import progress_bars
 from fgdd.utils.seeding import STUDENT_DATA, STUDENT_EPOCH, STUDENT_INIT, STUDENT_WORKERS, derive_seed, seed_everything
@@ -190,23 +190,22 @@ class SoftLabelEvaluator:
                 persistent_workers=s.num_workers > 0,
                 pin_memory=torch.cuda.is_available(),
             )
-        val_loader = EvalBatches(val, s.val_batch_size)  # uint8 batches, normalised by the module
-
         restore = _teacher_state(labels.teacher)  # before the module freezes it
-        module = SoftLabelStudent(student, labels, s, lr=lr, seed=seed, device_batches=device_batches, mean=mean,
-                                  std=std)
+        # validated at the end of RDED's tail epochs only (the module's schedule: Lightning's validation loop is not
+        # used), so early epochs pay no val-set pass
+        module = SoftLabelStudent(student, labels, s, lr=lr, seed=seed, device_batches=device_batches,
+                                  val_batches=EvalBatches(val, s.val_batch_size),  # this rank's share, uint8
+                                  validate_on=validation_epochs(s.epochs, s.eval_every, s.tail_fraction),
+                                  mean=mean, std=std)
         module.hparams.update({"batch_size": batch_size, "ipc": ipc, "factor": factor, "input_size": input_size})
-        schedule = validation_epochs(s.epochs, s.eval_every, s.tail_fraction)
         kwargs: dict[str, Any] = {
-            "num_sanity_val_steps": 0,  # the first validation is in the tail anyway
             "enable_checkpointing": False,  # a student is cheap to retrain; the metrics are the output
             "enable_model_summary": False,
         }
         kwargs.update(trainer_kwargs)
-        kwargs["callbacks"] = [*list(kwargs.get("callbacks") or []), TailValidationSchedule(schedule),
+        kwargs["callbacks"] = [*list(kwargs.get("callbacks") or []),
                                *progress_bars(kwargs.get("enable_progress_bar", True))]
-        trainer = L.Trainer(max_epochs=s.epochs, check_val_every_n_epoch=1,
-                            logger=logger if logger is not None else False, **kwargs)
+        trainer = L.Trainer(max_epochs=s.epochs, logger=logger if logger is not None else False, **kwargs)
 
         start = time.perf_counter()
         try:
@@ -215,7 +214,7 @@ class SoftLabelEvaluator:
                 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
                 # the frozen teacher is in eval mode on purpose
                 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
-                trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+                trainer.fit(module, train_dataloaders=train_loader)
         finally:
             restore()
         seconds = time.perf_counter() - start

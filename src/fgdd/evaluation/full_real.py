@@ -3,14 +3,12 @@ labels on the whole real training split, tested on the val split. The run's dist
 
 One such training costs as much as hundreds of distilled-set students, and its result depends only on the
 dataset, the student's architecture and initial weights (the run seed), the recipe and the kind of device; so it
-is cached under ``<cache_dir>/full_real/`` keyed by exactly these, and every other run of a sweep (other selectors,
-IPCs, teachers, tables) with the same key reads it back instead of training again.
+is cached under ``<cache_dir>/full_real/`` (fgdd.cache.full_real) keyed by exactly these, and every other run of a
+sweep (other selectors, IPCs, teachers, tables) with the same key reads it back instead of training again.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,12 +20,12 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import fgdd
+from fgdd.cache.full_real import ReferenceCache
 from fgdd.data.spec import DatasetSpec
 from fgdd.errors import ConfigError
 from fgdd.evaluation.optim import DEFAULTS as OPTIMIZER_DEFAULTS
 from fgdd.models.checkpoint import weights_sha256
 from fgdd.utils.distributed import is_main_process
-from fgdd.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -53,31 +51,6 @@ def _device_type(trainer_kwargs: Mapping[str, Any]) -> str:
     if accelerator == "cpu" or not torch.cuda.is_available():
         return "cpu"
     return "cuda"  # CPU and CUDA kernels round differently; a reference made on one is not the other's
-
-
-class ReferenceCache:
-    """``<cache_dir>/full_real/<dataset>-<sha256 of the key>.json``: {"key": {...}, "metrics": {...}}."""
-
-    def __init__(self, cache_dir: str | Path, dataset_name: str, key: dict[str, Any]) -> None:
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-        self.path = Path(cache_dir) / "full_real" / f"{dataset_name}-{digest[:20]}.json"
-        self.key = key
-
-    def get(self) -> dict[str, float] | None:
-        if not self.path.is_file():
-            return None
-        try:
-            record = json.loads(self.path.read_text())
-            if record["key"] != json.loads(json.dumps(self.key, default=str)):
-                raise ValueError("its key differs from this run's")
-            metrics = {str(k): float(v) for k, v in record["metrics"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            log.warning("ignoring the cached full-real reference %s (%s); training it again", self.path, error)
-            return None
-        return metrics
-
-    def put(self, metrics: Mapping[str, float]) -> None:
-        atomic_write_json(self.path, {"key": self.key, "metrics": dict(metrics)})
 
 
 class WholeTrainSplit(Dataset):

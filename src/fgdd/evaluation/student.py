@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from fgdd.errors import ConfigError
@@ -57,22 +56,14 @@ def validation_epochs(epochs: int, eval_every: int, tail_fraction: float) -> lis
     return sorted(tail | {epochs - 1})
 
 
-class TailValidationSchedule(Callback):
-    """Runs Lightning's validation loop only on the given epochs, so early epochs pay no val-set loading."""
-
-    def __init__(self, epochs: list[int]) -> None:
-        self.epochs = set(epochs)
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Lightning checks (current_epoch + 1) % check_val_every_n_epoch == 0 at each epoch end; current_epoch + 2
-        # never divides current_epoch + 1
-        epoch = trainer.current_epoch
-        trainer.check_val_every_n_epoch = 1 if epoch in self.epochs else epoch + 2
-
-
 class SoftLabelStudent(L.LightningModule):
     """The student's training loop: each batch's loss from its label source (fgdd.evaluation.labels), validation
-    on the val split; ``settings`` give the optimizer, precision, memory layout and compile mode."""
+    on the val split at the end of the epochs ``validate_on`` (RDED's tail, ``validation_epochs``); ``settings``
+    give the optimizer, precision, memory layout and compile mode.
+
+    The validations are the module's, not Lightning's validation loop: Lightning validates periodically from the
+    first epoch (``check_val_every_n_epoch``) and has no setting for a set of epochs; the schedule is fixed here,
+    before training, instead of changing the Trainer's setting while it runs."""
 
     def __init__(
         self,
@@ -83,6 +74,8 @@ class SoftLabelStudent(L.LightningModule):
         lr: float,
         seed: int,
         device_batches: DeviceBatches | None = None,  # the set's pixels + augmentation, applied where training runs
+        val_batches: Iterable[tuple[Tensor, Tensor]] = (),  # uint8 images (this rank's share), labels
+        validate_on: Collection[int] = (),  # 0-based epochs whose end validates
         mean: Sequence[float] | None = None,  # validation batches arrive as uint8 and are normalised here
         std: Sequence[float] | None = None,
     ) -> None:
@@ -103,6 +96,8 @@ class SoftLabelStudent(L.LightningModule):
         # the distilled set (N, 3, h, w) uint8 and its augmentation, moved to the training device at fit start; a plain
         # attribute, not a buffer: DDP would broadcast a buffer on every step and the state dict would carry it
         self.device_batches = device_batches
+        self.val_batches = val_batches
+        self.validate_on = frozenset(validate_on)
         self.resolved_precision: Resolved = "fp32"  # settings.precision resolved on the training device at fit start
         self.mean = list(mean) if mean is not None else None
         self.std = list(std) if std is not None else None
@@ -111,10 +106,10 @@ class SoftLabelStudent(L.LightningModule):
         self._forward: dict[str, nn.Module] = {"student": self.student}
         if self.teacher is not None:
             self._forward["teacher"] = self.teacher
-        self.save_hyperparameters(ignore=["student", "labels", "settings", "device_batches"])
+        self.save_hyperparameters(ignore=["student", "labels", "settings", "device_batches", "val_batches",
+                                          "validate_on"])
         self.hparams.update(plain(settings))
         self.val_history: list[dict[str, float]] = []  # one entry per validation: epoch, top1, top5 (fractions)
-        self._val_counts: Tensor | None = None
 
     def train(self, mode: bool = True) -> SoftLabelStudent:
         # Lightning switches the whole module to train mode each epoch; the teacher must stay in eval mode
@@ -167,32 +162,43 @@ class SoftLabelStudent(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.log("student/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)
+        if self.current_epoch in self.validate_on:
+            self.validate()
 
-    def on_validation_epoch_start(self) -> None:
-        self._val_counts = torch.zeros(3, device=self.device, dtype=torch.float64)  # top-1 hits, top-5 hits, seen
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        images, labels = batch  # (n, 3, s, s) uint8 (fgdd.evaluation.eval_images), (n,)
+    def validate(self) -> None:
+        """Top-1 and top-5 on the val split, summed over the ranks, appended to ``val_history`` and logged; as
+        Lightning's validation loop ran it: eval mode, no autograd, the Trainer's precision context."""
         if self.mean is None or self.std is None:
             raise ConfigError("validation needs the dataset's mean and std (SoftLabelStudent(mean=..., std=...))")
-        images = self._layout(normalise(images, self.mean, self.std))
-        with self._autocast():
-            logits = self._forward["student"](images)  # (n, k)
-        k = min(5, logits.shape[1])
-        hits = logits.topk(k, dim=1).indices.eq(labels[:, None])  # (n, k)
-        assert self._val_counts is not None
-        seen = torch.tensor(len(labels), device=hits.device)
-        self._val_counts += torch.stack([hits[:, 0].sum(), hits.any(dim=1).sum(), seen]).to(self._val_counts)
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
-            return
-        assert self._val_counts is not None
-        counts = self.trainer.strategy.reduce(self._val_counts, reduce_op="sum")
+        self._rank0_buffers()
+        training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                counts = torch.zeros(3, device=self.device, dtype=torch.float64)  # top-1 hits, top-5 hits, seen
+                for images, labels in self.val_batches:  # (n, 3, s, s) uint8 (fgdd.evaluation.eval_images), (n,)
+                    images, labels = images.to(self.device), labels.to(self.device)
+                    images = self._layout(normalise(images, self.mean, self.std))
+                    with self.trainer.precision_plugin.val_step_context(), self._autocast():
+                        logits = self._forward["student"](images)  # (n, k)
+                    k = min(5, logits.shape[1])
+                    hits = logits.topk(k, dim=1).indices.eq(labels[:, None])  # (n, k)
+                    seen = torch.tensor(len(labels), device=hits.device)
+                    counts += torch.stack([hits[:, 0].sum(), hits.any(dim=1).sum(), seen]).to(counts)
+                counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
+        finally:
+            self.train(training)
         top1, top5 = (counts[0] / counts[2]).item(), (counts[1] / counts[2]).item()
         self.val_history.append({"epoch": float(self.current_epoch), "top1": top1, "top5": top5})
         self.log("student/val_top1", top1, prog_bar=True)
         self.log("student/val_top5", top5)
+
+    def _rank0_buffers(self) -> None:
+        # under DDP, Lightning's validation loop ran through DDP's forward, which first broadcasts rank 0's buffers
+        # (batch-norm statistics, updated by each rank's last batch) to every rank: every rank validates that student
+        if self.trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            for buffer in self.student.buffers():
+                torch.distributed.broadcast(buffer, src=0)
 
     def configure_optimizers(self) -> dict:
         s = self.settings

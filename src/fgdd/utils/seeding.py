@@ -45,6 +45,11 @@ def generator(seed: int, *names: object) -> torch.Generator:
 
 
 def seed_everything(seed: int) -> None:
+    # Not Lightning's seed_everything, which refuses seeds above 2**32 - 1 (numpy's range; fgdd's stage seeds are
+    # 63-bit, derive_seed: measured, lightning 2.6 raises ValueError). With the seed folded into that range it would
+    # seed Python's random (measured: another stream) and CUDA's Philox generators (keyed by all 64 bits) with
+    # another value than fgdd always has, so a GPU student or teacher with dropout would train differently; and it
+    # sets PL_GLOBAL_SEED, on which Lightning's DDP strategies reseed every rank at setup.
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
