@@ -41,7 +41,7 @@ def test_grid_figure_has_a_panel_per_dataset_and_ipc(tmp_path, monkeypatch) -> N
             for dataset in ("cifar10", "shapes") for ipc in (1, 10) for method in ("random_real", "rded")
             for seed in (0, 1, 2) if (dataset, ipc) != ("shapes", 1)]
     drawn: dict = {}
-    monkeypatch.setattr("fgdd.report.plots._save", lambda fig, path: drawn.update(fig=fig) or path)
+    monkeypatch.setattr("fgdd.report.plots.save_figure", lambda fig, path: drawn.update(fig=fig) or path)
     path = grid_accuracy(rows, aggregate(rows, METRIC), METRIC, tmp_path / "grid_accuracy.png")
     assert path == tmp_path / "grid_accuracy.png"
     axes = drawn["fig"].axes
