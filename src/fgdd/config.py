@@ -101,11 +101,15 @@ def check_constructors(cfg: DictConfig) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-    from fgdd.evaluation.settings import check_student_settings
-    from fgdd.training.teacher_recipe import check_teacher_recipe
+    from fgdd.evaluation.settings import StudentEvaluatorSchema, StudentSettings
+    from fgdd.training.teacher_recipe import TeacherRecipe, TeacherRecipeSchema
 
-    for make, node in ((build_dataset, cfg.dataset), (build, cfg.selector), (check_teacher_recipe, cfg.teacher),
-                       (check_student_settings, cfg.evaluator)):
+    checks: list[tuple[Callable[[Any], Any], Any]] = [
+        (build_dataset, cfg.dataset), (build, cfg.selector),
+        (lambda node: check_typed_settings(node, TeacherRecipeSchema, TeacherRecipe), cfg.teacher),
+        (lambda node: check_typed_settings(node, StudentEvaluatorSchema, StudentSettings), cfg.evaluator),
+    ]
+    for make, node in checks:
         try:
             make(node)  # constructors only: they keep settings, load no model and (but one case) read no data
         except ConfigError:
@@ -116,6 +120,22 @@ def check_constructors(cfg: DictConfig) -> None:
             raise ConfigError(f"{error.full_key} has no value: set it, `{error.full_key}=...`") from None
         except (HydraException, OmegaConfBaseException) as error:
             raise ConfigError(str(error)) from None
+
+
+def check_typed_settings(node: Any, schema: type, settings: Callable[..., Any]) -> None:
+    """Build ``settings`` from every node under ``node`` that the structured config ``schema`` types (an evaluator's
+    own and a wrapping evaluator's ``inner``; a teacher's ``recipe``), so that the settings' own checks (ranges, rules
+    between fields) refuse a run before it starts. Builds nothing else (no torch import)."""
+    if not isinstance(node, DictConfig):
+        return
+    if OmegaConf.get_type(node) is schema:
+        values = OmegaConf.to_container(node, resolve=True)
+        assert isinstance(values, dict)
+        values.pop("_target_", None)  # the evaluator schema names its class; the settings are the rest
+        settings(**{str(k): v for k, v in values.items()})
+        return
+    for _, value in node.items_ex(resolve=False):  # an interpolation (dataset: ${dataset}) holds no settings
+        check_typed_settings(value, schema, settings)
 
 
 def compose_checked(overrides: Sequence[str], config_name: str = "run") -> DictConfig:

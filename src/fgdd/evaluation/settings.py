@@ -5,7 +5,7 @@ The same fields are registered as a Hydra structured config (``register_schema``
 through ``/schema/student_evaluator@_here_``), so that a wrong choice (``evaluator.pipeline=fast``) or a value of the
 wrong type is refused while the command line is composed, before anything runs, with the allowed values named.
 Numeric ranges and rules between fields are checked by ``StudentSettings.__post_init__`` (the run's config
-validation builds it, fgdd.config.check_constructors through ``check_student_settings``).
+validation builds it from every node the schema types: fgdd.config.check_typed_settings).
 """
 
 from __future__ import annotations
@@ -100,23 +100,6 @@ class StudentSettings:
             raise ConfigError(f"evaluator.momentum must be in [0, 1), got {self.momentum}")
         if self.lr_step is not None and self.lr_step < 1:
             raise ConfigError(f"evaluator.lr_step must be >= 1 or null (RDED's cosine), got {self.lr_step}")
-
-
-def check_student_settings(node: Any) -> None:
-    """``StudentSettings``' own checks (ranges, rules between fields) on every node of an evaluator config that the
-    schema types: the evaluator's own or a wrapping evaluator's ``inner``. Builds no evaluator (no torch import)."""
-    from omegaconf import DictConfig, OmegaConf
-
-    if not isinstance(node, DictConfig):
-        return
-    if OmegaConf.get_type(node) is StudentEvaluatorSchema:
-        values = OmegaConf.to_container(node, resolve=True)
-        assert isinstance(values, dict)
-        values.pop("_target_", None)
-        StudentSettings(**{str(k): v for k, v in values.items()})
-        return
-    for _, value in node.items_ex(resolve=False):  # an interpolation (dataset: ${dataset}) is no evaluator
-        check_student_settings(value)
 
 
 def _schema() -> type:

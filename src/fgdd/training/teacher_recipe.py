@@ -4,8 +4,8 @@ as enums, checked once, and the part of a trained teacher's cache key it gives.
 The same fields are registered as a Hydra structured config (``register_schema``; train.yaml's ``recipe`` takes it
 as its base through ``/schema/teacher_recipe@recipe``), so that a wrong choice (``teacher.recipe.augment=autoaugment``)
 is refused while the command line is composed, before anything runs, with the allowed values named. Numeric ranges
-are checked by ``TeacherRecipe.__post_init__`` (the run's config validation builds it, fgdd.config.check_constructors
-through ``check_teacher_recipe``). Imports nothing heavy: the schema is registered before Hydra configures logging.
+are checked by ``TeacherRecipe.__post_init__`` (the run's config validation builds it from the node the schema
+types: fgdd.config.check_typed_settings). Imports nothing heavy: the schema is registered before Hydra configures logging.
 """
 
 from __future__ import annotations
@@ -106,18 +106,6 @@ def _integer(value: Any) -> bool:
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def check_teacher_recipe(node: Any) -> None:
-    """``TeacherRecipe``'s own checks (ranges) on a teacher config's ``recipe`` where the schema types it (train.yaml;
-    checkpoint.yaml has none). Builds no teacher (no torch import)."""
-    from omegaconf import DictConfig, OmegaConf
-
-    recipe = node.get("recipe") if isinstance(node, DictConfig) else None
-    if isinstance(recipe, DictConfig) and OmegaConf.get_type(recipe) is TeacherRecipeSchema:
-        values = OmegaConf.to_container(recipe, resolve=True)
-        assert isinstance(values, dict)
-        TeacherRecipe(**{str(k): v for k, v in values.items()})
 
 
 def _schema_type(hint: Any) -> Any:
