@@ -14,7 +14,6 @@ import dataclasses
 import enum
 import typing
 from dataclasses import dataclass
-from typing import Any
 
 from fgdd.errors import ConfigError
 from fgdd.utils.choices import Pipeline, Precision, choice
