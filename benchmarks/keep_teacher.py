@@ -6,7 +6,9 @@ Usage: python benchmarks/keep_teacher.py <cache entry folder> benchmarks/teacher
 Writes ``<stem>.pth`` (a byte copy of the entry's ``teacher.pth``: weights and fgdd's metadata, so
 ``teacher=checkpoint teacher.checkpoint=<stem>.pth`` checks classes, input size and normalisation) and
 ``<stem>.training.json`` (how it was made: the cache key with its recipe, the per-epoch curve, the final val top-1,
-the seconds of the logged epochs, the weights' sha256). Refuses an entry whose training has not finished, and never overwrites
+the seconds of the logged epochs, the weights' sha256). Two final val top-1s: ``val_top1_final``, the curve's last
+validation (forward passes in the training's precision, bf16 where it trained in bf16), and ``val_top1_fp32``, the
+checkpoint's own (fgdd.teacher.teacher_accuracy, fp32: the number a run that loads the teacher logs). Refuses an entry whose training has not finished, and never overwrites
 a kept teacher with other weights.
 """
 
@@ -31,6 +33,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def checkpoint_val_top1(weights: Path) -> float | None:
+    """The val top-1 fgdd stored in the checkpoint's metadata when it saved it (fp32 forward passes)."""
+    from fgdd.models.checkpoint import load_checkpoint
+
+    _, meta = load_checkpoint(weights)
+    return None if meta is None else meta.val_top1
+
+
 def training_record(entry: Path) -> dict[str, Any]:
     """What the entry says of its teacher's training (the key without its machine-local train_root)."""
     key = json.loads((entry / KEY_FILE).read_text())
@@ -42,7 +52,8 @@ def training_record(entry: Path) -> dict[str, Any]:
         "key": {k: v for k, v in key.items() if k != "train_root"},
         "epochs_trained": curve[-1]["epoch"] + 1,
         "epochs_logged": len(curve),  # fewer where the training began before its curve was written
-        "val_top1_final": curve[-1].get("teacher/val_top1"),
+        "val_top1_final": curve[-1].get("teacher/val_top1"),  # under the training's precision
+        "val_top1_fp32": checkpoint_val_top1(entry / TEACHER_FILE),  # what runs loading the teacher measure
         "logged_seconds": round(sum(e.get("seconds", 0.0) for e in curve), 1),  # of the logged epochs only
         "curve": [{"epoch": e["epoch"], "seconds": e.get("seconds"), "train_loss": e.get("teacher/train_loss"),
                    "train_top1": e.get("teacher/train_top1"), "val_top1": e.get("teacher/val_top1")} for e in curve],

@@ -35,6 +35,7 @@ def test_a_finished_entry_is_kept_with_its_training_record(tmp_path) -> None:
     record = json.loads(sidecar.read_text())
     assert record["key"] == {"dataset": "shapes", "recipe": {"epochs": 2}}  # no machine-local path
     assert record["epochs_trained"] == 2 and record["val_top1_final"] == pytest.approx(0.5)
+    assert record["val_top1_fp32"] == pytest.approx(0.3)  # the checkpoint's own, measured in fp32 when it was saved
     assert record["logged_seconds"] == 21.0 and [e["epoch"] for e in record["curve"]] == [0, 1]
     assert keep_teacher.keep(cache_entry(tmp_path / "again"), tmp_path / "kept" / "shapes_conv3")  # same: fine
 
