@@ -8,8 +8,8 @@ Writes ``<stem>.pth`` (a byte copy of the entry's ``teacher.pth``: weights and f
 ``<stem>.training.json`` (how it was made: the cache key with its recipe, the per-epoch curve, the final val top-1,
 the seconds of the logged epochs, the weights' sha256). Two final val top-1s: ``val_top1_final``, the curve's last
 validation (forward passes in the training's precision, bf16 where it trained in bf16), and ``val_top1_fp32``, the
-checkpoint's own (fgdd.teacher.teacher_accuracy, fp32: the number a run that loads the teacher logs). Refuses an entry whose training has not finished, and never overwrites
-a kept teacher with other weights.
+checkpoint's own (fgdd.teacher.teacher_accuracy, fp32: the number a run that loads the teacher logs).
+Refuses an entry whose training has not finished, and never overwrites a kept teacher with other weights.
 """
 
 from __future__ import annotations
