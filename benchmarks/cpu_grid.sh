@@ -52,9 +52,17 @@ extract() {  # archive (train/ val|test/ at its top) -> $BENCH/data/<folder>, on
   tar -xzf "$SHARED/data/$1" -C "$partial" && mv "$partial" "$BENCH/data/$2"
 }
 
-kept_teacher() {  # the overrides that load a teacher kept in the repository (benchmarks/keep_teacher.py), if there is one
+kept_teacher() {  # the overrides that load a teacher kept in the repository (benchmarks/keep_teacher.py), if there is one,
+  # from a copy under $BENCH/teachers/<its sha256>/: a path that is the same from every checkout of any commit that keeps
+  # these weights, so a cell begun from one worktree resumes from another (fgdd.run refuses a run folder whose recorded
+  # config differs, the teacher's path included)
   local file=benchmarks/teachers/$1.pth
-  if [ -f "$file" ]; then echo "teacher=checkpoint teacher.checkpoint=$(realpath "$file")"; fi
+  [ -f "$file" ] || return 0
+  local folder; folder=$BENCH/teachers/$(sha256sum "$file" | cut -c1-12)
+  if [ ! -f "$folder/$1.pth" ]; then
+    mkdir -p "$folder" && cp "$file" "$folder/$1.pth.partial" && mv "$folder/$1.pth.partial" "$folder/$1.pth"
+  fi
+  echo "teacher=checkpoint teacher.checkpoint=$folder/$1.pth"
 }
 
 cell_args() {  # the overrides of one cell of the grid

@@ -129,3 +129,22 @@ def test_regime_table_adds_rded_test_set_and_the_published_number(tmp_path) -> N
     assert rows[0].split(" | ")[5] == "63.2 |"  # RDED's ImageNette ConvNet-5 IPC 10 beside the rded row
     assert rows[1].split(" | ")[3:5] == ["+3.6", "+3.6"]
     assert "student forward passes in fp32" in text
+
+
+def test_a_kept_teacher_is_loaded_from_a_path_that_no_checkout_changes(tmp_path) -> None:
+    # a cell begun from one worktree must resume from another: fgdd.run refuses a run folder whose recorded config
+    # differs, so the teacher's path may not name the checkout; the script loads a copy under the bench folder instead
+    bench, calls = tmp_path / "bench", tmp_path / "calls.txt"
+    (bench / "data" / "imagewoof2-146").mkdir(parents=True)  # extracted already: the script skips the archive
+    fake_python = tmp_path / "python"
+    fake_python.write_text(f'#!/usr/bin/env bash\necho "$@" >> {calls}\n')
+    fake_python.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "FGDD_BENCH_DIR": str(bench), "PYTHON": str(fake_python), "IPCS": "1",
+           "SEEDS": "0", "CELLS": "rded", "BENCHMARKS": str(tmp_path / "B.md")}
+    subprocess.run(["bash", str(REPO / "benchmarks" / "cpu_grid.sh"), "imagewoof-conv5"], env=env, check=True,
+                   capture_output=True)
+    run_call = next(line for line in calls.read_text().splitlines() if line.startswith("-m fgdd.run"))
+    checkpoint = Path(re.search(r"teacher\.checkpoint=(\S+)", run_call).group(1))
+    kept = REPO / "benchmarks" / "teachers" / "imagewoof_conv5.pth"
+    assert checkpoint.parent.parent == bench / "teachers" and checkpoint.name == kept.name
+    assert checkpoint.read_bytes() == kept.read_bytes() and "teacher=checkpoint" in run_call.split()
