@@ -16,6 +16,7 @@ students scored on a held-out part of the training split, the number a setting s
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -61,7 +62,16 @@ def cells_of(folder: Path) -> list[str]:
     return [c for c in ORDER if c in found] + sorted(c for c in found if c not in ORDER)
 
 
+def seeds_on_disk(folder: Path) -> set[int]:
+    """The seeds of every cell's ``seed<N>`` run folder (not a folder set aside, e.g. ``seed1.aside-...``)."""
+    return {int(m.group(1)) for cell in cells_of(folder) for p in (folder / cell).iterdir()
+            if (m := re.fullmatch(r"seed(\d+)", p.name)) and p.is_dir()}
+
+
 def table(folder: Path, seeds: list[int], score: str = "test", published: Path | None = None) -> str:
+    """``seeds``: the columns at least; every seed with a run folder on disk is shown too, so a grid invoked for
+    some seeds (SEEDS="1 2") still writes the seeds an earlier invocation finished."""
+    seeds = sorted(set(seeds) | seeds_on_disk(folder))
     prefix = "student" if score == "test" else "holdout"  # holdout: evaluator=holdout's renamed accuracies
     runs: dict[tuple[str, int], tuple[str, dict[str, Any] | None]] = {}
     configs: list[dict[str, Any]] = []

@@ -148,3 +148,14 @@ def test_a_kept_teacher_is_loaded_from_a_path_that_no_checkout_changes(tmp_path)
     kept = REPO / "benchmarks" / "teachers" / "imagewoof_conv5.pth"
     assert checkpoint.parent.parent == bench / "teachers" and checkpoint.name == kept.name
     assert checkpoint.read_bytes() == kept.read_bytes() and "teacher=checkpoint" in run_call.split()
+
+
+def test_a_table_written_for_later_seeds_still_shows_the_seeds_finished_before(tmp_path) -> None:
+    # cpu_grid.sh passes its own SEEDS; a grid resumed with SEEDS="1 2" must not drop seed 0 from the section
+    grid = tmp_path / "imagewoof-conv5-ipc10"
+    fake_run(grid / "rded" / "seed0", "rded", 0.44)
+    fake_run(grid / "rded" / "seed1", "rded", 0.46)
+    fake_run(grid / "rded" / "seed2.aside-worktree-path", "rded", 0.10)  # set aside: not a seed of the grid
+    text = cpu_grid_table.table(grid, [1, 2])
+    rded = next(line for line in text.splitlines() if line.startswith("| rded "))
+    assert "top-1 final (%), seed 0 / 1 / 2 |" in text and rded.split(" | ")[1:3] == ["44.0 / 46.0 / -", "45.0 +- 1.4"]
