@@ -16,6 +16,7 @@ students scored on a held-out part of the training split, the number a setting s
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import statistics
 import sys
@@ -25,6 +26,9 @@ from typing import Any
 import yaml
 
 from fgdd.report.collect import DONE, FAILED, read_status
+from fgdd.run_folder import DISTILLED, DISTILLED_MANIFEST
+
+WHOLE_PHOTO_PATH = "resize"  # a manifest patch's path where fgdd kept the whole photo (else "crop", RDED's)
 
 # the grid's cells in the order the table lists them; others (added by hand) follow, sorted
 ORDER = ["random_real", "rded", "fgdd-saliency-q0.5", "fgdd-saliency-q0.3", "fgdd-saliency-q0.7",
@@ -124,9 +128,26 @@ def table(folder: Path, seeds: list[int], score: str = "test", published: Path |
     if rded_test:
         lines += ["", rded_test_table(cells_of(folder), seeds, lambda c, s: metric(c, s, f"{prefix}/top1_final_rded_test"),
                                       published_rded(configs, published))]
+    whole = [whole_photo_line(LABELS.get(c, c), [whole_photo_share(folder / c / f"seed{s}") for s in seeds], seed_list)
+             for c in cells_of(folder) if c.startswith("fgdd")]
+    lines += ["", *whole] if whole else []
     if score == "holdout":
         lines += ["", chosen_line([c for c in cells_of(folder) if c.startswith("fgdd")], final, seeds)]
     return "\n".join(protocol(configs, runs, shas) + [""] + lines) + "\n"
+
+
+def whole_photo_share(run_dir: Path) -> float | None:
+    """The fraction of a finished run's patches that are whole photos (its distilled set's manifest), else None."""
+    manifest = run_dir / DISTILLED / DISTILLED_MANIFEST
+    if not (run_dir / "metrics.json").exists() or not manifest.exists():
+        return None
+    paths = [json.loads(line).get("path") for line in manifest.read_text().splitlines() if line.strip()]
+    return sum(path == WHOLE_PHOTO_PATH for path in paths) / len(paths) if paths else None
+
+
+def whole_photo_line(label: str, shares: list[float | None], seed_list: str) -> str:
+    shown = " / ".join("-" if share is None else f"{100 * share:.0f}" for share in shares)
+    return f"- {label}: whole photos in {shown} % of the cells (seed {seed_list}; the rest are RDED's best crops)"
 
 
 def minus_rded(cell: str, values: list[float | None], rded: list[float | None]) -> tuple[str, str]:

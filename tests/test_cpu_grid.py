@@ -159,3 +159,16 @@ def test_a_table_written_for_later_seeds_still_shows_the_seeds_finished_before(t
     text = cpu_grid_table.table(grid, [1, 2])
     rded = next(line for line in text.splitlines() if line.startswith("| rded "))
     assert "top-1 final (%), seed 0 / 1 / 2 |" in text and rded.split(" | ")[1:3] == ["44.0 / 46.0 / -", "45.0 +- 1.4"]
+
+
+def test_fgdd_rows_say_how_many_cells_are_whole_photos(tmp_path) -> None:
+    grid = tmp_path / "imagewoof-conv5-ipc1"
+    fake_run(grid / "rded" / "seed0", "rded", 0.20)
+    fake_run(grid / "fgdd-saliency-q0.5" / "seed0", "fgdd", 0.22)
+    fake_run(grid / "fgdd-saliency-q0.5" / "seed1", "fgdd", None)  # unfinished: no share
+    manifest = grid / "fgdd-saliency-q0.5" / "seed0" / "distilled" / "manifest.jsonl"
+    manifest.parent.mkdir()
+    manifest.write_text("".join(json.dumps({"path": p}) + "\n" for p in ["resize", "crop", "resize", "resize"]))
+    text = cpu_grid_table.table(grid, [0, 1])
+    assert "- fgdd (saliency, per-class 0.5-quantile, the default): whole photos in 75 / - % of the cells" in text
+    assert "- rded:" not in text
