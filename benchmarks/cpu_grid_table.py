@@ -128,7 +128,10 @@ def table(folder: Path, seeds: list[int], score: str = "test", published: Path |
     if rded_test:
         lines += ["", rded_test_table(cells_of(folder), seeds, lambda c, s: metric(c, s, f"{prefix}/top1_final_rded_test"),
                                       published_rded(configs, published))]
-    whole = [whole_photo_line(LABELS.get(c, c), [whole_photo_share(folder / c / f"seed{s}") for s in seeds], seed_list)
+    def share(cell: str, seed: int) -> float | None:  # of a finished run only, as every other column
+        return whole_photo_share(folder / cell / f"seed{seed}") if final(cell, seed) is not None else None
+
+    whole = [whole_photo_line(LABELS.get(c, c), [share(c, s) for s in seeds], seed_list)
              for c in cells_of(folder) if c.startswith("fgdd")]
     lines += ["", *whole] if whole else []
     if score == "holdout":
@@ -137,9 +140,9 @@ def table(folder: Path, seeds: list[int], score: str = "test", published: Path |
 
 
 def whole_photo_share(run_dir: Path) -> float | None:
-    """The fraction of a finished run's patches that are whole photos (its distilled set's manifest), else None."""
+    """The fraction of a run's patches that are whole photos (its distilled set's manifest), None without one."""
     manifest = run_dir / DISTILLED / DISTILLED_MANIFEST
-    if not (run_dir / "metrics.json").exists() or not manifest.exists():
+    if not manifest.exists():
         return None
     paths = [json.loads(line).get("path") for line in manifest.read_text().splitlines() if line.strip()]
     return sum(path == WHOLE_PHOTO_PATH for path in paths) / len(paths) if paths else None
