@@ -27,6 +27,9 @@
 #   SCORE=test|holdout  holdout: the same cells trained the same way but scored with evaluator=holdout on a held-out
 #     part of the TRAINING split (never the test split), into GRID/<dataset>-holdout and its own BENCHMARKS section
 #     (<!-- bench:cpu-grid-<dataset>-holdout -->); the threshold default is chosen by this table
+#   STUDENT=resnet18 (unset: the protocol's student) another student architecture (a conf/model name) trained on the
+#     same distilled sets, reused byte for byte from the cache of distilled sets (the teacher that selects and labels
+#     stays the protocol's), into GRID/<group>-<student> and its own section (<!-- bench:cpu-grid-<group>-<student> -->)
 # Needs the saliency weights (python -m fgdd.weights fetch u2netp; make install does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +44,7 @@ CAM=${CAM:-0}
 PY=${PYTHON:-.venv/bin/python}
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 ONLY_CELLS=${CELLS:-}
+STUDENT=${STUDENT:-}
 SCORE=${SCORE:-test}
 case $SCORE in test) SUFFIX= ;; holdout) SUFFIX=-holdout ;; *) echo "SCORE must be test or holdout" >&2; exit 2 ;; esac
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=${WANDB_MODE:-disabled} FGDD_OFFLINE=1
@@ -114,6 +118,7 @@ for dataset in "${DATASETS[@]}"; do
   for ipc in "${GROUPS_[@]}"; do
   name=$dataset; IPC_ARGS=()
   [ "$ipc" != - ] && { name=$dataset-ipc$ipc; IPC_ARGS=(ipc="$ipc"); }
+  STUDENT_ARGS=(); [ -n "$STUDENT" ] && { name=$name-$STUDENT; STUDENT_ARGS=(model="$STUDENT"); }
   for seed in $SEEDS; do
     for cell in "${CELLS[@]}"; do
       run_dir=$GRID/$name$SUFFIX/$cell/seed$seed
@@ -122,7 +127,7 @@ for dataset in "${DATASETS[@]}"; do
       [ -n "$MIPC" ] && [ "$cell" != random_real ] && CELL+=(selector.mipc="$MIPC")  # random_real draws no mipc
       [ "$SCORE" = holdout ] && CELL+=(evaluator=holdout)
       echo "=== $name $cell seed $seed -> $run_dir"
-      if ! "$PY" -m fgdd.run "${COMMON[@]}" "${ARGS[@]}" "${IPC_ARGS[@]}" "${CELL[@]}" "${EXTRA_ARGS[@]}" \
+      if ! "$PY" -m fgdd.run "${COMMON[@]}" "${ARGS[@]}" "${IPC_ARGS[@]}" "${STUDENT_ARGS[@]}" "${CELL[@]}" "${EXTRA_ARGS[@]}" \
           seed="$seed" hydra.run.dir="$run_dir"; then
         echo "FAILED: $name $cell seed $seed (see $run_dir/failed.json); going on" >&2
         failed=$((failed + 1))
@@ -131,7 +136,7 @@ for dataset in "${DATASETS[@]}"; do
       "$PY" benchmarks/cpu_grid_table.py "$GRID/$name$SUFFIX" --seeds $SEEDS --score "$SCORE" \
           --published experiments/rded_table2/published.csv \
         | "$PY" benchmarks/record.py "cpu-grid-$name$SUFFIX" --file "$BENCHMARKS" \
-            --command "benchmarks/cpu_grid.sh $dataset (SEEDS=\"$SEEDS\"${IPC_ARGS:+ IPCS=$ipc} EPOCHS=$EPOCHS${MIPC:+ MIPC=$MIPC} CAM=$CAM SCORE=$SCORE${EXTRA:+ EXTRA=\"$EXTRA\"})"
+            --command "benchmarks/cpu_grid.sh $dataset (SEEDS=\"$SEEDS\"${IPC_ARGS:+ IPCS=$ipc}${STUDENT:+ STUDENT=$STUDENT} EPOCHS=$EPOCHS${MIPC:+ MIPC=$MIPC} CAM=$CAM SCORE=$SCORE${EXTRA:+ EXTRA=\"$EXTRA\"})"
     done
   done
   done

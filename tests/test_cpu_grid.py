@@ -150,6 +150,28 @@ def test_a_kept_teacher_is_loaded_from_a_path_that_no_checkout_changes(tmp_path)
     assert checkpoint.read_bytes() == kept.read_bytes() and "teacher=checkpoint" in run_call.split()
 
 
+
+def test_another_student_trains_on_the_same_sets_into_its_own_group(tmp_path) -> None:
+    # STUDENT=resnet18: only the student changes (model=...), so the selector's distilled-set cache key is the same and
+    # the sets are reused; its run folders and its BENCHMARKS section are the group's own, apart from the protocol's
+    bench, calls, benchmarks = tmp_path / "bench", tmp_path / "calls.txt", tmp_path / "B.md"
+    (bench / "data" / "imagewoof2-146").mkdir(parents=True)
+    fake_python = tmp_path / "python"
+    fake_python.write_text(f'#!/usr/bin/env bash\necho "$@" >> {calls}\n')
+    fake_python.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "FGDD_BENCH_DIR": str(bench), "PYTHON": str(fake_python), "IPCS": "1",
+           "SEEDS": "0", "CELLS": "rded", "BENCHMARKS": str(benchmarks), "STUDENT": "resnet18"}
+    subprocess.run(["bash", str(REPO / "benchmarks" / "cpu_grid.sh"), "imagewoof-conv5"], env=env, check=True,
+                   capture_output=True)
+    lines = calls.read_text().splitlines()
+    run_call = next(line.split() for line in lines if line.startswith("-m fgdd.run"))
+    grid = bench / "outputs" / "cpu-grid" / "imagewoof-conv5-ipc1-resnet18"
+    assert "model=resnet18" in run_call and f"hydra.run.dir={grid}/rded/seed0" in run_call
+    assert "experiment=rded_imagewoof_conv5" in run_call  # the protocol's teacher still selects and labels
+    record_call = next(line for line in lines if line.startswith("benchmarks/record.py"))
+    assert record_call.startswith("benchmarks/record.py cpu-grid-imagewoof-conv5-ipc1-resnet18 ")
+    assert "IPCS=1 STUDENT=resnet18 EPOCHS=300" in record_call
+
 def test_a_table_written_for_later_seeds_still_shows_the_seeds_finished_before(tmp_path) -> None:
     # cpu_grid.sh passes its own SEEDS; a grid resumed with SEEDS="1 2" must not drop seed 0 from the section
     grid = tmp_path / "imagewoof-conv5-ipc10"
