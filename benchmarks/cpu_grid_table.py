@@ -89,8 +89,9 @@ def table(folder: Path, seeds: list[int], score: str = "test", published: Path |
             runs[cell, seed] = (status, metrics)
             if status == DONE:
                 configs.append(yaml.safe_load((run_dir / "config.yaml").read_text()))
-                sha = yaml.safe_load((run_dir / "run.json").read_text()).get("git", {}).get("sha", "unknown")
-                shas.add(str(sha)[:7])
+                record = yaml.safe_load((run_dir / "run.json").read_text())
+                for attempt in [record, *record.get("resumes", [])]:  # the commit that began it and every resume's
+                    shas.add(str(attempt.get("git", {}).get("sha", "unknown"))[:7])
 
     def final(cell: str, seed: int) -> float | None:
         status, metrics = runs.get((cell, seed), (None, None))

@@ -194,3 +194,12 @@ def test_fgdd_rows_say_how_many_cells_are_whole_photos(tmp_path) -> None:
     text = cpu_grid_table.table(grid, [0, 1])
     assert "- fgdd (saliency, per-class 0.5-quantile, the default): whole photos in 75 / - % of the cells" in text
     assert "- rded:" not in text
+
+
+def test_the_code_line_names_the_commit_that_began_a_cell_and_every_one_that_resumed_it(tmp_path) -> None:
+    grid = tmp_path / "imagewoof-conv5-ipc10"
+    fake_run(grid / "rded" / "seed0", "rded", 0.44)
+    fake_run(grid / "fgdd-saliency-q0.5" / "seed0", "fgdd", 0.45)
+    record = grid / "fgdd-saliency-q0.5" / "seed0" / "run.json"
+    record.write_text(json.dumps({"git": {"sha": "f580996aaa"}, "resumes": [{"git": {"sha": "aad2208bbb"}}]}))
+    assert "code: commit aad2208, abcdef0, f580996" in cpu_grid_table.table(grid, [0])

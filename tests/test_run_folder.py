@@ -120,3 +120,19 @@ def test_a_config_refused_before_any_stage_leaves_no_run_folder_and_an_existing_
     refused = fgdd_run(tmp_path, data, "ipc=0", f"hydra.run.dir={existing}")
     assert refused.returncode == 2 and "ipc must be at least 1, got 0" in refused.stderr
     assert snapshot(existing) == before
+
+
+def test_a_resumed_run_keeps_its_first_record_and_adds_each_resuming_attempt(tmp_path) -> None:
+    # a run begun from one commit (or machine) and finished from another says both; a finished run's rerun runs
+    # nothing and records nothing
+    from fgdd.run_folder import prepare_run_dir
+
+    run_dir, config = tmp_path / "run", "seed: 0\n"
+    assert prepare_run_dir(config, lambda: {"git": {"sha": "begun"}}, run_dir) == "new"
+    assert prepare_run_dir(config, lambda: {"git": {"sha": "resumed"}}, run_dir) == "resumed"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["git"] == {"sha": "begun"}
+    assert [attempt["git"]["sha"] for attempt in record["resumes"]] == ["resumed"] and record["resumes"][0]["time"]
+    (run_dir / "metrics.json").write_text("{}")
+    assert prepare_run_dir(config, lambda: {"git": {"sha": "rerun"}}, run_dir) == "resumed"
+    assert json.loads((run_dir / "run.json").read_text()) == record

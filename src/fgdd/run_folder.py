@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
 import logging
 import os
 import platform
@@ -28,7 +29,8 @@ from fgdd.utils.io import atomic_write_json, atomic_write_text
 log = logging.getLogger("fgdd")
 
 CONFIG = "config.yaml"  # the resolved config of the attempt; a rerun compares against it
-RUN_RECORD = "run.json"  # code version and environment (run_record)
+RUN_RECORD = "run.json"  # code version and environment (run_record) of the attempt that began the run
+RESUMES = "resumes"  # run.json's list of the later attempts that resumed it, each with its own run_record and time
 FAILED = "failed.json"  # stage, error, message, time of a failed attempt; read by fgdd.report
 METRICS = "metrics.json"  # present only when the run finished; a rerun then returns it and does nothing
 DISTILLED = "distilled"  # the distilled set (fgdd.selection.distilled_set)
@@ -55,8 +57,9 @@ CONFIG_WAIT_S = 600.0  # DDP: how long the other ranks wait for rank 0 to record
 
 def prepare_run_dir(current: str, record: Callable[[], dict[str, Any]], run_dir: Path) -> str:
     """Record the config (``current``: its resolved YAML, fgdd.config.resolved_yaml) and run.json (``record()``,
-    asked only when the folder is written: run_record); a folder holding a different run's config is refused,
-    never overwritten. Returns what the folder holds for this attempt: "new", "resumed" or "retried".
+    asked only when the folder is written: run_record; a resumed unfinished run appends it to run.json's
+    ``resumes``); a folder holding a different run's config is refused, never overwritten. Returns what the folder
+    holds for this attempt: "new", "resumed" or "retried".
 
     Keys only the current config has (settings added by a newer fgdd, at their defaults) do not block a resume;
     a changed or removed value does, unless the recorded attempt failed before any stage finished
@@ -82,6 +85,8 @@ def prepare_run_dir(current: str, record: Callable[[], dict[str, Any]], run_dir:
                 raise FgddError(refusal(run_dir, previous, current, changed))
             log.warning("resuming a run recorded before these settings existed (kept at their defaults): %s",
                         ", ".join(added))
+        if is_main_process() and not (run_dir / METRICS).exists():  # a finished run's rerun runs nothing
+            _record_resume(record, run_dir)
         return "resumed"
     _record(record, run_dir, current)
     return "new"
@@ -92,6 +97,15 @@ def _record(record: Callable[[], dict[str, Any]], run_dir: Path, resolved: str) 
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG, resolved)
     atomic_write_json(run_dir / RUN_RECORD, fields)
+
+
+def _record_resume(record: Callable[[], dict[str, Any]], run_dir: Path) -> None:
+    # run.json stays the record of the attempt that began the run; each resume appends its own (code, machine,
+    # precision, command line) with its start time, so a run finished from another commit or machine says so
+    path = run_dir / RUN_RECORD
+    fields = json.loads(path.read_text()) if path.exists() else {}
+    fields.setdefault(RESUMES, []).append({"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **record()})
+    atomic_write_json(path, fields)
 
 
 def _wait_for_config(config_path: Path, current: str, timeout_s: float = CONFIG_WAIT_S) -> None:
