@@ -5,7 +5,8 @@ Usage: python benchmarks/cpu_grid_table.py GRID/<dataset> [--seeds 0 1 2] [--sco
 GRID/<dataset>/<cell>/seed<S>/ are run folders (fgdd.run). Per cell: the student's final top-1 per seed, mean +- std
 over the finished seeds, for fgdd cells the difference to rded on each seed where both finished, RDED's best-of-tail
 number (a max over the test set, labelled), and times per seed (distillation, student training). Unfinished cells
-show "-", failed ones "failed". The protocol lines come from the runs' own config.yaml / metrics.json / run.json,
+show "-", failed ones "failed", ones stopped by a signal (SIGTERM, Ctrl-C: a grid stopped, a session ended)
+"stopped". The protocol lines come from the runs' own config.yaml / metrics.json / run.json,
 so a reduced run (fewer epochs, smaller mipc) says so in its table.
 
 ``--score holdout`` reads runs made with ``evaluator=holdout`` (``SCORE=holdout benchmarks/cpu_grid.sh``): the same
@@ -27,6 +28,8 @@ import yaml
 
 from fgdd.report.collect import DONE, FAILED, read_status
 from fgdd.run_folder import DISTILLED, DISTILLED_MANIFEST
+
+STOPPED = "stopped"  # a failed.json that records a signal: Ctrl-C, or SIGTERM (fgdd.cli exits with 128 + 15)
 
 WHOLE_PHOTO_PATH = "resize"  # a manifest patch's path where fgdd kept the whole photo (else "crop", RDED's)
 
@@ -85,7 +88,9 @@ def table(folder: Path, seeds: list[int], score: str = "test", published: Path |
             run_dir = folder / cell / f"seed{seed}"
             if not (run_dir / "config.yaml").exists():
                 continue
-            status, metrics, _ = read_status(run_dir)
+            status, metrics, failure = read_status(run_dir)
+            if status == FAILED and stopped_by_a_signal(failure or {}):
+                status = STOPPED
             runs[cell, seed] = (status, metrics)
             if status == DONE:
                 configs.append(yaml.safe_load((run_dir / "config.yaml").read_text()))
@@ -99,7 +104,7 @@ def table(folder: Path, seeds: list[int], score: str = "test", published: Path |
 
     def shown(cell: str, seed: int) -> str:
         status = runs.get((cell, seed), (None, None))[0]
-        return "failed" if status == FAILED else pct(final(cell, seed))
+        return {FAILED: "failed", STOPPED: "stopped"}.get(status) or pct(final(cell, seed))
 
     def metric(cell: str, seed: int, key: str) -> Any:
         status, metrics = runs.get((cell, seed), (None, None))
@@ -138,6 +143,12 @@ def table(folder: Path, seeds: list[int], score: str = "test", published: Path |
     if score == "holdout":
         lines += ["", chosen_line([c for c in cells_of(folder) if c.startswith("fgdd")], final, seeds)]
     return "\n".join(protocol(configs, runs, shas) + [""] + lines) + "\n"
+
+
+def stopped_by_a_signal(failure: dict[str, Any]) -> bool:
+    message = str(failure.get("message", ""))
+    return failure.get("error") == "KeyboardInterrupt" or (
+        failure.get("error") == "SystemExit" and message.isdigit() and int(message) > 128)
 
 
 def whole_photo_share(run_dir: Path) -> float | None:

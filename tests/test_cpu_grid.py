@@ -203,3 +203,14 @@ def test_the_code_line_names_the_commit_that_began_a_cell_and_every_one_that_res
     record = grid / "fgdd-saliency-q0.5" / "seed0" / "run.json"
     record.write_text(json.dumps({"git": {"sha": "f580996aaa"}, "resumes": [{"git": {"sha": "aad2208bbb"}}]}))
     assert "code: commit aad2208, abcdef0, f580996" in cpu_grid_table.table(grid, [0])
+
+
+def test_a_cell_stopped_by_a_signal_says_stopped_not_failed(tmp_path) -> None:
+    grid = tmp_path / "imagenette-conv5-ipc10"
+    fake_run(grid / "rded" / "seed0", "rded", 0.64)
+    fake_run(grid / "rded" / "seed1", "rded", None, failed=True)
+    fake_run(grid / "rded" / "seed2", "rded", None)
+    (grid / "rded" / "seed2" / "failed.json").write_text(json.dumps({"stage": "student", "error": "SystemExit",
+                                                                     "message": "143"}))
+    rded = next(line for line in cpu_grid_table.table(grid, [0, 1, 2]).splitlines() if line.startswith("| rded "))
+    assert rded.split(" | ")[1] == "64.0 / failed / stopped"
