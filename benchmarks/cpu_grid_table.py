@@ -26,10 +26,10 @@ from typing import Any
 
 import yaml
 
-from fgdd.report.collect import DONE, FAILED, read_status
+from fgdd.report.collect import DONE, FAILED, read_status, stopped_by_a_signal
 from fgdd.run_folder import DISTILLED, DISTILLED_MANIFEST
 
-STOPPED = "stopped"  # a failed.json that records a signal: Ctrl-C, or SIGTERM (fgdd.cli exits with 128 + 15)
+STOPPED = "stopped"  # a failed.json that records a signal (fgdd.report.collect.stopped_by_a_signal)
 
 WHOLE_PHOTO_PATH = "resize"  # a manifest patch's path where fgdd kept the whole photo (else "crop", RDED's)
 
@@ -143,12 +143,6 @@ def table(folder: Path, seeds: list[int], score: str = "test", published: Path |
     if score == "holdout":
         lines += ["", chosen_line([c for c in cells_of(folder) if c.startswith("fgdd")], final, seeds)]
     return "\n".join(protocol(configs, runs, shas) + [""] + lines) + "\n"
-
-
-def stopped_by_a_signal(failure: dict[str, Any]) -> bool:
-    message = str(failure.get("message", ""))
-    return failure.get("error") == "KeyboardInterrupt" or (
-        failure.get("error") == "SystemExit" and message.isdigit() and int(message) > 128)
 
 
 def whole_photo_share(run_dir: Path) -> float | None:

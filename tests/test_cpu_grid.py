@@ -150,7 +150,6 @@ def test_a_kept_teacher_is_loaded_from_a_path_that_no_checkout_changes(tmp_path)
     assert checkpoint.read_bytes() == kept.read_bytes() and "teacher=checkpoint" in run_call.split()
 
 
-
 def test_another_student_trains_on_the_same_sets_into_its_own_group(tmp_path) -> None:
     # STUDENT=resnet18: only the student changes (model=...), so the selector's distilled-set cache key is the same and
     # the sets are reused; its run folders and its BENCHMARKS section are the group's own, apart from the protocol's
@@ -171,6 +170,7 @@ def test_another_student_trains_on_the_same_sets_into_its_own_group(tmp_path) ->
     record_call = next(line for line in lines if line.startswith("benchmarks/record.py"))
     assert record_call.startswith("benchmarks/record.py cpu-grid-imagewoof-conv5-ipc1-resnet18 ")
     assert "IPCS=1 STUDENT=resnet18 EPOCHS=300" in record_call
+
 
 def test_a_table_written_for_later_seeds_still_shows_the_seeds_finished_before(tmp_path) -> None:
     # cpu_grid.sh passes its own SEEDS; a grid resumed with SEEDS="1 2" must not drop seed 0 from the section
