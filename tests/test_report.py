@@ -50,6 +50,7 @@ def done(top1: float, distill_s: float = 10.0, nbytes: float = 2e6) -> dict:
 
 OOM = {"stage": "select", "error": "RuntimeError", "message": "CUDA out of memory\n(traceback follows)",
        "time": "2026-01-02T03:04:05+00:00"}
+SIGTERM = {"stage": "student", "error": "SystemExit", "message": "143", "time": "2026-01-03T04:05:06+00:00"}
 
 
 def write_published(path, rows: list[list]) -> None:
@@ -75,6 +76,18 @@ def test_mean_std_over_seeds_with_failed_and_unfinished_runs(tmp_path) -> None:
     fgdd = cells["fgdd(cam, quantile 0.7)"]
     assert (fgdd["seeds"], fgdd["unfinished"], fgdd["std"]) == (1, 1, 0.0)
     assert list(cells) == ["rded", "fgdd(cam, quantile 0.7)"]  # baselines first
+
+
+def test_a_run_stopped_by_a_signal_says_stopped_and_that_a_rerun_resumes_it(tmp_path, capsys) -> None:
+    fake_run(tmp_path, "broke", config({"name": "rded"}, 0), failure=OOM)
+    fake_run(tmp_path, "stopped", config({"name": "rded"}, 1), failure=SIGTERM)
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Failed runs (failed.json, the latest attempt): 2" in out
+    assert "- `broke`: stage select, RuntimeError: CUDA out of memory (2026-01-02" in out
+    assert ("- `stopped`: stopped in stage student (SystemExit 143, 2026-01-03T04:05:06+00:00); rerunning resumes "
+            "it") in out
+    assert "failed (select)" in out and "stopped (student)" in out  # the run table's status column
 
 
 def test_published_numbers_and_difference_in_markdown_and_csv(tmp_path, capsys) -> None:

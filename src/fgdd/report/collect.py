@@ -38,13 +38,13 @@ def read_status(run_dir: Path) -> tuple[str, dict[str, Any] | None, dict[str, An
     return UNFINISHED, None, None
 
 
-
 def stopped_by_a_signal(failure: dict[str, Any]) -> bool:
     """A failed.json written as a run was stopped, not as it broke: Ctrl-C, or a signal (fgdd.cli exits a SIGTERM
     with 128 + 15, recorded as SystemExit with the status as its message)."""
     message = str(failure.get("message", ""))
     return failure.get("error") == "KeyboardInterrupt" or (
         failure.get("error") == "SystemExit" and message.isdigit() and int(message) > 128)
+
 
 def read_overrides(run_dir: Path) -> list[str] | None:
     """The job's command-line overrides as Hydra recorded them; None for runs made outside Hydra."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fgdd.report.collect import DONE, FAILED, UNFINISHED
+from fgdd.report.collect import DONE, FAILED, UNFINISHED, stopped_by_a_signal
 from fgdd.report.sweep import Grid, match
 
 MESSAGE_CHARS = 300  # a failure is shown by the first line of its message, cut here; failed.json has it all
@@ -34,7 +34,10 @@ def _run_line(row: dict[str, Any], root: Path, grids: list[Grid]) -> str:
     what = f" ({grid.describe(row['overrides'])})" if grid and row.get("overrides") else ""
     line = f"- `{_relative(row['run'], root)}`{what}"
     failure = row.get("failure")
-    if failure:
+    if failure and stopped_by_a_signal(failure):  # stopped by hand or by a scheduler, not broken
+        line += (f": stopped in stage {failure.get('stage', '?')} ({failure.get('error', '?')} "
+                 f"{failure.get('message', '')}, {failure.get('time', 'time unknown')}); rerunning resumes it")
+    elif failure:
         line += (f": stage {failure.get('stage', '?')}, {failure.get('error', '?')}: "
                  f"{_first_line(failure.get('message', ''))} ({failure.get('time', 'time unknown')})")
     return line

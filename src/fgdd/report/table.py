@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from fgdd.report.collect import FAILED
+from fgdd.report.collect import FAILED, stopped_by_a_signal
 
 MB = 1e6
 
@@ -109,6 +109,7 @@ def runs_table(rows: list[dict[str, Any]], title: str) -> Table:
                                            r["seed"])):
         cells = [format_cell(row.get(key), kind) for key, _, kind in RUN_COLUMNS]
         if row["status"] == FAILED and row.get("failure"):
-            cells[-1] = f"failed ({row['failure'].get('stage', '?')})"
+            word = "stopped" if stopped_by_a_signal(row["failure"]) else "failed"
+            cells[-1] = f"{word} ({row['failure'].get('stage', '?')})"
         table.add_row(*cells)
     return table
