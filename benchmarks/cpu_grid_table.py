@@ -170,12 +170,17 @@ def minus_rded(cell: str, values: list[float | None], rded: list[float | None]) 
 
 
 def published_rded(configs: list[dict[str, Any]], published: Path | None) -> str:
-    """RDED's published top-1 for the grid's dataset, student and ipc (experiments/rded_table2/published.csv)."""
+    """RDED's published top-1 for the grid's dataset, student and ipc (experiments/rded_table2/published.csv);
+    none for a student trained on another architecture's sets: RDED's Table 2 selects and labels with an observer
+    of the student's own architecture (a ResNet-18 at 224 px for ResNet-18 on the ImageNet subsets)."""
     if published is None or not configs:
         return "-"
     from fgdd.report.published import load_published, lookup
 
     c = configs[0]
+    observer = (c.get("teacher", {}).get("arch") or {}).get("name")
+    if observer and observer != c["model"]["name"]:
+        return f"- (RDED's {c['model']['name']} number uses a {c['model']['name']} observer, not {observer})"
     row = lookup(load_published(published), {"dataset": c["dataset"]["name"], "student": c["model"]["name"],
                                              "ipc": int(c["ipc"]), "method": "rded", "selector": "rded",
                                              "evaluator": "soft-label"})

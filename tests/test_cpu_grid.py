@@ -17,13 +17,15 @@ import cpu_grid_table  # noqa: E402
 
 
 def fake_run(folder: Path, selector: str, top1: float | None, *, failed: bool = False, epochs: int = 300,
-             score: str = "student", rded_test: float | None = None, ipc: int = 10, model: str = "convnet4") -> None:
+             score: str = "student", rded_test: float | None = None, ipc: int = 10, model: str = "convnet4",
+             teacher_arch: str | None = None) -> None:
     folder.mkdir(parents=True)
     selector_cfg = {"name": selector} if selector == "random_real" else {"name": selector, "mipc": 300,
                                                                           "crop_ratio": [1.0, 1.0]}
     config = {"dataset": {"name": "imagenette", "input_size": 64, "factor": 1}, "model": {"name": model},
               "ipc": ipc, "evaluator": {"epochs": epochs}, "selector": selector_cfg,
-              "teacher": {"checkpoint": "/x/imagenette64_conv4.pth"}}
+              "teacher": {"checkpoint": "/x/imagenette64_conv4.pth",
+                          **({"arch": {"name": teacher_arch}} if teacher_arch else {})}}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     (folder / "run.json").write_text(json.dumps({"git": {"sha": "abcdef0123"}}))
     if failed:
@@ -129,6 +131,20 @@ def test_regime_table_adds_rded_test_set_and_the_published_number(tmp_path) -> N
     assert rows[0].split(" | ")[5] == "63.2 |"  # RDED's ImageNette ConvNet-5 IPC 10 beside the rded row
     assert rows[1].split(" | ")[3:5] == ["+3.6", "+3.6"]
     assert "student forward passes in fp32" in text
+
+
+def test_no_published_number_beside_a_student_trained_on_another_architectures_sets(tmp_path) -> None:
+    # RDED's ResNet-18 ImageNette numbers come from a ResNet-18 observer at 224 px: not the ConvNet-5 sets' protocol
+    grid = tmp_path / "imagenette-conv5-ipc10-resnet18"
+    fake_run(grid / "rded" / "seed0", "rded", 0.60, rded_test=0.62, model="resnet18", teacher_arch="convnet5")
+    published = REPO / "experiments" / "rded_table2" / "published.csv"
+    text = cpu_grid_table.table(grid, [0], published=published)
+    rded = next(line for line in text.split("RDED's test set top-1")[1].splitlines() if line.startswith("| rded"))
+    assert rded.split(" | ")[5] == "- (RDED's resnet18 number uses a resnet18 observer, not convnet5) |"
+    assert "61.4" not in text  # RDED's ResNet-18 ImageNette IPC 10
+    same = tmp_path / "imagenette-conv5-ipc10"
+    fake_run(same / "rded" / "seed0", "rded", 0.60, rded_test=0.62, model="convnet5", teacher_arch="convnet5")
+    assert "| 63.2 |" in cpu_grid_table.table(same, [0], published=published)
 
 
 def test_a_kept_teacher_is_loaded_from_a_path_that_no_checkout_changes(tmp_path) -> None:
