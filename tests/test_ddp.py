@@ -36,4 +36,5 @@ def test_ddp_with_two_processes_trains_teacher_and_student_and_writes_one_run(tm
     assert 0.0 <= metrics["student/top1_final"] <= 1.0
     assert "rank 1: the distilled set is ready" in output  # rank 1 waited for rank 0's set instead of selecting
     assert not list(run_dir.glob(".distilled.partial-*"))
+    assert not (run_dir / "resume").exists()  # the student's checkpoint (every rank's CutMix stream) served its run
     assert len(list((tmp_path / "cache" / "teachers").glob("*/teacher.pth"))) == 1

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from fgdd.data.spec import DatasetSpec
 from fgdd.errors import ClassMismatchError, ConfigError
 from fgdd.evaluation import SoftLabelEvaluator
+from fgdd.evaluation.student import RESUME_STATE, SoftLabelStudent
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 SPEC = DatasetSpec(name="colours", classes=("a", "b"), class_names=("a", "b"), input_size=16, mean=MEAN, std=STD,
@@ -92,14 +93,15 @@ def tiny_student(seed: int = 0) -> nn.Module:
 
 
 def run(evaluator: SoftLabelEvaluator, teacher: nn.Module | None, seed: int = 0, lr: float = 0.02,
-        logger: Any = None, trainer_kwargs: dict | None = None, student: nn.Module | None = None) -> dict[str, float]:
+        logger: Any = None, trainer_kwargs: dict | None = None, student: nn.Module | None = None,
+        checkpoint: Path | None = None) -> dict[str, float]:
     return evaluator.evaluate(
         ListDataset(colour_images(8, 16, seed=1), ipc=8, factor=2),
         FakeSplit(colour_images(10, 16, seed=2)),
         tiny_student() if student is None else student,
         teacher,
         lr=lr, spec=SPEC, seed=seed,
-        trainer_kwargs=CPU if trainer_kwargs is None else trainer_kwargs, logger=logger,
+        trainer_kwargs=CPU if trainer_kwargs is None else trainer_kwargs, logger=logger, checkpoint=checkpoint,
     )
 
 
@@ -127,6 +129,77 @@ def test_same_seed_same_student() -> None:
     assert not torch.equal(weights[0]["0.weight"], tiny_student().state_dict()["0.weight"])  # it did train
     run(evaluator, ColourTeacher(), seed=1, student=students[2])
     assert not torch.equal(weights[0]["0.weight"], weights[2]["0.weight"])  # another seed, other draws
+
+
+@pytest.mark.parametrize("pipeline", ["batched", "loader"])
+def test_a_student_killed_mid_training_resumes_to_the_uninterrupted_student(
+        pipeline: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 6 epochs validated at the end of epochs 1, 3, 5 (eval_every 2, the whole run is the tail); killed in epoch 4:
+    # the rerun resumes after epoch 3 with its validations, CutMix stream and the epoch's draws, and ends with the
+    # uninterrupted student's weights and metrics
+    evaluator = SoftLabelEvaluator(epochs=6, batch_size=4, eval_every=2, tail_fraction=1.0, pipeline=pipeline,
+                                   checkpoint_every_s=0)
+    reference, killed, resumed = tiny_student(), tiny_student(), tiny_student()
+    expected = run(evaluator, ColourTeacher(), student=reference)
+    checkpoint = tmp_path / "resume" / "student.ckpt"
+    original = SoftLabelStudent.training_step
+    epochs_run: list[int] = []
+
+    def killed_in_epoch_4(self, batch, batch_idx):
+        epochs_run.append(self.current_epoch)
+        if self.current_epoch == 4:
+            raise RuntimeError("killed")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(SoftLabelStudent, "training_step", killed_in_epoch_4)
+    with pytest.raises(RuntimeError, match="killed"):
+        run(evaluator, ColourTeacher(), student=killed, checkpoint=checkpoint)
+    assert checkpoint.is_file()
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert state["epoch"] == 3 and [v["epoch"] for v in state[RESUME_STATE]["val_history"]] == [1.0, 3.0]
+    assert not any(k.startswith("teacher.") for k in state["state_dict"])  # the run has its teacher
+
+    def counted(self, batch, batch_idx):
+        epochs_run.append(self.current_epoch)
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(SoftLabelStudent, "training_step", counted)
+    epochs_run.clear()
+    teacher = ColourTeacher()
+    got = run(evaluator, teacher, student=resumed, checkpoint=checkpoint)
+    assert sorted(set(epochs_run)) == [4, 5]  # only the epochs after the checkpoint ran
+    expected.pop("student/train_seconds"), got.pop("student/train_seconds")
+    assert got == expected
+    reference_weights = reference.state_dict()
+    assert all(torch.equal(v, reference_weights[k]) for k, v in resumed.state_dict().items())
+    assert torch.equal(teacher.head.weight, ColourTeacher().head.weight)  # the teacher was not loaded over
+
+    # a rerun of the finished training (killed before its metrics were written) trains nothing and scores the same
+    epochs_run.clear()
+    again = run(evaluator, ColourTeacher(), student=tiny_student(), checkpoint=checkpoint)
+    again.pop("student/train_seconds")
+    assert epochs_run == [] and again == expected
+
+
+def test_checkpoints_are_saved_at_most_every_checkpoint_every_s_and_at_the_last_epoch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    saved: list[int] = []
+    original = SoftLabelStudent.on_save_checkpoint
+
+    def counted(self, checkpoint):
+        saved.append(self.current_epoch)
+        return original(self, checkpoint)
+
+    monkeypatch.setattr(SoftLabelStudent, "on_save_checkpoint", counted)
+    run(SoftLabelEvaluator(epochs=4, batch_size=4, checkpoint_every_s=3600), ColourTeacher(),
+        checkpoint=tmp_path / "a.ckpt")
+    assert saved == [3]  # only the last epoch: an hour never passed
+    saved.clear()
+    run(SoftLabelEvaluator(epochs=4, batch_size=4, checkpoint_every_s=None), ColourTeacher(),
+        checkpoint=tmp_path / "b.ckpt")
+    assert saved == [] and not (tmp_path / "b.ckpt").exists()
+    with pytest.raises(ConfigError, match="checkpoint_every_s"):
+        SoftLabelEvaluator(checkpoint_every_s=-1)
 
 
 def test_loader_workers_do_not_change_the_result() -> None:

@@ -51,13 +51,13 @@ class SlowGroundTruth(GroundTruthSegmenter):
 class Case:
     """One command, run (and killed) repeatedly in its own output and cache folders."""
 
-    def __init__(self, folder: Path, data_root: Path) -> None:
+    def __init__(self, folder: Path, data_root: Path, extra: tuple[str, ...] = ()) -> None:
         self.folder = folder
         self.cache = folder / "cache"
         self.calls_file = folder / "calls.txt"
         folder.mkdir(parents=True, exist_ok=True)
         self.command = [sys.executable, "-m", "fgdd.run", *ARGS, f"data_root={data_root}", f"cache_dir={self.cache}",
-                        f"output_root={folder / 'out'}"]
+                        f"output_root={folder / 'out'}", *extra]
         self.proc: subprocess.Popen | None = None
         self.log_start = 0
         self.attempt = 0
@@ -225,6 +225,25 @@ def test_kill_in_teacher_then_in_occupancy_then_resume_to_the_uninterrupted_resu
     assert len(case.stored_occupancy()) == PER_CLASS_DRAWN * CLASSES
     assert file_identities(case.teacher_dir())["teacher.pth"] == teacher_identity  # not rewritten
     assert_same_result(case, reference_dir)
+
+
+def test_a_student_killed_after_its_checkpoint_resumes_from_it_to_the_uninterrupted_result(
+        reference, data_root, tmp_path) -> None:
+    # a checkpoint at every epoch's end (the default waits 300 s): SIGKILL once one is written, then rerun
+    reference_dir, _ = reference
+    case = Case(tmp_path / "student", data_root, extra=("evaluator.checkpoint_every_s=0",))
+    case.start()
+    checkpoint = lambda c: c.run_dir is not None and (c.run_dir / "resume" / "student.ckpt").exists()  # noqa: E731
+    case.wait_until(checkpoint, "the student's first checkpoint")
+    assert case.kill(signal.SIGKILL) == -signal.SIGKILL
+    assert not (case.run_dir / "metrics.json").exists(), "the run finished before the kill"
+    case.start()
+    assert case.finish() == 0, case.tail()
+    log = case.new_log()
+    assert "resuming student training from" in log and "resume/student.ckpt" in log
+    assert_same_result(case, reference_dir)
+    assert not (case.run_dir / "resume").exists()  # removed once metrics.json was written
+    assert not (reference_dir / "resume").exists()
 
 
 STAGE_REACHED = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,7 +30,9 @@ from fgdd.run_folder import (
     FIGURES,
     METRICS,
     OCCUPANCY,
+    RESUME,
     SELECTION_COST,
+    STUDENT_CHECKPOINT,
     archive_failure,
     close_handlers,
     detach_run_log,
@@ -106,6 +109,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
         if main_process:
             stages.current = "metrics"
             atomic_write_json(metrics_path, metrics)
+            remove_resume_state(run_dir)
     except BaseException as error:
         if main_process:
             record_failure(run_dir, stages.current, error)
@@ -114,6 +118,15 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     finish(logger, metrics)
     log.info("metrics: %s", json.dumps(metrics, indent=1))
     return metrics
+
+
+def remove_resume_state(run_dir: Path) -> None:
+    """The student's checkpoints served a rerun of a killed run only; once metrics.json is written nothing reads
+    them (a finished run's rerun returns its metrics), and they hold a student's weights and optimizer each."""
+    folder = run_dir / RESUME
+    if folder.exists():
+        shutil.rmtree(folder)
+        log.info("removed the student's resume checkpoints (%s): the run finished", folder)
 
 
 def record_of(cfg: DictConfig) -> dict[str, Any]:
@@ -175,7 +188,8 @@ def run_stages(cfg: DictConfig, run_dir: Path, stage: Stages, logger: Any) -> di
             student = build_model(plain(cfg.model.net), num_classes=spec.num_classes, input_size=spec.input_size)
         evaluator = build_evaluator(cfg.evaluator, dataset)
         results = evaluator.evaluate(distilled, val_images, student, teacher, lr=cfg.model.lr, spec=spec, seed=cfg.seed,
-                                     trainer_kwargs=trainer_kwargs, logger=logger)
+                                     trainer_kwargs=trainer_kwargs, logger=logger,
+                                     checkpoint=run_dir / RESUME / STUDENT_CHECKPOINT)
 
     selection_cost = json.loads((run_dir / SELECTION_COST).read_text()) if (run_dir / SELECTION_COST).exists() else {}
     distilled_bytes = float(sum(p.stat().st_size for p, _ in distilled.samples))

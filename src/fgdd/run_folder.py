@@ -43,6 +43,8 @@ FIGURES = "figures"
 SELECTION_COST = "selection.json"  # seconds the selection took when the set was made (kept when it is reused)
 DATASET_RECORD = "dataset.json"  # what the run read: images per split, classes left aside, unreadable val images
 LOGS = "logs"  # the csv logger's per-epoch metrics
+RESUME = "resume"  # the student's checkpoints while it trains (evaluator.checkpoint_every_s); removed when it finished
+STUDENT_CHECKPOINT = "student.ckpt"
 # What a finished stage leaves in a run folder: an attempt that failed before any of these exists holds no result,
 # so a retry with other settings may set it aside (a teacher lives in the cache, keyed by its own settings)
 STAGE_OUTPUTS = (DISTILLED, OCCUPANCY, SELECTION_COST, FIGURES, METRICS)

@@ -30,7 +30,7 @@ from fgdd.models.checkpoint import (
     save_checkpoint,
 )
 from fgdd.training.batches import BatchedEpochs, DeviceBatches, EpochDraws, PadCropFlip
-from fgdd.training.callbacks import EpochLog, LastCheckpoint
+from fgdd.training.callbacks import EpochLog, LastCheckpoint, usable_checkpoint
 from fgdd.training.classifier import TRAINING_CODE_VERSION, ClassifierModule
 from fgdd.training.teacher_recipe import Augment, TeacherRecipe
 from fgdd.training.train_images import decode_train_images, decoded_bytes, storage_size
@@ -146,19 +146,6 @@ def _fitting_pipeline(pipeline: Pipeline, train_split: ImageSplit, size: int, ma
     return pipeline
 
 
-def _usable_last_ckpt(path: Path) -> Path | None:
-    if not path.is_file():
-        return None
-    try:  # a run killed while Lightning wrote it leaves a truncated file
-        torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        aside = path.with_name(f"{path.name}.unreadable")
-        path.replace(aside)
-        log.warning("cannot resume from %s (%s); moved it to %s and training from scratch", path, error, aside)
-        return None
-    return path
-
-
 class ResumableRandomness(L.Callback):
     """Stores the random state with every checkpoint and restores it on resume, so a training resumed from
     ``last.ckpt`` draws the same shuffles, augmentations and worker seeds as one never interrupted (Lightning
@@ -269,12 +256,12 @@ def train_teacher(
     trainer = L.Trainer(
         max_epochs=recipe.epochs,
         callbacks=callbacks,
-        enable_checkpointing=False,  # LastCheckpoint is the only checkpointing
+        enable_checkpointing=True,  # LastCheckpoint's; with it Lightning adds no ModelCheckpoint of its own
         logger=logger if logger is not None else False,
         default_root_dir=folder,
         **{"enable_model_summary": False, **trainer_kwargs},
     )
-    resume = _usable_last_ckpt(folder / LAST_CKPT)
+    resume = usable_checkpoint(folder / LAST_CKPT)
     if resume is not None:
         log.info("resuming teacher training from %s", resume)
     trainer.fit(module, train_loader, val_loader, ckpt_path=resume)

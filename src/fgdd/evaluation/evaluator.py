@@ -3,10 +3,12 @@ test it on the full val split."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import lightning as L
@@ -22,11 +24,14 @@ from fgdd.evaluation.eval_images import EvalBatches, EvalImages, StreamedEvalIma
 from fgdd.evaluation.labels import label_source
 from fgdd.evaluation.loaders import AugmentedDistilledSet, AugmentParamsSet, SeededEpochSampler
 from fgdd.evaluation.plain import PlainBatchAugment, PlainTrainTransform
-from fgdd.evaluation.settings import Pipeline, StudentSettings
+from fgdd.evaluation.settings import Pipeline, SoftLabels, StudentSettings
 from fgdd.evaluation.student import SoftLabelStudent, validation_epochs
-from fgdd.training.batches import BatchedEpochs, DeviceBatches
+from fgdd.training.batches import BatchedEpochs, DeviceBatches, EpochDraws
+from fgdd.training.callbacks import LastCheckpoint, usable_checkpoint
 from fgdd.utils.console import progress_bars
 from fgdd.utils.seeding import STUDENT_DATA, STUDENT_EPOCH, STUDENT_INIT, STUDENT_WORKERS, derive_seed, seed_everything
+
+log = logging.getLogger(__name__)
 
 # Trainer arguments the evaluator owns; a trainer config that sets them would silently lose
 _OWNED_TRAINER_KEYS = ("max_epochs", "min_epochs", "max_steps", "check_val_every_n_epoch", "logger")
@@ -135,7 +140,10 @@ class SoftLabelEvaluator:
         seed: int,
         trainer_kwargs: Mapping[str, Any],
         logger: Any = None,
+        checkpoint: Path | None = None,  # where this training keeps its resume state (settings.checkpoint_every_s)
     ) -> dict[str, float]:
+        """Trains the student and returns its metrics. With ``checkpoint``, the training saves its state there and
+        a call that finds it (a rerun of a killed run) resumes from it: the same numbers as an uninterrupted one."""
         s = self.settings
         # online teacher, stored rounds or hard labels (the hard-label baseline leaves the run's teacher unused)
         labels = label_source(s, teacher)
@@ -205,7 +213,19 @@ class SoftLabelEvaluator:
         kwargs.update(trainer_kwargs)
         kwargs["callbacks"] = [*list(kwargs.get("callbacks") or []),
                                *progress_bars(kwargs.get("enable_progress_bar", True))]
+        resume = None
+        if checkpoint is not None and s.checkpoint_every_s is not None:
+            if s.soft_labels is SoftLabels.stored:  # the stored labels live in memory only
+                log.info("no student checkpoint with evaluator.soft_labels=stored: a killed student restarts")
+            else:
+                kwargs["callbacks"].append(LastCheckpoint(checkpoint, every_s=s.checkpoint_every_s))
+                kwargs["enable_checkpointing"] = True  # LastCheckpoint's (Lightning then adds none of its own)
+                if isinstance(train_loader, BatchedEpochs):
+                    kwargs["callbacks"].append(EpochDraws(train_loader))
+                resume = usable_checkpoint(checkpoint)
         trainer = L.Trainer(max_epochs=s.epochs, logger=logger if logger is not None else False, **kwargs)
+        if resume is not None:
+            log.info("resuming student training from %s", resume)
 
         start = time.perf_counter()
         try:
@@ -214,7 +234,7 @@ class SoftLabelEvaluator:
                 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
                 # the frozen teacher is in eval mode on purpose
                 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
-                trainer.fit(module, train_dataloaders=train_loader)
+                trainer.fit(module, train_dataloaders=train_loader, ckpt_path=resume)
         finally:
             restore()
         seconds = time.perf_counter() - start

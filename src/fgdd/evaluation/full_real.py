@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 CACHED = "reference/cached"  # 1.0 when the metrics were read from the cache, 0.0 when trained here
 
 
-# settings that change how fast the student trains, never what it learns (tested for the loader workers)
-_NOT_IN_KEY = ("num_workers", "val_batch_size")
+# settings that change how fast the student trains, or how it resumes, never what it learns (tested for the loader
+# workers and the checkpoints)
+_NOT_IN_KEY = ("num_workers", "val_batch_size", "checkpoint_every_s")
 
 
 def _recipe(inner: Any) -> dict[str, Any]:
@@ -121,7 +122,7 @@ class FullRealEvaluator:
 
     def evaluate(self, distilled: Dataset, val: Any, student: nn.Module, teacher: nn.Module | None, *, lr: float,
                  spec: DatasetSpec, seed: int, trainer_kwargs: Mapping[str, Any], logger: Any = None,
-                 ) -> dict[str, float]:
+                 checkpoint: Path | None = None) -> dict[str, float]:
         """``distilled`` and ``teacher`` are not used: the training set is the dataset's whole train split, with
         hard labels."""
         train = self.dataset.train()
@@ -136,7 +137,7 @@ class FullRealEvaluator:
             return {**cached, CACHED: 1.0}
         log.info("training the full-real reference on %d images (cached afterwards in %s)", len(train), cache.path)
         results = self.inner.evaluate(WholeTrainSplit(train, spec.num_classes), val, student, None, lr=rate, spec=spec,
-                                      seed=seed, trainer_kwargs=trainer_kwargs, logger=logger)
+                                      seed=seed, trainer_kwargs=trainer_kwargs, logger=logger, checkpoint=checkpoint)
         results = {**results, "reference/train_images": float(len(train)), "reference/lr": float(rate)}
         if is_main_process():
             cache.put(results)

@@ -28,6 +28,10 @@ class SeededEpochSampler(Sampler[tuple[int, int]]):
         self.rounds = rounds
         self.epoch = 0
 
+    def set_epoch(self, epoch: int) -> None:
+        # Lightning calls it before each epoch: a training resumed at epoch e draws epoch e's order and seeds
+        self.epoch = epoch
+
     def __iter__(self) -> Iterator[tuple[int, int]]:
         g = generator(self.seed, STUDENT_EPOCH, self.epoch if self.rounds is None else self.epoch % self.rounds)
         self.epoch += 1

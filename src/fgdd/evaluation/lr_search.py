@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from torch import nn
@@ -70,20 +71,25 @@ class LRSearchEvaluator:
         self.protocol = protocol
 
     def evaluate(self, distilled: Dataset, val: Any, student: nn.Module, teacher: nn.Module | None, *, lr: float,
-                 seed: int, trainer_kwargs: Mapping[str, Any], logger: Any = None,
+                 seed: int, trainer_kwargs: Mapping[str, Any], logger: Any = None, checkpoint: Path | None = None,
                  **settings: Any) -> dict[str, float]:
         """The inner evaluator's metrics for the chosen learning rate, plus ``lr_search/*``; ``lr`` (the recipe's)
-        is not used: the search replaces it."""
+        is not used: the search replaces it. With ``checkpoint``, each training keeps its own beside it
+        (``<name>-lr<rate>-<split>.ckpt``): a rerun of a killed search resumes the training it was in, and reads
+        the ones that finished from theirs."""
         if not self.search:  # DD-Ranking searches only where the method gives no rate (its syn_lr)
             results = self.inner.evaluate(distilled, val, student, teacher, lr=lr, seed=seed,
-                                          trainer_kwargs=trainer_kwargs, logger=logger, **settings)
+                                          trainer_kwargs=trainer_kwargs, logger=logger, checkpoint=checkpoint,
+                                          **settings)
             return {**results, "lr_search/lr": float(lr), "lr_search/trainings": 1.0,
                     "lr_search/train_seconds": results["student/train_seconds"]}
         initial = copy.deepcopy(student)  # every learning rate starts from the same weights
 
-        def train(rate: float, split: Any, log_to: Any) -> dict[str, float]:
+        def train(rate: float, split: Any, log_to: Any, split_name: str) -> dict[str, float]:
+            own = None if checkpoint is None else checkpoint.with_name(
+                f"{checkpoint.stem}-lr{rate:g}-{split_name}{checkpoint.suffix}")
             return self.inner.evaluate(distilled, split, copy.deepcopy(initial), teacher, lr=rate, seed=seed,
-                                       trainer_kwargs=trainer_kwargs, logger=log_to, **settings)
+                                       trainer_kwargs=trainer_kwargs, logger=log_to, checkpoint=own, **settings)
 
         selection_split = val
         if self.select_on == "holdout":
@@ -91,11 +97,11 @@ class LRSearchEvaluator:
                                             distilled_sources(distilled), self.holdout_seed)
         scores: dict[float, dict[str, float]] = {}
         for rate in self.lrs:
-            scores[rate] = train(rate, selection_split, None)
+            scores[rate] = train(rate, selection_split, None, self.select_on)
             log.info("lr search: lr %g -> %s %.4f on the %s split", rate, self.select_metric,
                      scores[rate][self.select_metric], self.select_on)
         best = max(self.lrs, key=lambda rate: (scores[rate][self.select_metric], -self.lrs.index(rate)))
-        results = scores[best] if self.select_on == "test" else train(best, val, logger)
+        results = scores[best] if self.select_on == "test" else train(best, val, logger, "test")
         extra = {f"lr_search/select_top1@{rate:g}": scores[rate][self.select_metric] for rate in self.lrs}
         extra["lr_search/lr"] = best
         extra["lr_search/trainings"] = float(len(self.lrs) + (self.select_on == "holdout"))

@@ -63,6 +63,8 @@ class StudentSettings:
     optimizer: Optimizer = Optimizer.adamw
     momentum: float = 0.9  # sgd only
     lr_step: int | None = None  # None: RDED's cosine schedule; N: the rate x0.1 every N epochs
+    checkpoint_every_s: float | None = 300.0  # a run's student saves its state this often (at an epoch's end) and a
+                                               # rerun resumes from it; None: no checkpoint, a killed student restarts
 
     def __post_init__(self) -> None:
         # strings (Python callers) become the enums; the schema already refused any other value
@@ -97,6 +99,9 @@ class StudentSettings:
             )
         if not 0.0 <= self.momentum < 1.0:
             raise ConfigError(f"evaluator.momentum must be in [0, 1), got {self.momentum}")
+        if self.checkpoint_every_s is not None and self.checkpoint_every_s < 0:
+            raise ConfigError(f"evaluator.checkpoint_every_s must be >= 0 or null (no checkpoint), got "
+                              f"{self.checkpoint_every_s}")
         if self.lr_step is not None and self.lr_step < 1:
             raise ConfigError(f"evaluator.lr_step must be >= 1 or null (RDED's cosine), got {self.lr_step}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -30,6 +31,8 @@ from fgdd.utils.precision import Resolved, autocast, resolve_precision
 from fgdd.utils.precision import native_bf16 as native_bf16
 from fgdd.utils.precision import use_bf16 as use_bf16
 from fgdd.utils.seeding import STUDENT_CUTMIX, generator
+
+RESUME_STATE = "fgdd_student"  # the checkpoint's entry for what Lightning does not save (SoftLabelStudent)
 
 
 def rded_lr_factor(epoch: int, epochs: int) -> float:
@@ -110,6 +113,8 @@ class SoftLabelStudent(L.LightningModule):
                                           "validate_on"])
         self.hparams.update(plain(settings))
         self.val_history: list[dict[str, float]] = []  # one entry per validation: epoch, top1, top5 (fractions)
+        self._mix: torch.Generator | None = None  # this rank's CutMix stream, made at fit start
+        self._resumed: dict[str, Any] | None = None  # a checkpoint's RESUME_STATE, applied at fit start
 
     def train(self, mode: bool = True) -> SoftLabelStudent:
         # Lightning switches the whole module to train mode each epoch; the teacher must stay in eval mode
@@ -131,8 +136,36 @@ class SoftLabelStudent(L.LightningModule):
         if self.device_batches is not None:
             self.device_batches.to(self.device)
         # one CutMix stream per rank, so ranks do not draw identical boxes
-        self.labels.start(generator(self.seed, STUDENT_CUTMIX, self.global_rank), self._forward.get("teacher"),
-                          self.trainer.world_size)
+        self._mix = generator(self.seed, STUDENT_CUTMIX, self.global_rank)
+        if self._resumed is not None:  # Lightning loads a checkpoint (on_load_checkpoint) before fit start
+            self._mix.set_state(self._resumed["mix"][self.global_rank])
+            torch.set_rng_state(self._resumed["torch"])
+            self.val_history = list(self._resumed["val_history"])
+        self.labels.start(self._mix, self._forward.get("teacher"), self.trainer.world_size)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Adds what a resumed training needs beyond Lightning's weights, optimizer and schedule: the validations so
+        far, every rank's CutMix stream and the global RNG; leaves out the frozen teacher (the run has it)."""
+        mix = self._mix.get_state() if self._mix is not None else torch.Generator().get_state()  # (n,) uint8
+        if self.trainer.world_size > 1:  # every rank calls this hook; rank 0 writes the file
+            gathered = self.all_gather(mix.to(self.device)).cpu()  # (world, n)
+            streams = [row.clone() for row in gathered]
+        else:
+            streams = [mix]
+        checkpoint[RESUME_STATE] = {"val_history": self.val_history, "mix": streams, "torch": torch.get_rng_state()}
+        if self.teacher is not None:
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
+                                        if not k.startswith("teacher.")}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get(RESUME_STATE)
+        if state is None or len(state["mix"]) != self.trainer.world_size:
+            raise ConfigError(f"this student checkpoint was not written by this training (it holds "
+                              f"{'no fgdd state' if state is None else str(len(state['mix'])) + ' ranks'}); "
+                              "move it away to train the student from the start")
+        self._resumed = state
+        if self.teacher is not None:  # the teacher was left out of the file: its keys back, as they are now
+            checkpoint["state_dict"].update({f"teacher.{k}": v for k, v in self.teacher.state_dict().items()})
 
     def on_after_batch_transfer(self, batch: object, dataloader_idx: int) -> object:
         # the device paths' training batches hold only the augmentation choices: the images are made here, where the
