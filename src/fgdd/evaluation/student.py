@@ -146,7 +146,8 @@ class SoftLabelStudent(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Adds what a resumed training needs beyond Lightning's weights, optimizer and schedule: the validations so
         far, every rank's CutMix stream and the global RNG; leaves out the frozen teacher (the run has it)."""
-        mix = self._mix.get_state() if self._mix is not None else torch.Generator().get_state()  # (n,) uint8
+        assert self._mix is not None, "checkpoints are saved while fitting, after on_fit_start made the stream"
+        mix = self._mix.get_state()  # (n,) uint8
         if self.trainer.world_size > 1:  # every rank calls this hook; rank 0 writes the file
             gathered = self.all_gather(mix.to(self.device)).cpu()  # (world, n)
             streams = [row.clone() for row in gathered]
